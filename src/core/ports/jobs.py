@@ -1,0 +1,50 @@
+"""Jobs port: background work that survives the request that asked for it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import attrs
+
+
+@attrs.frozen
+class Job:
+    """Base of job payloads. Subclasses set ``name``, the task name brokers route on."""
+
+    name: ClassVar[str] = ""
+
+
+@attrs.frozen
+class DeployTokenJob(Job):
+    name: ClassVar[str] = "deploy-token"
+    market_id: str
+    attempt: int = 1
+
+
+JobHandler = Callable[[Any], Awaitable[None]]
+
+
+class JobQueue(abc.ABC):
+    """Runs each enqueued job once through the handler registered for its type."""
+
+    @abc.abstractmethod
+    def register(self, job_type: type[Job], handler: JobHandler) -> None: ...
+
+    @abc.abstractmethod
+    async def enqueue(self, job: Job, *, delay_seconds: float = 0.0) -> None:
+        """Queue ``job``; with a delay it runs no earlier than that many seconds from now."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def join(self, timeout: float) -> None:
+        """Wait until no job is queued, delayed or running (tests and shutdown)."""
+
+    async def ping(self) -> None:  # noqa: B027 - in-process queues are always reachable
+        """Raise if the broker cannot be reached."""

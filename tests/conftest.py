@@ -1,0 +1,3 @@
+"""Fixtures shared by every tier. Service harnesses live in tests/harness."""
+
+pytest_plugins = ["tests.harness.postgres", "tests.harness.hardhat"]
