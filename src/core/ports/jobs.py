@@ -29,6 +29,11 @@ JobHandler = Callable[[Any], Awaitable[None]]
 class JobQueue(abc.ABC):
     """Runs each enqueued job once through the handler registered for its type."""
 
+    @property
+    def durable(self) -> bool:
+        """Whether queued jobs survive a restart of this process."""
+        return False
+
     @abc.abstractmethod
     def register(self, job_type: type[Job], handler: JobHandler) -> None: ...
 

@@ -1,0 +1,55 @@
+"""The Quart application: blueprints, the error envelope, OpenAPI, body limits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from quart import Quart, request
+from quart_schema import QuartSchema
+from werkzeug.exceptions import UnsupportedMediaType
+
+from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.http.errors import install_error_handlers
+from adapters.inbound.http.health import health
+from adapters.inbound.http.markets import markets
+
+LifecycleHook = Callable[[], Awaitable[None]]
+
+
+def create_app(
+    deps: HttpDependencies,
+    *,
+    on_startup: list[LifecycleHook] | None = None,
+    on_shutdown: list[LifecycleHook] | None = None,
+) -> Quart:
+    app = Quart("rwa")
+    app.config["RWA_DEPS"] = deps
+    app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path="/redocs",
+        info={"title": "RWA tokenization and trading API", "version": "1"},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+    )
+    install_error_handlers(app)
+    app.register_blueprint(health)
+    app.register_blueprint(markets)
+
+    @app.before_request
+    async def require_json_bodies() -> None:
+        if request.method in {"POST", "PUT", "PATCH"}:
+            length = request.content_length
+            has_body = (length or 0) > 0 or "chunked" in request.headers.get(
+                "Transfer-Encoding", ""
+            )
+            if has_body and request.mimetype != "application/json":
+                raise UnsupportedMediaType()
+
+    for hook in on_startup or []:
+        app.before_serving(hook)
+    for hook in on_shutdown or []:
+        app.after_serving(hook)
+    return app

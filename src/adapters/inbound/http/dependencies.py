@@ -1,0 +1,22 @@
+"""What the HTTP adapter needs, handed in by bootstrap (it never builds adapters itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+
+from adapters.inbound.http.auth import TokenIssuer
+from core.markets.queries import MarketQueries
+from core.markets.use_cases import MarketUseCases
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+
+
+@attrs.frozen
+class HttpDependencies:
+    markets: MarketUseCases
+    market_queries: MarketQueries
+    tokens: TokenIssuer
+    readiness: Mapping[str, ReadinessCheck]
+    max_body_bytes: int = 64 * 1024

@@ -1,0 +1,53 @@
+"""Domain objects to JSON: camelCase keys, decimal strings, ISO-8601 UTC times. No floats."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from core.markets.model import Market
+from core.shared.money import format_decimal
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(Decimal, format_decimal)
+    conv.register_unstructure_hook(datetime, _iso)
+    conv.register_unstructure_hook(enum.Enum, lambda e: e.value)
+
+    def camel_hook(cls: type) -> Any:
+        overrides = {a.name: override(rename=to_camel(a.name)) for a in attrs.fields(cls)}
+        return make_dict_unstructure_fn(cls, conv, **overrides)
+
+    conv.register_unstructure_hook_factory(attrs.has, camel_hook)
+    return conv
+
+
+converter = _make_converter()
+
+
+def dump(value: Any) -> Any:
+    return converter.unstructure(value)
+
+
+def dump_market(market: Market) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(market)
+    # Supplies are exact integers that may exceed 2**53: send them as strings.
+    data["totalSupply"] = str(market.total_supply)
+    data["totalSupplyBaseUnits"] = str(market.total_supply * 10**market.decimals)
+    return data

@@ -1,0 +1,302 @@
+"""Composition root: the only module that chooses adapters (by ``RWA_PROFILE``) and wires them.
+
+Profiles:
+  test        everything in memory
+  embedded    SQLite file, local role policy, in-process EVM, taskiq InMemoryBroker, memory bus
+  production  Postgres (``RWA_DATABASE_URL``); the other production adapters come later and
+              fall back to the embedded ones for now
+``RWA_CHAIN_RPC_URL`` switches the chain to JSON-RPC in the embedded and production profiles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from dependency_injector import containers, providers
+
+from adapters.inbound.http.app import create_app
+from adapters.inbound.http.auth import TokenIssuer
+from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.outbound.chain.evm import EvmChain
+from adapters.outbound.chain.memory import MemoryChain
+from adapters.outbound.chain.web3_rpc import Web3Chain
+from adapters.outbound.clock.system import SystemClock
+from adapters.outbound.events.memory import MemoryEventBus
+from adapters.outbound.jobs.memory import MemoryJobQueue
+from adapters.outbound.jobs.taskiq import TaskiqJobQueue
+from adapters.outbound.permissions.local import LocalPolicyPermissions
+from adapters.outbound.permissions.memory import MemoryPermissions
+from adapters.outbound.storage.memory import MemoryStorage
+from adapters.outbound.storage.sql import SqlStorage
+from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
+from core.markets.deployment import RetryPolicy, TokenDeployment
+from core.markets.queries import MarketQueries
+from core.markets.use_cases import MarketUseCases
+from core.ports.jobs import DeployTokenJob
+from core.shared.authorization import Authorizer
+from core.shared.outbox_relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+PROFILES = ("test", "embedded", "production")
+DEV_JWT_SECRET = "DEVELOPMENT-ONLY-jwt-secret-do-not-use-in-production"
+DEV_WEBHOOK_SECRETS = "DEVELOPMENT-ONLY-webhook-secret"
+
+
+class ConfigurationError(ValueError):
+    """The environment does not describe a runnable service."""
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from exc
+
+
+@attrs.frozen
+class Settings:
+    """Every ``RWA_`` variable, parsed once. Secrets are kept out of ``repr``."""
+
+    profile: str = "embedded"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str = attrs.field(default=DEV_JWT_SECRET, repr=False)
+    chain_rpc_url: str | None = None
+    chain_id: int | None = None
+    chain_private_key: str | None = attrs.field(default=None, repr=False)
+    permissions_base_url: str | None = None
+    permissions_api_key: str | None = attrs.field(default=None, repr=False)
+    webhook_secrets: tuple[str, ...] = attrs.field(default=(DEV_WEBHOOK_SECRETS,), repr=False)
+    quote_symbol: str = "USDC"
+    deploy_max_attempts: int = 5
+    deploy_backoff_seconds: float = 2.0
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        profile = env.get("RWA_PROFILE", "embedded") or "embedded"
+        if profile not in PROFILES:
+            raise ConfigurationError(f"RWA_PROFILE must be one of {PROFILES}, not {profile!r}")
+        secret_file = env.get("RWA_JWT_SECRET_FILE")
+        jwt_secret = env.get("RWA_JWT_SECRET") or (
+            Path(secret_file).read_text().strip() if secret_file else DEV_JWT_SECRET
+        )
+        chain_id = env.get("RWA_CHAIN_ID")
+        return cls(
+            profile=profile,
+            host=env.get("RWA_HOST", "127.0.0.1"),
+            port=_env_int(env, "RWA_PORT", 8000),
+            data_dir=Path(env.get("RWA_DATA_DIR", "./var")),
+            database_url=env.get("RWA_DATABASE_URL") or None,
+            redis_url=env.get("RWA_REDIS_URL") or None,
+            jwt_secret=jwt_secret,
+            chain_rpc_url=env.get("RWA_CHAIN_RPC_URL") or None,
+            chain_id=int(chain_id) if chain_id else None,
+            chain_private_key=env.get("RWA_CHAIN_PRIVATE_KEY") or None,
+            permissions_base_url=env.get("RWA_PERMISSIONS_BASE_URL") or None,
+            permissions_api_key=env.get("RWA_PERMISSIONS_API_KEY") or None,
+            webhook_secrets=tuple(
+                s.strip()
+                for s in env.get("RWA_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRETS).split(",")
+                if s.strip()
+            ),
+            quote_symbol=env.get("RWA_QUOTE_SYMBOL", "USDC"),
+            deploy_max_attempts=_env_int(env, "RWA_DEPLOY_MAX_ATTEMPTS", 5),
+            deploy_backoff_seconds=_env_float(env, "RWA_DEPLOY_BACKOFF_SECONDS", 2.0),
+            max_body_bytes=_env_int(env, "RWA_MAX_BODY_BYTES", 64 * 1024),
+            log_level=env.get("RWA_LOG_LEVEL", "INFO"),
+        )
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.profile == "production":
+            raise ConfigurationError("the production profile needs RWA_DATABASE_URL (Postgres)")
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'rwa.sqlite3').resolve()}"
+
+    @property
+    def storage_kind(self) -> str:
+        return "memory" if self.profile == "test" else "sql"
+
+    @property
+    def chain_kind(self) -> str:
+        if self.profile == "test":
+            return "memory"
+        return "rpc" if self.chain_rpc_url else "evm"
+
+    @property
+    def jobs_kind(self) -> str:
+        return "memory" if self.profile == "test" else "taskiq"
+
+    @property
+    def permissions_kind(self) -> str:
+        return "memory" if self.profile == "test" else "local"
+
+    @property
+    def uses_development_secrets(self) -> bool:
+        return self.jwt_secret == DEV_JWT_SECRET or DEV_WEBHOOK_SECRETS in self.webhook_secrets
+
+    def check(self) -> None:
+        if self.chain_rpc_url and not self.chain_private_key:
+            raise ConfigurationError("RWA_CHAIN_RPC_URL needs RWA_CHAIN_PRIVATE_KEY")
+        if self.profile == "production" and self.uses_development_secrets:
+            raise ConfigurationError(
+                "the production profile refuses the development JWT or webhook secrets"
+            )
+
+
+class Container(containers.DeclarativeContainer):
+    """Adapters chosen by the settings' ``*_kind`` properties; one container per process."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock = providers.Singleton(SystemClock)
+
+    storage = providers.Selector(
+        providers.Callable(lambda s: s.storage_kind, settings),
+        memory=providers.Singleton(MemoryStorage),
+        sql=providers.Singleton(
+            SqlStorage, providers.Callable(lambda s: s.effective_database_url, settings)
+        ),
+    )
+    permissions = providers.Selector(
+        providers.Callable(lambda s: s.permissions_kind, settings),
+        memory=providers.Singleton(MemoryPermissions),
+        local=providers.Singleton(LocalPolicyPermissions),
+    )
+    chain = providers.Selector(
+        providers.Callable(lambda s: s.chain_kind, settings),
+        memory=providers.Singleton(MemoryChain),
+        evm=providers.Singleton(EvmChain),
+        rpc=providers.Singleton(
+            Web3Chain,
+            rpc_url=providers.Callable(lambda s: s.chain_rpc_url, settings),
+            private_key=providers.Callable(lambda s: s.chain_private_key, settings),
+            chain_id=providers.Callable(lambda s: s.chain_id, settings),
+        ),
+    )
+    jobs = providers.Selector(
+        providers.Callable(lambda s: s.jobs_kind, settings),
+        memory=providers.Singleton(MemoryJobQueue),
+        taskiq=providers.Singleton(TaskiqJobQueue),
+    )
+    event_bus = providers.Singleton(MemoryEventBus)
+
+    authorizer = providers.Singleton(Authorizer, permissions)
+    market_use_cases = providers.Singleton(MarketUseCases, storage, authorizer, clock)
+    market_queries = providers.Singleton(MarketQueries, storage, chain)
+    retry_policy = providers.Singleton(
+        RetryPolicy,
+        max_attempts=providers.Callable(lambda s: s.deploy_max_attempts, settings),
+        base_delay_seconds=providers.Callable(lambda s: s.deploy_backoff_seconds, settings),
+    )
+    deployment = providers.Singleton(TokenDeployment, storage, chain, jobs, clock, retry_policy)
+    relay = providers.Singleton(OutboxRelay, storage, event_bus)
+    token_issuer = providers.Singleton(
+        TokenIssuer, providers.Callable(lambda s: s.jwt_secret, settings)
+    )
+
+
+@attrs.define
+class Runtime:
+    """A wired service: start its background parts, serve, stop them in order."""
+
+    settings: Settings
+    container: Container
+    started: bool = False
+
+    async def start(self) -> None:
+        c = self.container
+        jobs = c.jobs()
+        deployment = c.deployment()
+        jobs.register(DeployTokenJob, deployment.handle)
+        relay = c.relay()
+        relay.on("market.activation_started", deployment.on_activation_started)
+        await jobs.start()
+        # Jobs of an in-process queue die with the process: pick up interrupted deployments.
+        resumed = 0 if jobs.durable else await deployment.resume_interrupted()
+        if resumed:
+            log.warning("resumed %d interrupted token deployments", resumed)
+        relay.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        c = self.container
+        await c.relay().stop()
+        await c.jobs().stop()
+        await c.chain().close()
+        await c.event_bus().close()
+        await c.storage().close()
+        self.started = False
+
+    def readiness(self) -> dict[str, Any]:
+        c = self.container
+        return {
+            "storage": c.storage().ping,
+            "eventBus": c.event_bus().ping,
+            "chain": c.chain().block_number,
+            "jobs": c.jobs().ping,
+            "permissions": c.permissions().ping,
+        }
+
+    def http_app(self) -> Any:
+        c = self.container
+        deps = HttpDependencies(
+            markets=c.market_use_cases(),
+            market_queries=c.market_queries(),
+            tokens=c.token_issuer(),
+            readiness=self.readiness(),
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        return create_app(deps, on_startup=[self.start], on_shutdown=[self.stop])
+
+
+def build(settings: Settings | None = None) -> Runtime:
+    """A fresh container and runtime for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    settings.check()
+    if settings.uses_development_secrets and settings.profile != "test":
+        log.warning(
+            "using DEVELOPMENT-ONLY secrets (RWA_JWT_SECRET / RWA_WEBHOOK_SECRETS unset); "
+            "never expose this instance"
+        )
+    if settings.profile != "test":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    container = Container(settings=settings)
+    return Runtime(settings=settings, container=container)
+
+
+def migrate(settings: Settings) -> str:
+    """Bring the configured database to the newest schema; say what was done."""
+    if settings.storage_kind != "sql":
+        return f"profile {settings.profile} keeps no database; nothing to migrate"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    upgrade_schema(url)
+    return f"database migrated to head: {url.rsplit('@', 1)[-1]}"
