@@ -1,0 +1,30 @@
+"""Input checks shared by every chain adapter, so they all refuse the same things the same way."""
+
+from __future__ import annotations
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_address, to_checksum_address
+
+from core.ports.chain import TokenSpec
+from core.shared.errors import ChainError
+
+TOKEN_DECIMALS = 18  # fixed in RwaToken.sol
+MAX_UINT256 = 2**256 - 1
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def checksum_address(address: str, what: str = "address") -> ChecksumAddress:
+    """The EIP-55 form of a 20-byte hex address in any letter case; ``ChainError`` otherwise."""
+    if not isinstance(address, str) or not is_address(address.lower()):
+        raise ChainError(f"invalid {what}: {address!r} is not a 0x-prefixed 20-byte hex address")
+    return to_checksum_address(address)
+
+
+def check_token_spec(spec: TokenSpec) -> None:
+    """Refuse what ``RwaToken`` cannot represent before anything is signed."""
+    if spec.decimals != TOKEN_DECIMALS:
+        raise ChainError(f"RwaToken has {TOKEN_DECIMALS} decimals, not {spec.decimals}")
+    if not 0 <= spec.initial_supply <= MAX_UINT256:
+        raise ChainError(f"initial supply {spec.initial_supply} is outside uint256")
+    if not spec.name or not spec.symbol:
+        raise ChainError("token name and symbol must not be empty")
