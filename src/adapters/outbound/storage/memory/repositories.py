@@ -1,0 +1,125 @@
+"""Repositories of the memory adapter: reads see committed state plus this unit's changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from adapters.outbound.storage.memory.state import (
+    ChangeSet,
+    MemoryState,
+    copy_asset,
+    copy_event,
+    is_live,
+)
+from core.markets.model import Market, MarketAsset
+from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
+from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
+from core.shared.events import DomainEvent
+
+
+class MemoryMarketRepository(MarketRepository):
+    """Markets and assets; the live-symbol rule is checked here and again at commit."""
+
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    async def add(self, market: Market, asset: MarketAsset) -> None:
+        if market.id in self._changes.markets or market.id in self._state.markets:
+            raise Conflict(f"market {market.id} already exists")
+        if is_live(market) and await self.live_symbol_taken(market.token_symbol):
+            raise DuplicateSymbol(market.token_symbol)
+        self._changes.markets[market.id] = market
+        self._changes.new_ids.add(market.id)
+        self._changes.assets[market.id] = copy_asset(asset)
+
+    async def get(self, market_id: str) -> Market | None:
+        staged = self._changes.markets.get(market_id)
+        return staged if staged is not None else self._state.markets.get(market_id)
+
+    async def get_asset(self, market_id: str) -> MarketAsset | None:
+        asset = self._changes.assets.get(market_id) or self._state.assets.get(market_id)
+        return None if asset is None else copy_asset(asset)
+
+    async def save(self, market: Market) -> Market:
+        current = await self.get(market.id)
+        if current is None or current.version != market.version:
+            raise ConcurrentModification(
+                f"market {market.id} is not at version {market.version}",
+                details={"marketId": market.id, "expectedVersion": market.version},
+            )
+        if market.id not in self._changes.new_ids:
+            self._changes.base_versions.setdefault(market.id, current.version)
+        saved = attrs.evolve(market, version=market.version + 1)
+        self._changes.markets[market.id] = saved
+        return saved
+
+    async def list(
+        self, market_filter: MarketFilter, *, limit: int, before_id: str | None = None
+    ) -> list[Market]:
+        if limit <= 0:
+            return []
+        merged = {**self._state.markets, **self._changes.markets}
+        found = [
+            market
+            for market_id, market in merged.items()
+            if (before_id is None or market_id < before_id) and _matches(market, market_filter)
+        ]
+        found.sort(key=lambda market: market.id, reverse=True)
+        return found[:limit]
+
+    async def live_symbol_taken(self, symbol: str) -> bool:
+        staged = self._changes.markets
+        if any(m.token_symbol == symbol and is_live(m) for m in staged.values()):
+            return True
+        holder = self._state.live_symbols.get(symbol)
+        return holder is not None and holder not in staged
+
+
+def _matches(market: Market, market_filter: MarketFilter) -> bool:
+    return (
+        (market_filter.status is None or market.status == market_filter.status)
+        and (market_filter.asset_type is None or market.asset_type == market_filter.asset_type)
+        and (market_filter.issuer_id is None or market.issuer_id == market_filter.issuer_id)
+    )
+
+
+class MemoryEventLog(EventLog):
+    """Appended events become history and outbox messages when the unit commits."""
+
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            message = OutboxMessage(self._state.next_position(), copy_event(event))
+            self._changes.events.append(message)
+
+    async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
+        committed = list(self._state.history.get(aggregate_id, ()))
+        staged = [m.event for m in self._changes.events if m.event.aggregate_id == aggregate_id]
+        return [copy_event(event) for event in committed + staged]
+
+
+class MemoryOutbox(Outbox):
+    """Committed unpublished messages plus this unit's own, minus what it marked published."""
+
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    async def pending(self, limit: int) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        published = self._changes.published
+        candidates = self._state.pending(limit + len(published)) + [
+            OutboxMessage(m.position, copy_event(m.event)) for m in self._changes.events
+        ]
+        candidates.sort(key=lambda message: message.position)
+        return [m for m in candidates if m.position not in published][:limit]
+
+    async def mark_published(self, positions: Sequence[int]) -> None:
+        self._changes.published.update(positions)

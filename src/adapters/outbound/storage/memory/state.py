@@ -1,0 +1,106 @@
+"""The committed contents of a ``MemoryStorage``, changed only by applying a whole change set."""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import threading
+
+import attrs
+
+from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
+from core.ports.storage import OutboxMessage
+from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
+from core.shared.events import DomainEvent
+
+
+def is_live(market: Market) -> bool:
+    """Whether the market holds its token symbol (neither rejected nor archived)."""
+    return market.status not in TERMINAL_STATUSES
+
+
+def copy_asset(asset: MarketAsset) -> MarketAsset:
+    """Frozen attrs objects are shared; only the mutable ``attributes`` dict is copied."""
+    return attrs.evolve(asset, attributes=copy.deepcopy(asset.attributes))
+
+
+def copy_event(event: DomainEvent) -> DomainEvent:
+    return attrs.evolve(event, metadata=copy.deepcopy(event.metadata))
+
+
+@attrs.define
+class ChangeSet:
+    """What one unit of work staged, applied all at once by ``MemoryState.apply``."""
+
+    markets: dict[str, Market] = attrs.Factory(dict)  # staged values, by id
+    new_ids: set[str] = attrs.Factory(set)  # ids added (not saved) by this unit of work
+    base_versions: dict[str, int] = attrs.Factory(dict)  # committed versions we built on
+    assets: dict[str, MarketAsset] = attrs.Factory(dict)
+    events: list[OutboxMessage] = attrs.Factory(list)  # with positions drawn at append
+    published: set[int] = attrs.Factory(set)
+
+
+class MemoryState:
+    """Committed markets, assets, event history and outbox, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.markets: dict[str, Market] = {}
+        self.assets: dict[str, MarketAsset] = {}
+        self.live_symbols: dict[str, str] = {}  # symbol -> id of the live market holding it
+        self.history: dict[str, list[DomainEvent]] = {}  # by aggregate id, oldest first
+        self.unpublished: dict[int, DomainEvent] = {}  # outbox rows not yet published
+        self._positions = itertools.count(1)
+
+    def next_position(self) -> int:
+        """Outbox positions are drawn at append time, like a database sequence (gaps allowed)."""
+        with self.lock:
+            return next(self._positions)
+
+    def pending(self, limit: int) -> list[OutboxMessage]:
+        with self.lock:
+            positions = heapq.nsmallest(limit, self.unpublished)
+            return [OutboxMessage(p, copy_event(self.unpublished[p])) for p in positions]
+
+    def apply(self, changes: ChangeSet) -> None:
+        """Check versions and the live-symbol rule, then apply everything, or nothing."""
+        with self.lock:
+            self._check(changes)
+            for market_id in changes.markets:
+                old = self.markets.get(market_id)
+                if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
+                    del self.live_symbols[old.token_symbol]
+            for market_id, market in changes.markets.items():
+                self.markets[market_id] = market
+                if is_live(market):
+                    self.live_symbols[market.token_symbol] = market_id
+            self.assets.update(changes.assets)
+            for message in changes.events:
+                event = message.event
+                self.history.setdefault(event.aggregate_id, []).append(event)
+                self.unpublished[message.position] = event
+            for position in changes.published:
+                self.unpublished.pop(position, None)
+
+    def _check(self, changes: ChangeSet) -> None:
+        for market_id in changes.markets:
+            committed = self.markets.get(market_id)
+            if market_id in changes.new_ids:
+                if committed is not None:
+                    raise Conflict(f"market {market_id} already exists")
+            elif committed is None or committed.version != changes.base_versions[market_id]:
+                raise ConcurrentModification(
+                    f"market {market_id} changed since it was read",
+                    details={"marketId": market_id},
+                )
+        claimed: dict[str, str] = {}
+        for market in changes.markets.values():
+            if not is_live(market):
+                continue
+            symbol = market.token_symbol
+            if claimed.setdefault(symbol, market.id) != market.id:
+                raise DuplicateSymbol(symbol)
+            holder = self.live_symbols.get(symbol)
+            if holder is not None and holder != market.id and holder not in changes.markets:
+                raise DuplicateSymbol(symbol)

@@ -1,0 +1,52 @@
+"""``MemoryStorage``: a real in-process implementation of the storage port."""
+
+from __future__ import annotations
+
+from adapters.outbound.storage.memory.repositories import (
+    MemoryEventLog,
+    MemoryMarketRepository,
+    MemoryOutbox,
+)
+from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
+from core.ports.storage import Storage, UnitOfWork
+
+
+class MemoryUnitOfWork(UnitOfWork):
+    """Stages changes privately; ``commit()`` applies them atomically, exit discards the rest."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+        self._changes: ChangeSet | None = None
+
+    async def _begin(self) -> None:
+        if self._changes is not None:
+            raise RuntimeError("this unit of work is already open")
+        self._open(ChangeSet())
+
+    def _open(self, changes: ChangeSet) -> None:
+        self._changes = changes
+        self.markets = MemoryMarketRepository(self._state, changes)
+        self.events = MemoryEventLog(self._state, changes)
+        self.outbox = MemoryOutbox(self._state, changes)
+
+    async def _end(self) -> None:
+        self._changes = None
+
+    async def commit(self) -> None:
+        if self._changes is None:
+            raise RuntimeError("commit() outside of the unit of work's async with block")
+        self._state.apply(self._changes)
+        self._open(ChangeSet())  # later changes need another commit, as with SQL
+
+
+class MemoryStorage(Storage):
+    """Everything in process memory; shared by every unit of work it hands out."""
+
+    def __init__(self) -> None:
+        self._state = MemoryState()
+
+    def unit_of_work(self) -> UnitOfWork:
+        return MemoryUnitOfWork(self._state)
+
+    async def ping(self) -> None:
+        return None

@@ -1,0 +1,165 @@
+"""The storage port over one SQLAlchemy Core connection (the unit of work's transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.outbound.storage.sql import codec
+from adapters.outbound.storage.sql.tables import market_assets, market_events, markets, outbox
+from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
+from core.ports.clock import Clock
+from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
+from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
+from core.shared.events import DomainEvent
+
+_TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
+
+
+def _violates(exc: IntegrityError, *needles: str) -> bool:
+    message = str(exc.orig)
+    return any(needle in message for needle in needles)
+
+
+class SqlMarketRepository(MarketRepository):
+    """Markets and their assets in ``markets`` and ``market_assets``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def add(self, market: Market, asset: MarketAsset) -> None:
+        if market.status not in TERMINAL_STATUSES and await self.live_symbol_taken(
+            market.token_symbol
+        ):
+            raise DuplicateSymbol(market.token_symbol)
+        try:
+            await self._conn.execute(sa.insert(markets), [codec.market_to_row(market)])
+        except IntegrityError as exc:
+            self._translate(exc, market)
+            raise
+        await self._conn.execute(sa.insert(market_assets), [codec.asset_to_row(asset)])
+
+    async def get(self, market_id: str) -> Market | None:
+        result = await self._conn.execute(sa.select(markets).where(markets.c.id == market_id))
+        row = result.mappings().first()
+        return None if row is None else codec.market_from_row(row)
+
+    async def get_asset(self, market_id: str) -> MarketAsset | None:
+        query = sa.select(market_assets).where(market_assets.c.market_id == market_id)
+        row = (await self._conn.execute(query)).mappings().first()
+        return None if row is None else codec.asset_from_row(row)
+
+    async def save(self, market: Market) -> Market:
+        saved = attrs.evolve(market, version=market.version + 1)
+        values = codec.market_to_row(saved)
+        del values["id"]
+        statement = (
+            sa.update(markets)
+            .where(markets.c.id == market.id, markets.c.version == market.version)
+            .values(values)
+        )
+        try:
+            result = await self._conn.execute(statement)
+        except IntegrityError as exc:
+            self._translate(exc, market)
+            raise
+        if result.rowcount != 1:
+            raise ConcurrentModification(
+                f"market {market.id} is not at version {market.version}",
+                details={"marketId": market.id, "expectedVersion": market.version},
+            )
+        return saved
+
+    async def list(
+        self, market_filter: MarketFilter, *, limit: int, before_id: str | None = None
+    ) -> list[Market]:
+        if limit <= 0:
+            return []
+        query = sa.select(markets)
+        if market_filter.status is not None:
+            query = query.where(markets.c.status == market_filter.status.value)
+        if market_filter.asset_type is not None:
+            query = query.where(markets.c.asset_type == market_filter.asset_type.value)
+        if market_filter.issuer_id is not None:
+            query = query.where(markets.c.issuer_id == market_filter.issuer_id)
+        if before_id is not None:
+            query = query.where(markets.c.id < before_id)
+        query = query.order_by(markets.c.id.desc()).limit(limit)
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [codec.market_from_row(row) for row in rows]
+
+    async def live_symbol_taken(self, symbol: str) -> bool:
+        query = (
+            sa.select(markets.c.id)
+            .where(markets.c.token_symbol == symbol, markets.c.status.not_in(_TERMINAL))
+            .limit(1)
+        )
+        return (await self._conn.execute(query)).first() is not None
+
+    @staticmethod
+    def _translate(exc: IntegrityError, market: Market) -> None:
+        """Raise the domain error an integrity error stands for; return if it is none of ours."""
+        if _violates(exc, "token_symbol"):
+            raise DuplicateSymbol(market.token_symbol) from exc
+        if _violates(exc, "pk_markets", "markets.id"):
+            raise Conflict(f"market {market.id} already exists") from exc
+
+
+class SqlEventLog(EventLog):
+    """Appends to the ``market_events`` history and the ``outbox`` in the same transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        await self._conn.execute(sa.insert(market_events), [codec.event_to_row(e) for e in events])
+        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in events])
+
+    async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
+        query = (
+            sa.select(market_events)
+            .where(market_events.c.aggregate_id == aggregate_id)
+            .order_by(market_events.c.seq)
+        )
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [codec.event_from_row(row) for row in rows]
+
+
+class SqlOutbox(Outbox):
+    """Unpublished rows of ``outbox`` in position order; publishing stamps ``published_at``."""
+
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
+        self._conn = connection
+        self._clock = clock
+
+    async def pending(self, limit: int) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.position)
+            .limit(limit)
+        )
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [
+            OutboxMessage(
+                position=row["position"], event=codec.event_from_row(row, id_column="event_id")
+            )
+            for row in rows
+        ]
+
+    async def mark_published(self, positions: Sequence[int]) -> None:
+        if not positions:
+            return
+        await self._conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.position.in_(list(positions)), outbox.c.published_at.is_(None))
+            .values(published_at=self._clock.now())
+        )

@@ -1,0 +1,95 @@
+"""``SqlStorage``: units of work over an async SQLAlchemy engine (SQLite or Postgres)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
+from adapters.outbound.storage.sql.repositories import SqlEventLog, SqlMarketRepository, SqlOutbox
+from core.ports.clock import Clock
+from core.ports.storage import Storage, UnitOfWork
+
+
+class UtcClock(Clock):
+    """Wall-clock UTC, used to stamp ``published_at`` when no clock is injected."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """One connection and one transaction for the duration of an ``async with`` block."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._conn: AsyncConnection | None = None
+
+    async def _begin(self) -> None:
+        if self._conn is not None:
+            raise RuntimeError("this unit of work is already open")
+        conn = await self._engine.connect()
+        try:
+            await conn.begin()
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.markets = SqlMarketRepository(conn)
+        self.events = SqlEventLog(conn)
+        self.outbox = SqlOutbox(conn, self._clock)
+
+    async def _end(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    async def commit(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("commit() outside of the unit of work's async with block")
+        await self._conn.commit()
+
+
+class SqlStorage(Storage):
+    """Storage on SQLite (``sqlite+aiosqlite://``) or Postgres (``postgresql+asyncpg://``).
+
+    Give it a URL and it owns (and ``close()`` disposes) its engine; give it an engine and
+    the caller keeps ownership. The schema comes from the alembic migrations.
+    """
+
+    def __init__(self, url: str | URL | AsyncEngine, *, clock: Clock | None = None) -> None:
+        if isinstance(url, AsyncEngine):
+            self._engine, self._owns_engine = url, False
+        else:
+            self._engine, self._owns_engine = create_engine(url), True
+        self._clock = clock or UtcClock()
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine, *, clock: Clock | None = None) -> SqlStorage:
+        return cls(engine, clock=clock)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def unit_of_work(self) -> UnitOfWork:
+        return SqlUnitOfWork(self._engine, self._clock)
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            # On SQLite, answer without taking the write lock that BEGIN IMMEDIATE would.
+            conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: None})
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self._engine.dispose()

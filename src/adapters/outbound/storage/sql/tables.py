@@ -1,0 +1,128 @@
+"""The schema as SQLAlchemy Core metadata. Migrations must keep the database equal to this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from adapters.outbound.storage.sql.types import DecimalText, IntegerText, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# JSON everywhere, JSONB on Postgres.
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# Integer primary keys autoincrement as ROWID on SQLite and BIGSERIAL on Postgres.
+Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# A symbol belongs to at most one market that is neither rejected nor archived.
+LIVE_MARKET = "status NOT IN ('rejected', 'archived')"
+
+markets = sa.Table(
+    "markets",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("asset_type", sa.String(32), nullable=False),
+    sa.Column("issuer_id", sa.Text, nullable=False),
+    sa.Column("entity_id", sa.Text),
+    sa.Column("token_symbol", sa.Text, nullable=False),
+    sa.Column("token_name", sa.Text, nullable=False),
+    sa.Column("total_supply", IntegerText, nullable=False),
+    sa.Column("decimals", sa.Integer, nullable=False),
+    sa.Column("tick_size", DecimalText),
+    sa.Column("lot_size", DecimalText),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("contract_address", sa.Text),
+    sa.Column("deployment_tx_hash", sa.Text),
+    sa.Column("approved_by", sa.Text),
+    sa.Column("approved_at", UtcDateTime),
+    sa.Column("activated_at", UtcDateTime),
+    sa.Column("rejected_by", sa.Text),
+    sa.Column("rejected_at", UtcDateTime),
+    sa.Column("rejected_reason", sa.Text),
+    sa.Column("activation_attempts", sa.Integer, nullable=False),
+    sa.Column("activation_error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_markets_status_id", "status", "id"),
+    sa.Index("ix_markets_asset_type_id", "asset_type", "id"),
+    sa.Index("ix_markets_issuer_id_id", "issuer_id", "id"),
+    sa.Index(
+        "uq_markets_live_token_symbol",
+        "token_symbol",
+        unique=True,
+        sqlite_where=sa.text(LIVE_MARKET),
+        postgresql_where=sa.text(LIVE_MARKET),
+    ),
+)
+
+market_assets = sa.Table(
+    "market_assets",
+    metadata,
+    sa.Column(
+        "market_id",
+        sa.String(36),
+        sa.ForeignKey("markets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("valuation", DecimalText),
+    sa.Column("currency", sa.Text),
+    sa.Column("location", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("compliance_documents", Json, nullable=False),
+    sa.Column("regulatory_info", Json, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+)
+
+
+def _event_columns() -> list[sa.Column[object]]:
+    """The columns of a domain event, shared by the history and the outbox."""
+    return [
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("aggregate_id", sa.Text, nullable=False),
+        sa.Column("actor_id", sa.Text, nullable=False),
+        sa.Column("actor_type", sa.Text, nullable=False),
+        sa.Column("occurred_at", UtcDateTime, nullable=False),
+        sa.Column("decision", sa.Text),
+        sa.Column("reason", sa.Text),
+        sa.Column("metadata", Json, nullable=False),
+    ]
+
+
+market_events = sa.Table(
+    "market_events",
+    metadata,
+    sa.Column("seq", Position, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False),
+    *_event_columns(),
+    sa.UniqueConstraint("id", name="uq_market_events_id"),
+    sa.Index("ix_market_events_aggregate_id_seq", "aggregate_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("position", Position, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    *_event_columns(),
+    sa.Column("published_at", UtcDateTime),
+    sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
+    sa.Index(
+        "ix_outbox_unpublished",
+        "position",
+        sqlite_where=sa.text("published_at IS NULL"),
+        postgresql_where=sa.text("published_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,516 @@
+"""The storage port's contract: one abstract suite that every storage adapter must pass.
+
+A concrete test class subclasses ``StorageContract`` and provides a ``storage`` fixture
+yielding an empty, ready ``Storage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+from core.markets.model import (
+    AssetType,
+    ComplianceDocument,
+    Market,
+    MarketAsset,
+    MarketStatus,
+    RegulatoryInfo,
+)
+from core.ports.storage import MarketFilter, Storage
+from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
+from core.shared.events import DomainEvent
+from core.shared.ids import new_id
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+_symbols = iter(range(1, 10**9))
+
+
+def make_market(**overrides: Any) -> Market:
+    fields: dict[str, Any] = {
+        "id": new_id(),
+        "name": "Harbour Tower",
+        "asset_type": AssetType.REAL_ESTATE,
+        "issuer_id": "issuer-1",
+        "token_symbol": f"SYM{next(_symbols)}",
+        "token_name": "Harbour Tower Token",
+        "total_supply": 1_000_000,
+        "status": MarketStatus.DRAFT,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(overrides)
+    return Market(**fields)
+
+
+def make_asset(market: Market, **overrides: Any) -> MarketAsset:
+    return MarketAsset(market_id=market.id, **overrides)
+
+
+def make_event(aggregate_id: str, event_type: str = "market.registered", **kw: Any) -> DomainEvent:
+    fields: dict[str, Any] = {
+        "type": event_type,
+        "aggregate_id": aggregate_id,
+        "actor_id": "user-1",
+        "actor_type": "user",
+        "occurred_at": T0,
+    }
+    fields.update(kw)
+    return DomainEvent(**fields)
+
+
+def assert_aware(*values: datetime | None) -> None:
+    for value in values:
+        assert value is not None and value.tzinfo is not None and value.utcoffset() is not None
+
+
+class StorageContract:
+    """Async tests of the storage port. Subclasses provide the ``storage`` fixture."""
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    async def _add(self, storage: Storage, *markets: Market) -> None:
+        async with storage.unit_of_work() as uow:
+            for market in markets:
+                await uow.markets.add(market, make_asset(market))
+            await uow.commit()
+
+    async def _get(self, storage: Storage, market_id: str) -> Market | None:
+        async with storage.unit_of_work() as uow:
+            return await uow.markets.get(market_id)
+
+    async def _set_status(self, storage: Storage, market: Market, status: MarketStatus) -> Market:
+        async with storage.unit_of_work() as uow:
+            saved = await uow.markets.save(attrs.evolve(market, status=status))
+            await uow.commit()
+        return saved
+
+    # -- markets ---------------------------------------------------------------------------
+
+    async def test_ping(self, storage: Storage) -> None:
+        await storage.ping()
+
+    async def test_add_and_get_round_trip_every_field(self, storage: Storage) -> None:
+        market = make_market(
+            name="Zürich Office Park — Class A",
+            description="Twelve floors\nwith a view",
+            asset_type=AssetType.GOVERNMENT_BOND,
+            entity_id="entity-7",
+            total_supply=123_456_789_012_345_678_901_234_567_890,  # beyond int64
+            status=MarketStatus.ACTIVE,
+            created_at=datetime(2026, 1, 2, 5, 4, 5, 678901, tzinfo=PLUS_TWO),
+            updated_at=T0 + timedelta(days=1),
+            decimals=6,
+            tick_size=Decimal("0.0001"),
+            lot_size=Decimal("1.50"),
+            contract_address="0x" + "ab" * 20,
+            deployment_tx_hash="0x" + "cd" * 32,
+            approved_by="admin-1",
+            approved_at=T0 + timedelta(hours=1),
+            activated_at=T0 + timedelta(hours=2),
+            rejected_by="admin-2",
+            rejected_at=T0 + timedelta(hours=3),
+            rejected_reason="first papers were incomplete",
+            activation_attempts=3,
+            activation_error="nonce too low",
+            version=7,
+        )
+        asset = make_asset(
+            market,
+            valuation=Decimal("123456789012345678901234.0123456789"),
+            currency="EUR",
+            location="Zürich, CH",
+            description="Office park",
+            compliance_documents=(
+                ComplianceDocument("Prospectus", "https://x.test/p.pdf", "ab" * 32, "prospectus"),
+                ComplianceDocument("Deed", "https://x.test/d.pdf"),
+            ),
+            regulatory_info=RegulatoryInfo("CH", "FINMA", "L-123", True, "Qualified only"),
+            attributes={"floors": 12, "green": True, "tags": ["a", "b"], "nested": {"x": None}},
+        )
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(market, asset)
+            await uow.commit()
+
+        async with storage.unit_of_work() as uow:
+            got = await uow.markets.get(market.id)
+            got_asset = await uow.markets.get_asset(market.id)
+        assert got == market
+        assert got_asset == asset
+        assert got is not None and got_asset is not None
+        assert isinstance(got.total_supply, int)
+        assert got.status is MarketStatus.ACTIVE and got.asset_type is AssetType.GOVERNMENT_BOND
+        assert_aware(got.created_at, got.updated_at, got.approved_at, got.activated_at)
+        assert_aware(got.rejected_at)
+        assert got.created_at == T0
+        assert got_asset.valuation is not None and got.lot_size is not None
+        assert got_asset.valuation.as_tuple() == asset.valuation.as_tuple()  # type: ignore[union-attr]
+        assert got.lot_size.as_tuple() == Decimal("1.50").as_tuple()
+        assert isinstance(got_asset.compliance_documents, tuple)
+
+    async def test_defaults_round_trip(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.get(market.id) == market
+            assert await uow.markets.get_asset(market.id) == MarketAsset(market_id=market.id)
+
+    async def test_get_unknown_is_none(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.get(new_id()) is None
+            assert await uow.markets.get_asset(new_id()) is None
+
+    async def test_add_twice_the_same_id_conflicts(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+        with pytest.raises(Conflict):
+            async with storage.unit_of_work() as uow:
+                await uow.markets.add(
+                    attrs.evolve(market, token_symbol="OTHER"), make_asset(market)
+                )
+                await uow.commit()
+
+    async def test_save_bumps_version_and_persists(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+        changed = attrs.evolve(
+            market,
+            status=MarketStatus.PENDING_APPROVAL,
+            updated_at=T0 + timedelta(minutes=5),
+            tick_size=Decimal("0.05"),
+        )
+        async with storage.unit_of_work() as uow:
+            saved = await uow.markets.save(changed)
+            assert saved == attrs.evolve(changed, version=2)
+            assert await uow.markets.get(market.id) == saved  # visible inside the unit
+            await uow.commit()
+        assert await self._get(storage, market.id) == saved
+        again = await self._set_status(storage, saved, MarketStatus.APPROVED)
+        assert again.version == 3
+        assert await self._get(storage, market.id) == again
+
+    async def test_save_with_stale_version_changes_nothing(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+        current = await self._set_status(storage, market, MarketStatus.PENDING_APPROVAL)
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(ConcurrentModification):
+                await uow.markets.save(attrs.evolve(market, name="stale write"))
+        assert await self._get(storage, market.id) == current
+
+    async def test_save_unknown_market_is_a_concurrent_modification(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(ConcurrentModification):
+                await uow.markets.save(make_market())
+
+    async def test_add_then_save_in_one_unit(self, storage: Storage) -> None:
+        market = make_market()
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(market, make_asset(market))
+            saved = await uow.markets.save(attrs.evolve(market, name="renamed"))
+            await uow.commit()
+        assert saved.version == 2
+        assert await self._get(storage, market.id) == saved
+
+    # -- units of work ---------------------------------------------------------------------
+
+    async def test_uncommitted_unit_of_work_rolls_back(self, storage: Storage) -> None:
+        market = make_market()
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(market, make_asset(market))
+            await uow.events.append([make_event(market.id)])
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.get(market.id) is None
+            assert await uow.markets.get_asset(market.id) is None
+            assert await uow.events.for_aggregate(market.id) == []
+            assert await uow.outbox.pending(10) == []
+            assert not await uow.markets.live_symbol_taken(market.token_symbol)
+
+    async def test_exception_inside_the_block_rolls_back(self, storage: Storage) -> None:
+        market = make_market()
+        with pytest.raises(RuntimeError, match="boom"):
+            async with storage.unit_of_work() as uow:
+                await uow.markets.add(market, make_asset(market))
+                await uow.events.append([make_event(market.id)])
+                raise RuntimeError("boom")
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.get(market.id) is None
+            assert await uow.outbox.pending(10) == []
+
+    async def test_changes_after_commit_need_another_commit(self, storage: Storage) -> None:
+        first, second = make_market(), make_market()
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(first, make_asset(first))
+            await uow.commit()
+            await uow.markets.add(second, make_asset(second))
+        assert await self._get(storage, first.id) == first
+        assert await self._get(storage, second.id) is None
+
+    async def test_a_unit_of_work_can_be_reused_after_it_closes(self, storage: Storage) -> None:
+        uow = storage.unit_of_work()
+        market = make_market()
+        async with uow:
+            await uow.markets.add(market, make_asset(market))
+            await uow.commit()
+        async with uow:
+            assert await uow.markets.get(market.id) == market
+
+    async def test_concurrent_saves_exactly_one_wins(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+
+        async def rename(name: str) -> str | None:
+            try:
+                async with storage.unit_of_work() as uow:
+                    await uow.markets.save(attrs.evolve(market, name=name))
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except ConcurrentModification:
+                return None
+            return name
+
+        results = await asyncio.gather(*(rename(f"writer-{i}") for i in range(4)))
+        winners = [name for name in results if name is not None]
+        assert len(winners) == 1
+        stored = await self._get(storage, market.id)
+        assert stored is not None and stored.version == 2 and stored.name == winners[0]
+
+    # -- live symbols ----------------------------------------------------------------------
+
+    async def test_duplicate_live_symbol_is_refused(self, storage: Storage) -> None:
+        holder = make_market(token_symbol="HBR")
+        await self._add(storage, holder)
+        for status in (MarketStatus.DRAFT, MarketStatus.ACTIVE, MarketStatus.PAUSED):
+            with pytest.raises(DuplicateSymbol):
+                await self._add(storage, make_market(token_symbol="HBR", status=status))
+        assert await self._get(storage, holder.id) == holder
+
+    async def test_duplicate_symbol_within_one_unit_of_work(self, storage: Storage) -> None:
+        first, second = make_market(token_symbol="TWN"), make_market(token_symbol="TWN")
+        with pytest.raises(DuplicateSymbol):
+            await self._add(storage, first, second)
+        assert await self._get(storage, first.id) is None
+
+    @pytest.mark.parametrize("final", [MarketStatus.REJECTED, MarketStatus.ARCHIVED])
+    async def test_symbol_is_reusable_once_the_holder_is_terminal(
+        self, storage: Storage, final: MarketStatus
+    ) -> None:
+        holder = make_market(token_symbol="REU")
+        await self._add(storage, holder)
+        await self._set_status(storage, holder, final)
+        successor = make_market(token_symbol="REU")
+        await self._add(storage, successor)
+        assert await self._get(storage, successor.id) == successor
+        # and a terminal market never blocks, even when added with a live symbol
+        await self._add(storage, make_market(token_symbol="REU", status=final))
+
+    async def test_reviving_a_terminal_market_with_a_taken_symbol_fails(
+        self, storage: Storage
+    ) -> None:
+        old = make_market(token_symbol="RVV", status=MarketStatus.REJECTED)
+        live = make_market(token_symbol="RVV")
+        await self._add(storage, old, live)
+        with pytest.raises(DuplicateSymbol):
+            async with storage.unit_of_work() as uow:
+                await uow.markets.save(attrs.evolve(old, status=MarketStatus.DRAFT))
+                await uow.commit()
+        assert await self._get(storage, old.id) == old
+
+    async def test_live_symbol_taken(self, storage: Storage) -> None:
+        market = make_market(token_symbol="LST")
+        async with storage.unit_of_work() as uow:
+            assert not await uow.markets.live_symbol_taken("LST")
+            await uow.markets.add(market, make_asset(market))
+            assert await uow.markets.live_symbol_taken("LST")  # own uncommitted add counts
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.live_symbol_taken("LST")
+            assert not await uow.markets.live_symbol_taken("lst")
+        await self._set_status(storage, market, MarketStatus.ARCHIVED)
+        async with storage.unit_of_work() as uow:
+            assert not await uow.markets.live_symbol_taken("LST")
+
+    async def test_concurrent_adds_of_one_symbol_exactly_one_wins(self, storage: Storage) -> None:
+        async def add(market: Market) -> bool:
+            try:
+                await self._add(storage, market)
+            except DuplicateSymbol:
+                return False
+            return True
+
+        results = await asyncio.gather(*(add(make_market(token_symbol="RACE")) for _ in range(4)))
+        assert sorted(results) == [False, False, False, True]
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def test_list_filters_newest_first(self, storage: Storage) -> None:
+        specs = [
+            (MarketStatus.DRAFT, AssetType.REAL_ESTATE, "alice"),
+            (MarketStatus.ACTIVE, AssetType.REAL_ESTATE, "bob"),
+            (MarketStatus.ACTIVE, AssetType.COMMODITY, "alice"),
+            (MarketStatus.PENDING_APPROVAL, AssetType.COMMODITY, "bob"),
+            (MarketStatus.ACTIVE, AssetType.ART_COLLECTIBLE, "alice"),
+            (MarketStatus.REJECTED, AssetType.REAL_ESTATE, "carol"),
+        ]
+        markets = [make_market(status=s, asset_type=t, issuer_id=i) for s, t, i in specs]
+        await self._add(storage, *markets)
+
+        async def listed(market_filter: MarketFilter) -> list[Market]:
+            async with storage.unit_of_work() as uow:
+                return await uow.markets.list(market_filter, limit=100)
+
+        def expected(keep: Any) -> list[Market]:
+            return sorted((m for m in markets if keep(m)), key=lambda m: m.id, reverse=True)
+
+        assert await listed(MarketFilter()) == expected(lambda m: True)
+        assert await listed(MarketFilter(status=MarketStatus.ACTIVE)) == expected(
+            lambda m: m.status is MarketStatus.ACTIVE
+        )
+        assert await listed(MarketFilter(asset_type=AssetType.COMMODITY)) == expected(
+            lambda m: m.asset_type is AssetType.COMMODITY
+        )
+        assert await listed(MarketFilter(issuer_id="alice")) == expected(
+            lambda m: m.issuer_id == "alice"
+        )
+        both = MarketFilter(status=MarketStatus.ACTIVE, issuer_id="alice")
+        assert await listed(both) == expected(
+            lambda m: m.status is MarketStatus.ACTIVE and m.issuer_id == "alice"
+        )
+        all_three = MarketFilter(MarketStatus.ACTIVE, AssetType.COMMODITY, "alice")
+        assert [m.id for m in await listed(all_three)] == [markets[2].id]
+        assert await listed(MarketFilter(issuer_id="nobody")) == []
+
+    async def test_list_pages_with_before_id(self, storage: Storage) -> None:
+        markets = [make_market(issuer_id="pager") for _ in range(7)]
+        await self._add(storage, *markets)
+        await self._add(storage, make_market(issuer_id="someone-else"))
+        newest_first = sorted((m.id for m in markets), reverse=True)
+
+        seen: list[str] = []
+        before: str | None = None
+        pages = 0
+        while True:
+            async with storage.unit_of_work() as uow:
+                page = await uow.markets.list(
+                    MarketFilter(issuer_id="pager"), limit=3, before_id=before
+                )
+            if not page:
+                break
+            pages += 1
+            assert len(page) <= 3
+            seen.extend(m.id for m in page)
+            before = page[-1].id
+        assert seen == newest_first
+        assert pages == 3
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.list(MarketFilter(), limit=0) == []
+            oldest = min(seen)
+            pager = MarketFilter(issuer_id="pager")
+            assert await uow.markets.list(pager, limit=2, before_id=oldest) == []
+
+    # -- event log and outbox --------------------------------------------------------------
+
+    async def test_event_log_round_trips_every_field_oldest_first(self, storage: Storage) -> None:
+        market_id, other_id = new_id(), new_id()
+        events = [
+            make_event(market_id, "market.registered", metadata={}),
+            make_event(
+                market_id,
+                "market.rejected",
+                actor_id="admin-9",
+                actor_type="permissions_core",
+                occurred_at=datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=PLUS_TWO),
+                decision="rejected",
+                reason="missing prospectus",
+                metadata={"source": "webhook", "attempt": 2, "nested": {"ok": [1, None, "x"]}},
+            ),
+            make_event(market_id, "market.approval_requested"),  # same time as the first
+        ]
+        other = make_event(other_id, "market.registered")
+        async with storage.unit_of_work() as uow:
+            await uow.events.append(events[:2])
+            await uow.events.append([other])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            await uow.events.append(events[2:])
+            await uow.events.append([])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            got = await uow.events.for_aggregate(market_id)
+            assert await uow.events.for_aggregate(other_id) == [other]
+            assert await uow.events.for_aggregate(new_id()) == []
+        assert got == events
+        for event in got:
+            assert_aware(event.occurred_at)
+
+    async def test_outbox_pending_in_position_order_until_published(self, storage: Storage) -> None:
+        events = [make_event(new_id(), f"market.e{i}") for i in range(5)]
+        async with storage.unit_of_work() as uow:
+            await uow.events.append(events[:3])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            await uow.events.append(events[3:])
+            await uow.commit()
+
+        async with storage.unit_of_work() as uow:
+            pending = await uow.outbox.pending(10)
+            assert [m.event for m in pending] == events
+            positions = [m.position for m in pending]
+            assert positions == sorted(set(positions))
+            assert [m.event for m in await uow.outbox.pending(2)] == events[:2]
+
+        async with storage.unit_of_work() as uow:  # not committed: nothing changes
+            await uow.outbox.mark_published(positions[:2])
+        async with storage.unit_of_work() as uow:
+            assert [m.position for m in await uow.outbox.pending(10)] == positions
+
+        async with storage.unit_of_work() as uow:
+            await uow.outbox.mark_published(positions[:2])
+            await uow.outbox.mark_published([])
+            assert [m.position for m in await uow.outbox.pending(10)] == positions[2:]
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert [m.event for m in await uow.outbox.pending(10)] == events[2:]
+            await uow.outbox.mark_published([positions[0], *positions[2:]])  # repeat is harmless
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.outbox.pending(10) == []
+            assert await uow.events.for_aggregate(events[0].aggregate_id) == [events[0]]
+
+    async def test_rolled_back_events_never_reach_the_outbox(self, storage: Storage) -> None:
+        lost, kept = make_event(new_id(), "market.lost"), make_event(new_id(), "market.kept")
+        async with storage.unit_of_work() as uow:
+            await uow.events.append([lost])
+            assert [m.event for m in await uow.outbox.pending(10)] == [lost]  # own write
+        with pytest.raises(RuntimeError):
+            async with storage.unit_of_work() as uow:
+                await uow.events.append([lost])
+                raise RuntimeError("abort")
+        async with storage.unit_of_work() as uow:
+            await uow.events.append([kept])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert [m.event for m in await uow.outbox.pending(10)] == [kept]
+            assert await uow.events.for_aggregate(lost.aggregate_id) == []
+
+    async def test_market_change_and_its_event_commit_together(self, storage: Storage) -> None:
+        market = make_market()
+        registered = make_event(market.id, "market.registered")
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(market, make_asset(market))
+            await uow.events.append([registered])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.markets.get(market.id) == market
+            assert await uow.events.for_aggregate(market.id) == [registered]
+            assert [m.event for m in await uow.outbox.pending(10)] == [registered]
