@@ -43,12 +43,52 @@ def _token(settings: bootstrap.Settings, args: argparse.Namespace) -> None:
     print(issuer.issue(args.sub, args.role, entity_id=args.entity_id, ttl_seconds=args.ttl))
 
 
+WALKTHROUGH = """
+RWA market service - profile {profile}, listening on {base}
+  OpenAPI: {base}/openapi.json   docs: {base}/docs   health: {base}/healthz  {base}/readyz
+
+Bearer tokens (HS256, signed with RWA_JWT_SECRET):
+  .venv/bin/rwa-market token --sub <id> --role admin|issuer|trader [--entity-id E] [--ttl S]
+
+Walk-through, in a second terminal (needs curl and python3):
+  ISSUER=$(.venv/bin/rwa-market token --sub issuer-1 --role issuer)
+  ADMIN=$(.venv/bin/rwa-market token --sub admin-1 --role admin)
+
+  # 1. register a market: it is pending_approval at once
+  MARKET=$(curl -s -X POST {base}/api/v1/markets/register \\
+    -H "Authorization: Bearer $ISSUER" -H 'Content-Type: application/json' \\
+    -d '{{"name": "Harbour View Offices", "assetType": "real_estate", "tokenSymbol": "HVO",
+         "tokenName": "Harbour View Offices Token", "totalSupply": 1000000,
+         "asset": {{"valuation": "25000000.00", "currency": "USD", "location": "Lisbon, PT"}}}}' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
+
+  # 2. approve it: activation starts by itself and the worker deploys the ERC-20 token
+  curl -s -X POST {base}/api/v1/markets/$MARKET/approve \\
+    -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \\
+    -d '{{"decision": "approve", "reason": "documents verified"}}'
+
+  # 3. a moment later it is active, with its contract address and tx hash
+  curl -s {base}/api/v1/markets/$MARKET
+  curl -s {base}/api/v1/markets/$MARKET/onchain     # code size and totalSupply read from the chain
+  curl -s {base}/api/v1/markets/$MARKET/events      # the audit trail
+
+  # 4. pause, resume, archive (admin)
+  curl -s -X POST {base}/api/v1/markets/$MARKET/pause -H "Authorization: Bearer $ADMIN"
+"""
+
+
+def _walkthrough(settings: bootstrap.Settings) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print(WALKTHROUGH.format(profile=settings.profile, base=base))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rwa-market", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the API, WebSocket and embedded worker")
     serve.add_argument("--migrate", action="store_true", help="migrate the database first")
     sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    sub.add_parser("walkthrough", help="print a copy-paste walk-through of the lifecycle")
     token = sub.add_parser("token", help="print a bearer token signed with RWA_JWT_SECRET")
     token.add_argument("--sub", required=True, help="principal id (the token's sub claim)")
     token.add_argument(
@@ -73,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "migrate":
         _migrate(settings)
+    elif args.command == "walkthrough":
+        _walkthrough(settings)
     elif args.command == "token":
         _token(settings, args)
     elif args.command == "serve":

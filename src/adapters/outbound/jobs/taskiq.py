@@ -74,14 +74,16 @@ class TaskiqJobQueue(JobQueue):
         timer.add_done_callback(self._delayed.discard)
 
     async def join(self, timeout: float) -> None:
+        def busy() -> list[asyncio.Task[Any]]:
+            tasks: list[asyncio.Task[Any]] = list(self._delayed)
+            if isinstance(self.broker, InMemoryBroker):
+                tasks.extend(self.broker._running_tasks)
+            return [t for t in tasks if not t.done()]
+
         async def drain() -> None:
-            while True:
-                if self._delayed:
-                    await asyncio.gather(*list(self._delayed), return_exceptions=True)
-                    continue
-                if isinstance(self.broker, InMemoryBroker) and self.broker._running_tasks:
-                    await self.broker.wait_all()
-                    continue
-                return
+            # Done callbacks run on the next loop turn, so always yield before re-checking.
+            while pending := busy():
+                await asyncio.wait(pending)
+                await asyncio.sleep(0)
 
         await asyncio.wait_for(drain(), timeout=timeout)
