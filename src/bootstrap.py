@@ -168,6 +168,8 @@ class Settings:
             raise ConfigurationError(
                 "the production profile refuses the development JWT or webhook secrets"
             )
+        if self.profile == "production" and len(self.jwt_secret.encode()) < 32:
+            raise ConfigurationError("RWA_JWT_SECRET must be at least 32 bytes in production")
 
 
 class Container(containers.DeclarativeContainer):

@@ -169,4 +169,6 @@ class TokenDeployment:
                 delay_seconds=delay,
             )
         else:
-            log.error("deploy-token: market %s failed after %d attempts", job.market_id, job.attempt)
+            log.error(
+                "deploy-token: market %s failed after %d attempts", job.market_id, job.attempt
+            )

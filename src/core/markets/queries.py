@@ -48,9 +48,7 @@ def decode_cursor(cursor: str) -> str:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a valid cursor"}) from exc
 
 
-def parse_filter(
-    status: str | None, asset_type: str | None, issuer_id: str | None
-) -> MarketFilter:
+def parse_filter(status: str | None, asset_type: str | None, issuer_id: str | None) -> MarketFilter:
     fields: dict[str, str] = {}
     parsed_status = parsed_type = None
     if status is not None:

@@ -79,9 +79,7 @@ class MarketLifecycle:
         """Apply ``action`` to ``market`` inside ``uow`` (not committed here)."""
         transition = transition_for(market.status, action)
         now = self._clock.now()
-        changed = attrs.evolve(
-            market, status=transition.target, updated_at=now, **(changes or {})
-        )
+        changed = attrs.evolve(market, status=transition.target, updated_at=now, **(changes or {}))
         saved = await uow.markets.save(changed)
         await uow.events.append(
             [
@@ -188,9 +186,7 @@ class MarketUseCases:
         action_name = "market.approve" if decision == "approve" else "market.reject"
         async with self._storage.unit_of_work() as uow:
             market = await load_market(uow, market_id)
-            await self._auth.require(
-                actor, action_name, entity_id=entity_id or market.entity_id
-            )
+            await self._auth.require(actor, action_name, entity_id=entity_id or market.entity_id)
             now = self._clock.now()
             extra = dict(metadata or {})
             if entity_id:
@@ -201,7 +197,11 @@ class MarketUseCases:
                     market,
                     Action.REJECT,
                     actor,
-                    changes={"rejected_by": actor.id, "rejected_at": now, "rejected_reason": reason},
+                    changes={
+                        "rejected_by": actor.id,
+                        "rejected_at": now,
+                        "rejected_reason": reason,
+                    },
                     decision=decision,
                     reason=reason,
                     metadata=extra,

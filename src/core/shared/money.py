@@ -36,10 +36,10 @@ def parse_decimal(value: object, *, max_places: int) -> Decimal:
     if isinstance(value, int):
         return Decimal(value)
     if not isinstance(value, str):
-        raise AmountError("must be a decimal string such as \"1250000.00\"")
+        raise AmountError('must be a decimal string such as "1250000.00"')
     text = value.strip()
     if not _DECIMAL_RE.match(text):
-        raise AmountError("must be a plain non-negative decimal string such as \"1250000.00\"")
+        raise AmountError('must be a plain non-negative decimal string such as "1250000.00"')
     try:
         amount = Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this

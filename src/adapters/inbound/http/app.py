@@ -40,12 +40,9 @@ def create_app(
 
     @app.before_request
     async def require_json_bodies() -> None:
-        if request.method in {"POST", "PUT", "PATCH"}:
-            length = request.content_length
-            has_body = (length or 0) > 0 or "chunked" in request.headers.get(
-                "Transfer-Encoding", ""
-            )
-            if has_body and request.mimetype != "application/json":
+        if request.method in {"POST", "PUT", "PATCH"} and request.mimetype != "application/json":
+            body = await request.get_data()
+            if body.strip():
                 raise UnsupportedMediaType()
 
     for hook in on_startup or []:

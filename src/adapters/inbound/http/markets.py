@@ -60,7 +60,9 @@ def to_command(body: RegisterMarketIn) -> RegisterMarket:
             )
             for d in asset.compliance_documents
         ),
-        regulatory_info=RegulatoryInfo(**regulatory.model_dump()) if regulatory else RegulatoryInfo(),
+        regulatory_info=RegulatoryInfo(**regulatory.model_dump())
+        if regulatory
+        else RegulatoryInfo(),
         attributes=dict(asset.attributes),
     )
 
