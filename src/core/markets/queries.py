@@ -82,7 +82,7 @@ class MarketQueries:
         self._storage = storage
         self._chain = chain
 
-    async def list(
+    async def page(
         self, market_filter: MarketFilter, *, limit: int = 20, cursor: str | None = None
     ) -> MarketPage:
         """Newest first. ``next_cursor`` is None on the last page."""

@@ -52,7 +52,10 @@ def parse_decimal(value: object, *, max_places: int) -> Decimal:
 
 def to_base_units(whole_tokens: int, decimals: int = TOKEN_DECIMALS) -> int:
     """Whole tokens to the integer base units an ERC-20 ledger holds."""
-    return whole_tokens * 10**decimals
+    if decimals < 0:
+        raise AmountError("decimals must not be negative")
+    scale: int = 10**decimals
+    return whole_tokens * scale
 
 
 def format_decimal(amount: Decimal) -> str:

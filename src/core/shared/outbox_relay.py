@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -63,10 +64,8 @@ class OutboxRelay:
                 log.exception("outbox relay: publishing failed; will retry")
                 await asyncio.sleep(1.0)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
 
     def start(self) -> None:
         if self._task is None:
@@ -75,10 +74,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
             try:
                 await self.pump()  # flush what was committed before shutdown

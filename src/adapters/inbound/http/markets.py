@@ -143,7 +143,7 @@ async def list_markets() -> Response:
     market_filter = parse_filter(
         request.args.get("status"), request.args.get("assetType"), request.args.get("issuerId")
     )
-    page = await deps().market_queries.list(
+    page = await deps().market_queries.page(
         market_filter, limit=_limit(), cursor=request.args.get("cursor") or None
     )
     return ok(
