@@ -30,9 +30,7 @@ REGISTRATION = RegisterMarket(
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    rt = bootstrap.build(
-        Settings(profile="test", jwt_secret="x" * 40, deploy_backoff_seconds=0.01)
-    )
+    rt = bootstrap.build(Settings(profile="test", jwt_secret="x" * 40, deploy_backoff_seconds=0.01))
     rt.container.chain.override(FlakyChain())  # type: ignore[attr-defined]
     await rt.start()
     yield rt

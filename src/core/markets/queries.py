@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import attrs
 
@@ -40,12 +41,19 @@ def encode_cursor(market_id: str) -> str:
     return base64.urlsafe_b64encode(market_id.encode()).decode().rstrip("=")
 
 
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def decode_cursor(cursor: str) -> str:
+    """The market id a cursor stands for; ``ValidationFailed`` for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        market_id = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a valid cursor"}) from exc
+    if not _ID_RE.match(market_id):
+        raise ValidationFailed("bad cursor", fields={"cursor": "is not a valid cursor"})
+    return market_id
 
 
 def parse_filter(status: str | None, asset_type: str | None, issuer_id: str | None) -> MarketFilter:

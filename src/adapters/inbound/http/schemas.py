@@ -14,6 +14,8 @@ def _refuse_float(value: Any) -> Any:
             'must be a decimal string such as "1250000.50" or a whole JSON integer; '
             "JSON numbers with a fraction are refused"
         )
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError('must be a decimal string such as "1250000.50" or a whole JSON integer')
     return value
 
 
