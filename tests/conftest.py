@@ -1,3 +1,3 @@
 """Fixtures shared by every tier. Service harnesses live in tests/harness."""
 
-pytest_plugins = ["tests.harness.postgres", "tests.harness.hardhat"]
+pytest_plugins = ["tests.harness.postgres", "tests.harness.hardhat", "tests.harness.redis"]

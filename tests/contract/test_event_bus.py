@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from adapters.outbound.events.memory import MemoryEventBus
+from adapters.outbound.events.redis import RedisEventBus, decode_event, encode_event
 from core.ports.event_bus import EventBus
 from core.shared.events import DomainEvent
 
@@ -61,3 +63,69 @@ class EventBusContract:
 class TestMemoryEventBus(EventBusContract):
     def make(self) -> EventBus:
         return MemoryEventBus()
+
+
+class TestRedisEventBus(EventBusContract):
+    @pytest.fixture(autouse=True)
+    def _redis(self, clean_redis_url: str) -> None:
+        self.url = clean_redis_url
+
+    def make(self) -> EventBus:
+        return RedisEventBus(self.url)
+
+    async def test_two_instances_see_each_others_events(self) -> None:
+        """Two API processes: each has its own bus; an event published on one reaches both."""
+        api_a, api_b = RedisEventBus(self.url), RedisEventBus(self.url)
+        sub_a = await api_a.subscribe("market.")
+        sub_b = await api_b.subscribe("market.")
+        from_a, from_b = event("market.approved", 1), event("market.paused", 2)
+        await api_a.publish(from_a)
+        await api_b.publish(from_b)
+        assert [await sub_a.get(timeout=2), await sub_a.get(timeout=2)] == [from_a, from_b]
+        assert [await sub_b.get(timeout=2), await sub_b.get(timeout=2)] == [from_a, from_b]
+        await api_a.close()
+        await api_b.close()
+
+    async def test_events_round_trip_exactly(self) -> None:
+        bus = self.make()
+        sub = await bus.subscribe()
+        sent = DomainEvent(
+            type="market.activated",
+            aggregate_id="m-9",
+            actor_id="deploy-token-worker",
+            actor_type="system",
+            occurred_at=datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=2))),
+            decision="approve",
+            reason="ok \u2713",
+            metadata={"txHash": "0xab", "attempt": 2, "nested": {"a": [1, None, True]}},
+        )
+        await bus.publish(sent)
+        got = await sub.get(timeout=2)
+        assert got == sent
+        assert got.occurred_at.utcoffset() == timedelta(hours=2)
+        assert decode_event(encode_event(sent)) == sent
+        await bus.close()
+
+    async def test_naive_datetimes_are_refused(self) -> None:
+        bus = self.make()
+        naive = DomainEvent(
+            type="market.paused",
+            aggregate_id="m",
+            actor_id="a",
+            actor_type="user",
+            occurred_at=datetime(2026, 1, 1),
+        )
+        with pytest.raises(ValueError, match="naive"):
+            await bus.publish(naive)
+        await bus.close()
+
+    async def test_ping_and_unreachable_server(self) -> None:
+        bus = self.make()
+        await bus.ping()
+        await bus.close()
+        dead = RedisEventBus("redis://127.0.0.1:1/0")
+        with pytest.raises(ConnectionError):
+            await dead.ping()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(dead.subscribe(), timeout=5)
+        await dead.close()
