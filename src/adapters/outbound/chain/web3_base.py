@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractConstructor
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
@@ -109,18 +110,32 @@ class Web3ChainBase(Chain):
         """Run ``fn`` on the chain thread; every failure comes back as ``ChainError``."""
         try:
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, functools.partial(fn, *args)
+                self._executor, functools.partial(self._on_chain_thread, fn, *args)
             )
             return await future
         except Exception as exc:
             raise to_chain_error(exc, endpoint=self._endpoint, selectors=self._selectors) from exc
 
+    def _on_chain_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        self._before_chain_call()
+        return fn(*args)
+
+    def _before_chain_call(self) -> None:
+        """Hook run on the chain thread before every operation (``Web3Chain`` wraps here)."""
+
+    def _deployment_transaction(
+        self, constructor: ContractConstructor, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The unsigned deployment with gas and fees filled in (a hook for Sapphire)."""
+        return dict(constructor.build_transaction(params))
+
     def _send_deployment(self, spec: TokenSpec, holder: str) -> HexBytes:
         constructor = self._factory.constructor(spec.name, spec.symbol, spec.initial_supply, holder)
         try:
             nonce = self._next_nonce()
-            tx = constructor.build_transaction(
-                {"from": self._account.address, "nonce": nonce, "chainId": self._node_chain_id()}
+            tx = self._deployment_transaction(
+                constructor,
+                {"from": self._account.address, "nonce": nonce, "chainId": self._node_chain_id()},
             )
             signed = self._account.sign_transaction(tx)
             tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
