@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.outbound.jobs.memory import MemoryJobQueue
+from adapters.outbound.jobs.redis_stream import redis_job_broker
 from adapters.outbound.jobs.taskiq import TaskiqJobQueue
 from core.ports.jobs import DeployTokenJob, JobQueue
 
@@ -87,3 +88,17 @@ class TestMemoryJobQueue(JobQueueContract):
 class TestTaskiqInMemoryBroker(JobQueueContract):
     def make(self) -> JobQueue:
         return TaskiqJobQueue()
+
+
+class TestTaskiqRedis(JobQueueContract):
+    """The production queue on a real redis-server; a taskiq Receiver runs in this process."""
+
+    @pytest.fixture(autouse=True)
+    def _redis(self, clean_redis_url: str) -> None:
+        self.url = clean_redis_url
+
+    def make(self) -> JobQueue:
+        return TaskiqJobQueue(redis_job_broker(self.url), consume_in_process=True)
+
+    def test_is_durable(self) -> None:
+        assert self.make().durable

@@ -92,7 +92,7 @@ class RedisSubscription(Subscription):
         except asyncio.QueueFull:
             self.dropped += 1  # a slow subscriber never blocks the reader or the publisher
 
-    async def __aiter__(self) -> AsyncIterator[DomainEvent]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[DomainEvent]:
         while True:
             yield await self.queue.get()
 

@@ -1,15 +1,30 @@
-"""Jobs on taskiq. The embedded profile uses taskiq's InMemoryBroker inside the API process."""
+"""Jobs on taskiq.
+
+- embedded profile: taskiq's ``InMemoryBroker`` inside the API process (not durable; delays
+  are asyncio timers, and interrupted deployments are resumed from storage at start);
+- production: ``RedisStreamJobBroker`` (taskiq-redis streams, see ``redis_stream.py``).
+  The API process only produces; ``taskiq worker worker:broker`` processes consume. Delays
+  go to a Redis sorted set and survive restarts. With ``consume_in_process=True`` (tests,
+  or the embedded profile pointed at Redis) this process also runs a taskiq ``Receiver``.
+
+Every job type becomes a taskiq task with an explicit ``task_name`` equal to the job's
+``name`` (``deploy-token``); the payload is the job unstructured by cattrs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cattrs
 from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.receiver import Receiver
 
+from adapters.outbound.jobs.redis_stream import DELAY_LABEL, RedisStreamJobBroker
 from core.ports.jobs import Job, JobHandler, JobQueue
 
 log = logging.getLogger(__name__)
@@ -18,12 +33,26 @@ log = logging.getLogger(__name__)
 class TaskiqJobQueue(JobQueue):
     """Each job type becomes a taskiq task named after the job (``deploy-token``)."""
 
-    def __init__(self, broker: AsyncBroker | None = None) -> None:
+    def __init__(
+        self,
+        broker: AsyncBroker | None = None,
+        *,
+        consume_in_process: bool = False,
+        max_async_tasks: int = 16,
+        stop_grace_seconds: float = 10.0,
+    ) -> None:
         self.broker = broker or InMemoryBroker()
         self._types: dict[str, type[Job]] = {}
         self._delayed: set[asyncio.Task[None]] = set()
         self._converter = cattrs.Converter()
         self._started = False
+        self._owns_broker_lifecycle = True
+        self._consume = consume_in_process and not isinstance(self.broker, InMemoryBroker)
+        self._max_async_tasks = max_async_tasks
+        self._stop_grace = stop_grace_seconds
+        self._receiver_task: asyncio.Task[None] | None = None
+        self._finish: asyncio.Event | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def durable(self) -> bool:
@@ -40,9 +69,54 @@ class TaskiqJobQueue(JobQueue):
         self.broker.register_task(run, task_name=job_type.name)
 
     async def start(self) -> None:
-        if not self._started:
-            await self.broker.startup()
-            self._started = True
+        if self._started:
+            return
+        self._started = True
+        self._owns_broker_lifecycle = True
+        await self.broker.startup()
+        if self._consume:
+            self._start_receiver()
+
+    def attach_to_worker(self) -> None:
+        """Inside ``taskiq worker``: taskiq owns the broker's startup, receiver and shutdown;
+        this queue is only used to register handlers and to enqueue (retries)."""
+        self._started = True
+        self._owns_broker_lifecycle = False
+
+    def _start_receiver(self) -> None:
+        self._finish = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskiq-sync")
+        self.broker.is_worker_process = True
+        receiver = Receiver(
+            broker=self.broker,
+            executor=self._executor,
+            run_startup=False,
+            max_async_tasks=self._max_async_tasks,
+        )
+        self._receiver_task = asyncio.create_task(
+            receiver.listen(self._finish), name="taskiq-receiver"
+        )
+
+    async def _stop_receiver(self) -> None:
+        task, finish = self._receiver_task, self._finish
+        self._receiver_task = self._finish = None
+        if task is None or finish is None:
+            return
+        finish.set()  # stop fetching; running jobs finish and are acknowledged
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=self._stop_grace)
+        except TimeoutError:
+            log.warning(
+                "jobs still running after %.0fs; leaving them unacknowledged", self._stop_grace
+            )
+            if isinstance(self.broker, RedisStreamJobBroker):
+                self.broker.suppress_acks = True  # cancelled jobs must be re-delivered
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     async def stop(self) -> None:
         for task in self._delayed:
@@ -50,11 +124,16 @@ class TaskiqJobQueue(JobQueue):
         for task in list(self._delayed):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._started:
-            if isinstance(self.broker, InMemoryBroker):
-                await self.broker.wait_all()
-            await self.broker.shutdown()
-            self._started = False
+        if not self._started:
+            return
+        self._started = False
+        if not self._owns_broker_lifecycle:
+            return
+        await self._stop_receiver()
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
+        await self.broker.shutdown()
+        self.broker.is_worker_process = False
 
     async def enqueue(self, job: Job, *, delay_seconds: float = 0.0) -> None:
         task = self.broker.find_task(job.name)
@@ -63,6 +142,10 @@ class TaskiqJobQueue(JobQueue):
         payload = self._converter.unstructure(job)
         if delay_seconds <= 0:
             await task.kiq(payload)
+            return
+        if isinstance(self.broker, RedisStreamJobBroker):
+            # Durable: the message waits in Redis until a worker moves it to the stream.
+            await task.kicker().with_labels(**{DELAY_LABEL: float(delay_seconds)}).kiq(payload)
             return
 
         async def later() -> None:
@@ -74,6 +157,10 @@ class TaskiqJobQueue(JobQueue):
         timer.add_done_callback(self._delayed.discard)
 
     async def join(self, timeout: float) -> None:
+        if isinstance(self.broker, RedisStreamJobBroker):
+            await self._join_redis(self.broker, timeout)
+            return
+
         def busy() -> list[asyncio.Task[Any]]:
             tasks: list[asyncio.Task[Any]] = list(self._delayed)
             if isinstance(self.broker, InMemoryBroker):
@@ -87,3 +174,16 @@ class TaskiqJobQueue(JobQueue):
                 await asyncio.sleep(0)
 
         await asyncio.wait_for(drain(), timeout=timeout)
+
+    @staticmethod
+    async def _join_redis(broker: RedisStreamJobBroker, timeout: float) -> None:
+        """Poll Redis until no job is queued, delayed or running, in any process."""
+        deadline = time.monotonic() + timeout
+        while await broker.outstanding():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"jobs still outstanding after {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def ping(self) -> None:
+        if isinstance(self.broker, RedisStreamJobBroker):
+            await self.broker.ping()
