@@ -30,6 +30,7 @@ class OutboxRelay:
         self._reactions: dict[str, list[Reaction]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def on(self, event_type: str, reaction: Reaction) -> None:
         self._reactions.setdefault(event_type, []).append(reaction)
@@ -55,7 +56,8 @@ class OutboxRelay:
                 total += 1
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            self._wake.clear()  # before pumping, so a commit during the pump is not missed
             try:
                 await self.pump()
             except asyncio.CancelledError:
@@ -63,19 +65,28 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay: publishing failed; will retry")
                 await asyncio.sleep(1.0)
-            self._wake.clear()
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Finish the current pass, flush what is pending, and stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A flag, not only cancel(): on Python 3.11 wait_for can swallow a cancellation.
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=5.0)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
             try:
                 await self.pump()  # flush what was committed before shutdown

@@ -105,6 +105,19 @@ def install_error_handlers(app: Quart) -> None:
             )
         return error_response(422, "validation_failed", "the request body is invalid")
 
+    @app.errorhandler(ValidationError)
+    async def body_error(error: ValidationError) -> Response:
+        return error_response(
+            422,
+            "validation_failed",
+            "the request body is invalid",
+            {"fields": pydantic_fields(error)},
+        )
+
+    @app.errorhandler(UnicodeDecodeError)
+    async def not_utf8(error: UnicodeDecodeError) -> Response:
+        return error_response(400, "malformed_json", "the request body is not UTF-8 JSON")
+
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
