@@ -23,6 +23,7 @@ from core.markets.model import (
     MarketStatus,
     RegulatoryInfo,
 )
+from core.ports.inbox import DuplicateEvent, ProcessedEvent, ProcessStatus
 from core.ports.storage import MarketFilter, Storage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent
@@ -64,6 +65,21 @@ def make_event(aggregate_id: str, event_type: str = "market.registered", **kw: A
     }
     fields.update(kw)
     return DomainEvent(**fields)
+
+
+def make_processed(event_id: str | None = None, **overrides: Any) -> ProcessedEvent:
+    fields: dict[str, Any] = {
+        "event_id": event_id or f"evt-{new_id()}",
+        "event_type": "market.approved",
+        "source": "webhook",
+        "status": ProcessStatus.SUCCESS,
+        "received_at": T0,
+        "processed_at": T0,
+        "payload": {"market_id": "m-1", "decision": "approve"},
+        "context": {"actor_id": "core-user-1"},
+    }
+    fields.update(overrides)
+    return ProcessedEvent(**fields)
 
 
 def assert_aware(*values: datetime | None) -> None:
@@ -514,3 +530,206 @@ class StorageContract:
             assert await uow.markets.get(market.id) == market
             assert await uow.events.for_aggregate(market.id) == [registered]
             assert [m.event for m in await uow.outbox.pending(10)] == [registered]
+
+    # -- inbox: processed events -------------------------------------------------------------
+
+    async def _processed(self, storage: Storage, event_id: str) -> ProcessedEvent | None:
+        async with storage.unit_of_work() as uow:
+            return await uow.processed_events.get(event_id)
+
+    async def test_processed_event_round_trips_every_field(self, storage: Storage) -> None:
+        record = make_processed(
+            "evt-Ünïcode/1:2",
+            event_type="market.rejected",
+            source="sns",
+            status=ProcessStatus.FAILED,
+            received_at=datetime(2026, 1, 2, 5, 4, 5, 678901, tzinfo=PLUS_TWO),
+            processed_at=T0 + timedelta(seconds=30),
+            error="not_found: market m-9 not found",
+            payload={"market_id": "m-9", "reason": "papers", "nested": {"a": [1, None, "x"]}},
+            context={"actor_id": "core-1", "requestId": "r-1", "flags": {"x": True}},
+            attempts=3,
+        )
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(record)
+            assert await uow.processed_events.get(record.event_id) == record  # own write
+            await uow.commit()
+        got = await self._processed(storage, record.event_id)
+        assert got == record
+        assert got is not None and got.status is ProcessStatus.FAILED
+        assert_aware(got.received_at, got.processed_at)
+        assert await self._processed(storage, "evt-unknown") is None
+
+    async def test_a_second_add_of_the_same_event_id_is_a_duplicate(self, storage: Storage) -> None:
+        first = make_processed()
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(first)
+            await uow.commit()
+        with pytest.raises(DuplicateEvent):
+            async with storage.unit_of_work() as uow:
+                await uow.processed_events.add(
+                    attrs.evolve(first, status=ProcessStatus.SKIPPED, source="poller")
+                )
+                await uow.commit()
+        assert await self._processed(storage, first.event_id) == first
+
+    @pytest.mark.parametrize("status", list(ProcessStatus))
+    async def test_every_status_is_stored(self, storage: Storage, status: ProcessStatus) -> None:
+        record = make_processed(status=status)
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(record)
+            await uow.commit()
+        assert await self._processed(storage, record.event_id) == record
+
+    async def test_uncommitted_processed_event_rolls_back_with_the_market(
+        self, storage: Storage
+    ) -> None:
+        market = make_market()
+        record = make_processed(payload={"market_id": market.id})
+        with pytest.raises(RuntimeError):
+            async with storage.unit_of_work() as uow:
+                await uow.markets.add(market, make_asset(market))
+                await uow.processed_events.add(record)
+                raise RuntimeError("abort")
+        assert await self._processed(storage, record.event_id) is None
+        assert await self._get(storage, market.id) is None
+        async with storage.unit_of_work() as uow:
+            await uow.markets.add(market, make_asset(market))
+            await uow.processed_events.add(record)
+            await uow.commit()
+        assert await self._processed(storage, record.event_id) == record
+        assert await self._get(storage, market.id) == market
+
+    async def test_concurrent_adds_of_one_event_exactly_one_wins(self, storage: Storage) -> None:
+        event_id = f"evt-race-{new_id()}"
+
+        async def deliver(source: str) -> str | None:
+            try:
+                async with storage.unit_of_work() as uow:
+                    if await uow.processed_events.get(event_id) is not None:
+                        return None
+                    await uow.processed_events.add(make_processed(event_id, source=source))
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except DuplicateEvent:
+                return None
+            return source
+
+        results = await asyncio.gather(*(deliver(f"source-{i}") for i in range(4)))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        stored = await self._processed(storage, event_id)
+        assert stored is not None and stored.source == winners[0]
+
+    async def test_a_failed_duplicate_add_applies_nothing_of_its_unit(
+        self, storage: Storage
+    ) -> None:
+        record = make_processed()
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(record)
+            await uow.commit()
+        market = make_market()
+        with pytest.raises(DuplicateEvent):
+            async with storage.unit_of_work() as uow:
+                await uow.markets.add(market, make_asset(market))
+                await uow.processed_events.add(record)
+                await uow.commit()
+        assert await self._get(storage, market.id) is None
+
+    async def test_replace_a_failed_event_with_the_expected_attempts(
+        self, storage: Storage
+    ) -> None:
+        failed = make_processed(status=ProcessStatus.FAILED, error="not_found: m-1", attempts=1)
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(failed)
+            await uow.commit()
+        retried = attrs.evolve(
+            failed,
+            status=ProcessStatus.SUCCESS,
+            error=None,
+            attempts=2,
+            processed_at=T0 + timedelta(minutes=1),
+            source="poller",
+        )
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateEvent):
+                await uow.processed_events.replace(retried, expected_attempts=7)
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.replace(retried, expected_attempts=1)
+            assert await uow.processed_events.get(failed.event_id) == retried
+            await uow.commit()
+        assert await self._processed(storage, failed.event_id) == retried
+
+    async def test_replace_an_unknown_event_is_a_duplicate(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateEvent):
+                await uow.processed_events.replace(make_processed(), expected_attempts=1)
+
+    async def test_uncommitted_replace_changes_nothing(self, storage: Storage) -> None:
+        failed = make_processed(status=ProcessStatus.FAILED)
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(failed)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.replace(
+                attrs.evolve(failed, status=ProcessStatus.SUCCESS, attempts=2),
+                expected_attempts=1,
+            )
+        assert await self._processed(storage, failed.event_id) == failed
+
+    async def test_concurrent_replaces_exactly_one_wins(self, storage: Storage) -> None:
+        failed = make_processed(status=ProcessStatus.FAILED)
+        async with storage.unit_of_work() as uow:
+            await uow.processed_events.add(failed)
+            await uow.commit()
+
+        async def retry(source: str) -> str | None:
+            # Every retry read the failed record (attempts 1) before any of them committed.
+            try:
+                async with storage.unit_of_work() as uow:
+                    await uow.processed_events.replace(
+                        attrs.evolve(
+                            failed, status=ProcessStatus.SUCCESS, source=source, attempts=2
+                        ),
+                        expected_attempts=failed.attempts,
+                    )
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except DuplicateEvent:
+                return None
+            return source
+
+        results = await asyncio.gather(*(retry(f"retry-{i}") for i in range(4)))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        stored = await self._processed(storage, failed.event_id)
+        assert stored is not None and stored.source == winners[0] and stored.attempts == 2
+
+    # -- cursors -----------------------------------------------------------------------------
+
+    async def test_cursors_set_get_and_overwrite(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            assert await uow.cursors.get("feed-a") is None
+            await uow.cursors.set("feed-a", "cursor-1", T0)
+            assert await uow.cursors.get("feed-a") == "cursor-1"
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.cursors.get("feed-a") == "cursor-1"
+            await uow.cursors.set("feed-a", "cursor-2", T0 + timedelta(seconds=1))
+            await uow.cursors.set("feed-b", "b" * 500, T0)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.cursors.get("feed-a") == "cursor-2"
+            assert await uow.cursors.get("feed-b") == "b" * 500
+            assert await uow.cursors.get("feed-c") is None
+
+    async def test_uncommitted_cursor_changes_roll_back(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            await uow.cursors.set("feed-r", "kept", T0)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            await uow.cursors.set("feed-r", "lost", T0)
+            await uow.cursors.set("feed-new", "lost", T0)
+        async with storage.unit_of_work() as uow:
+            assert await uow.cursors.get("feed-r") == "kept"
+            assert await uow.cursors.get("feed-new") is None

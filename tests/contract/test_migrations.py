@@ -21,7 +21,15 @@ from adapters.outbound.storage.sql.migrate import (
 )
 from adapters.outbound.storage.sql.tables import metadata
 
-OUR_TABLES = {"markets", "market_assets", "market_events", "outbox"}
+OUR_TABLES = {
+    "markets",
+    "market_assets",
+    "market_events",
+    "outbox",
+    "processed_events",
+    "cursors",
+}
+HEAD = "0002"
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:
@@ -44,8 +52,14 @@ async def _up_down_up(url: str) -> None:
     await upgrade_async(url)
     tables, revision, diff = await _inspect(url)
     assert tables >= OUR_TABLES
-    assert revision == head_revision() == "0001"
+    assert revision == head_revision() == HEAD
     assert diff == []
+
+    await downgrade_async(url, "0001")  # one step: the inbox tables go, the markets stay
+    tables, revision, _ = await _inspect(url)
+    assert revision == "0001"
+    assert "processed_events" not in tables and "cursors" not in tables
+    assert "markets" in tables
 
     await downgrade_async(url, "base")
     tables, revision, _ = await _inspect(url)
@@ -54,7 +68,7 @@ async def _up_down_up(url: str) -> None:
 
     await upgrade_async(url, "head")
     tables, revision, diff = await _inspect(url)
-    assert tables >= OUR_TABLES and revision == "0001" and diff == []
+    assert tables >= OUR_TABLES and revision == HEAD and diff == []
 
 
 def test_migrations_dir_is_the_repository_root_one() -> None:
@@ -88,7 +102,7 @@ async def test_sqlite_up_down_up(tmp_path: Path) -> None:
 async def test_sync_helpers_work_inside_a_running_loop(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'sync.db'}"
     upgrade(url)
-    assert (await _inspect(url))[1] == "0001"
+    assert (await _inspect(url))[1] == HEAD
     downgrade(url, "base")
     assert (await _inspect(url))[1] is None
 

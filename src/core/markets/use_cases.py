@@ -172,6 +172,35 @@ class MarketUseCases:
         metadata: dict[str, Any] | None = None,
     ) -> Market:
         """Approve (which starts activation by itself) or reject a pending market."""
+        async with self._storage.unit_of_work() as uow:
+            result = await self.decide_in(
+                uow,
+                actor,
+                market_id,
+                decision,
+                reason=reason,
+                entity_id=entity_id,
+                metadata=metadata,
+            )
+            await uow.commit()
+        return result
+
+    async def decide_in(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        market_id: str,
+        decision: str,
+        *,
+        reason: str | None = None,
+        entity_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Market:
+        """``decide`` inside the caller's open unit of work, which the caller commits.
+
+        Callers that must record something atomically with the decision (the Entity
+        Permissions Core's events and their ``processed_events`` row) use this.
+        """
         if decision not in DECISIONS:
             raise ValidationFailed(
                 "decision must be approve or reject",
@@ -184,43 +213,38 @@ class MarketUseCases:
                 "a rejection needs a reason", fields={"reason": "is required to reject"}
             )
         action_name = "market.approve" if decision == "approve" else "market.reject"
-        async with self._storage.unit_of_work() as uow:
-            market = await load_market(uow, market_id)
-            await self._auth.require(actor, action_name, entity_id=entity_id or market.entity_id)
-            now = self._clock.now()
-            extra = dict(metadata or {})
-            if entity_id:
-                extra["entityId"] = entity_id
-            if decision == "reject":
-                result = await self._lifecycle.apply(
-                    uow,
-                    market,
-                    Action.REJECT,
-                    actor,
-                    changes={
-                        "rejected_by": actor.id,
-                        "rejected_at": now,
-                        "rejected_reason": reason,
-                    },
-                    decision=decision,
-                    reason=reason,
-                    metadata=extra,
-                )
-                await uow.commit()
-                return result
-            approved = await self._lifecycle.apply(
+        market = await load_market(uow, market_id)
+        await self._auth.require(actor, action_name, entity_id=entity_id or market.entity_id)
+        now = self._clock.now()
+        extra = dict(metadata or {})
+        if entity_id:
+            extra["entityId"] = entity_id
+        if decision == "reject":
+            return await self._lifecycle.apply(
                 uow,
                 market,
-                Action.APPROVE,
+                Action.REJECT,
                 actor,
-                changes={"approved_by": actor.id, "approved_at": now},
+                changes={
+                    "rejected_by": actor.id,
+                    "rejected_at": now,
+                    "rejected_reason": reason,
+                },
                 decision=decision,
                 reason=reason,
                 metadata=extra,
             )
-            result = await self._start_activation(uow, approved, actor)
-            await uow.commit()
-        return result
+        approved = await self._lifecycle.apply(
+            uow,
+            market,
+            Action.APPROVE,
+            actor,
+            changes={"approved_by": actor.id, "approved_at": now},
+            decision=decision,
+            reason=reason,
+            metadata=extra,
+        )
+        return await self._start_activation(uow, approved, actor)
 
     async def activate(self, actor: Actor, market_id: str) -> Market:
         """Start (or retry by hand) the token deployment of an approved market."""

@@ -33,3 +33,6 @@ class Permissions(abc.ABC):
 
     async def ping(self) -> None:  # noqa: B027 - local policies are always reachable
         """Raise if the decision service cannot be reached."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -9,6 +9,7 @@ from types import TracebackType
 import attrs
 
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
+from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.shared.events import DomainEvent
 
 
@@ -87,6 +88,8 @@ class UnitOfWork(abc.ABC):
     markets: MarketRepository
     events: EventLog
     outbox: Outbox
+    processed_events: ProcessedEventRepository
+    cursors: CursorRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

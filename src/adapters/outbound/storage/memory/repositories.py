@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import attrs
 
@@ -11,9 +12,16 @@ from adapters.outbound.storage.memory.state import (
     MemoryState,
     copy_asset,
     copy_event,
+    copy_processed,
     is_live,
 )
 from core.markets.model import Market, MarketAsset
+from core.ports.inbox import (
+    CursorRepository,
+    DuplicateEvent,
+    ProcessedEvent,
+    ProcessedEventRepository,
+)
 from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent
@@ -123,3 +131,42 @@ class MemoryOutbox(Outbox):
 
     async def mark_published(self, positions: Sequence[int]) -> None:
         self._changes.published.update(positions)
+
+
+class MemoryProcessedEventRepository(ProcessedEventRepository):
+    """The inbox; a duplicate id is refused at ``add`` and again at commit."""
+
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    async def get(self, event_id: str) -> ProcessedEvent | None:
+        found = self._changes.processed.get(event_id) or self._state.processed.get(event_id)
+        return None if found is None else copy_processed(found)
+
+    async def add(self, record: ProcessedEvent) -> None:
+        if await self.get(record.event_id) is not None:
+            raise DuplicateEvent(record.event_id)
+        self._changes.processed[record.event_id] = copy_processed(record)
+        self._changes.new_processed.add(record.event_id)
+
+    async def replace(self, record: ProcessedEvent, *, expected_attempts: int) -> None:
+        current = await self.get(record.event_id)
+        if current is None or current.attempts != expected_attempts:
+            raise DuplicateEvent(record.event_id)
+        if record.event_id not in self._changes.new_processed:
+            self._changes.processed_base.setdefault(record.event_id, current.attempts)
+        self._changes.processed[record.event_id] = copy_processed(record)
+
+
+class MemoryCursorRepository(CursorRepository):
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    async def get(self, key: str) -> str | None:
+        found = self._changes.cursors.get(key) or self._state.cursors.get(key)
+        return None if found is None else found[0]
+
+    async def set(self, key: str, value: str, at: datetime) -> None:
+        self._changes.cursors[key] = (value, at)

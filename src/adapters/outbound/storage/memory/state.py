@@ -6,10 +6,12 @@ import copy
 import heapq
 import itertools
 import threading
+from datetime import datetime
 
 import attrs
 
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
+from core.ports.inbox import DuplicateEvent, ProcessedEvent
 from core.ports.storage import OutboxMessage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent
@@ -29,6 +31,12 @@ def copy_event(event: DomainEvent) -> DomainEvent:
     return attrs.evolve(event, metadata=copy.deepcopy(event.metadata))
 
 
+def copy_processed(record: ProcessedEvent) -> ProcessedEvent:
+    return attrs.evolve(
+        record, payload=copy.deepcopy(record.payload), context=copy.deepcopy(record.context)
+    )
+
+
 @attrs.define
 class ChangeSet:
     """What one unit of work staged, applied all at once by ``MemoryState.apply``."""
@@ -39,6 +47,10 @@ class ChangeSet:
     assets: dict[str, MarketAsset] = attrs.Factory(dict)
     events: list[OutboxMessage] = attrs.Factory(list)  # with positions drawn at append
     published: set[int] = attrs.Factory(set)
+    processed: dict[str, ProcessedEvent] = attrs.Factory(dict)  # staged inbox records
+    new_processed: set[str] = attrs.Factory(set)  # event ids added (not replaced) here
+    processed_base: dict[str, int] = attrs.Factory(dict)  # committed attempts we built on
+    cursors: dict[str, tuple[str, datetime]] = attrs.Factory(dict)  # key -> (value, set at)
 
 
 class MemoryState:
@@ -51,6 +63,8 @@ class MemoryState:
         self.live_symbols: dict[str, str] = {}  # symbol -> id of the live market holding it
         self.history: dict[str, list[DomainEvent]] = {}  # by aggregate id, oldest first
         self.unpublished: dict[int, DomainEvent] = {}  # outbox rows not yet published
+        self.processed: dict[str, ProcessedEvent] = {}  # the inbox, by event id
+        self.cursors: dict[str, tuple[str, datetime]] = {}  # key -> (value, set at)
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -82,8 +96,17 @@ class MemoryState:
                 self.unpublished[message.position] = event
             for position in changes.published:
                 self.unpublished.pop(position, None)
+            self.processed.update(changes.processed)
+            self.cursors.update(changes.cursors)
 
     def _check(self, changes: ChangeSet) -> None:
+        for event_id in changes.processed:
+            committed = self.processed.get(event_id)
+            if event_id in changes.new_processed:
+                if committed is not None:
+                    raise DuplicateEvent(event_id)
+            elif committed is None or committed.attempts != changes.processed_base[event_id]:
+                raise DuplicateEvent(event_id)
         for market_id in changes.markets:
             committed = self.markets.get(market_id)
             if market_id in changes.new_ids:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from adapters.outbound.storage.memory.repositories import (
+    MemoryCursorRepository,
     MemoryEventLog,
     MemoryMarketRepository,
     MemoryOutbox,
+    MemoryProcessedEventRepository,
 )
 from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
 from core.ports.storage import Storage, UnitOfWork
@@ -28,6 +30,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.markets = MemoryMarketRepository(self._state, changes)
         self.events = MemoryEventLog(self._state, changes)
         self.outbox = MemoryOutbox(self._state, changes)
+        self.processed_events = MemoryProcessedEventRepository(self._state, changes)
+        self.cursors = MemoryCursorRepository(self._state, changes)
 
     async def _end(self) -> None:
         self._changes = None

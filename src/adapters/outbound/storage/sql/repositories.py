@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.outbound.storage.sql import codec
-from adapters.outbound.storage.sql.tables import market_assets, market_events, markets, outbox
+from adapters.outbound.storage.sql.tables import (
+    cursors,
+    market_assets,
+    market_events,
+    markets,
+    outbox,
+    processed_events,
+)
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.clock import Clock
+from core.ports.inbox import (
+    CursorRepository,
+    DuplicateEvent,
+    ProcessedEvent,
+    ProcessedEventRepository,
+    ProcessStatus,
+)
 from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent
@@ -163,3 +180,86 @@ class SqlOutbox(Outbox):
             .where(outbox.c.position.in_(list(positions)), outbox.c.published_at.is_(None))
             .values(published_at=self._clock.now())
         )
+
+
+def _processed_row(record: ProcessedEvent) -> dict[str, Any]:
+    return {
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "source": record.source,
+        "status": record.status.value,
+        "error": record.error,
+        "payload": dict(record.payload),
+        "context": dict(record.context),
+        "attempts": record.attempts,
+        "received_at": record.received_at,
+        "processed_at": record.processed_at,
+    }
+
+
+class SqlProcessedEventRepository(ProcessedEventRepository):
+    """``processed_events``: the primary key on ``event_id`` refuses a second delivery."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def get(self, event_id: str) -> ProcessedEvent | None:
+        query = sa.select(processed_events).where(processed_events.c.event_id == event_id)
+        row = (await self._conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return ProcessedEvent(
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            source=row["source"],
+            status=ProcessStatus(row["status"]),
+            received_at=row["received_at"],
+            processed_at=row["processed_at"],
+            error=row["error"],
+            payload=dict(row["payload"]),
+            context=dict(row["context"]),
+            attempts=row["attempts"],
+        )
+
+    async def add(self, record: ProcessedEvent) -> None:
+        try:
+            await self._conn.execute(sa.insert(processed_events), [_processed_row(record)])
+        except IntegrityError as exc:
+            if _violates(exc, "pk_processed_events", "processed_events.event_id"):
+                raise DuplicateEvent(record.event_id) from exc
+            raise
+
+    async def replace(self, record: ProcessedEvent, *, expected_attempts: int) -> None:
+        values = _processed_row(record)
+        del values["event_id"]
+        result = await self._conn.execute(
+            sa.update(processed_events)
+            .where(
+                processed_events.c.event_id == record.event_id,
+                processed_events.c.attempts == expected_attempts,
+            )
+            .values(values)
+        )
+        if result.rowcount != 1:
+            raise DuplicateEvent(record.event_id)
+
+
+class SqlCursorRepository(CursorRepository):
+    """``cursors``: an upsert per key."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def get(self, key: str) -> str | None:
+        query = sa.select(cursors.c.value).where(cursors.c.key == key)
+        value = (await self._conn.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def set(self, key: str, value: str, at: datetime) -> None:
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(cursors).values(key=key, value=value, updated_at=at)
+        statement = statement.on_conflict_do_update(
+            index_elements=[cursors.c.key],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        )
+        await self._conn.execute(statement)

@@ -9,7 +9,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
-from adapters.outbound.storage.sql.repositories import SqlEventLog, SqlMarketRepository, SqlOutbox
+from adapters.outbound.storage.sql.repositories import (
+    SqlCursorRepository,
+    SqlEventLog,
+    SqlMarketRepository,
+    SqlOutbox,
+    SqlProcessedEventRepository,
+)
 from core.ports.clock import Clock
 from core.ports.storage import Storage, UnitOfWork
 
@@ -42,6 +48,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.markets = SqlMarketRepository(conn)
         self.events = SqlEventLog(conn)
         self.outbox = SqlOutbox(conn, self._clock)
+        self.processed_events = SqlProcessedEventRepository(conn)
+        self.cursors = SqlCursorRepository(conn)
 
     async def _end(self) -> None:
         conn, self._conn = self._conn, None

@@ -126,3 +126,32 @@ outbox = sa.Table(
     ),
     sqlite_autoincrement=True,
 )
+
+# The inbox of the Entity Permissions Core's events: one row per event id, ever.
+PROCESS_STATUSES = "status IN ('success', 'failed', 'skipped')"
+
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("context", Json, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("processed_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint(PROCESS_STATUSES, name="status"),
+    sa.Index("ix_processed_events_status_processed_at", "status", "processed_at"),
+)
+
+# Named positions in outside feeds (key/value).
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
