@@ -22,15 +22,21 @@ from dependency_injector import containers, providers
 from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.outbound.cache.memory import MemoryCache
+from adapters.outbound.cache.redis import RedisCache
 from adapters.outbound.chain.evm import EvmChain
 from adapters.outbound.chain.memory import MemoryChain
 from adapters.outbound.chain.web3_rpc import Web3Chain
 from adapters.outbound.clock.system import SystemClock
 from adapters.outbound.events.memory import MemoryEventBus
+from adapters.outbound.events.redis import RedisEventBus
 from adapters.outbound.jobs.memory import MemoryJobQueue
+from adapters.outbound.jobs.redis_stream import redis_job_broker
 from adapters.outbound.jobs.taskiq import TaskiqJobQueue
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.permissions.memory import MemoryPermissions
+from adapters.outbound.ratelimit.memory import MemoryRateLimiter
+from adapters.outbound.ratelimit.redis import RedisRateLimiter
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
@@ -72,6 +78,17 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, not {raw!r}") from exc
 
 
+def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return None
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
 @attrs.frozen
 class Settings:
     """Every ``RWA_`` variable, parsed once. Secrets are kept out of ``repr``."""
@@ -82,6 +99,11 @@ class Settings:
     data_dir: Path = Path("./var")
     database_url: str | None = None
     redis_url: str | None = None
+    jobs_queue: str = "rwa:jobs:stream"
+    jobs_claim_idle_seconds: float = 60.0
+    jobs_max_deliveries: int = 5
+    jobs_result_ttl_seconds: int = 86_400
+    worker_in_process: bool | None = None  # None: yes in embedded, no in production
     jwt_secret: str = attrs.field(default=DEV_JWT_SECRET, repr=False)
     chain_rpc_url: str | None = None
     chain_id: int | None = None
@@ -113,6 +135,11 @@ class Settings:
             data_dir=Path(env.get("RWA_DATA_DIR", "./var")),
             database_url=env.get("RWA_DATABASE_URL") or None,
             redis_url=env.get("RWA_REDIS_URL") or None,
+            jobs_queue=env.get("RWA_JOBS_QUEUE") or "rwa:jobs:stream",
+            jobs_claim_idle_seconds=_env_float(env, "RWA_JOBS_CLAIM_IDLE_SECONDS", 60.0),
+            jobs_max_deliveries=_env_int(env, "RWA_JOBS_MAX_DELIVERIES", 5),
+            jobs_result_ttl_seconds=_env_int(env, "RWA_JOBS_RESULT_TTL_SECONDS", 86_400),
+            worker_in_process=_env_bool(env, "RWA_WORKER_IN_PROCESS"),
             jwt_secret=jwt_secret,
             chain_rpc_url=env.get("RWA_CHAIN_RPC_URL") or None,
             chain_id=int(chain_id) if chain_id else None,
@@ -150,8 +177,22 @@ class Settings:
         return "rpc" if self.chain_rpc_url else "evm"
 
     @property
+    def redis_kind(self) -> str:
+        """Event bus, rate limiter and cache: Redis when RWA_REDIS_URL is set (not in test)."""
+        return "redis" if self.redis_url and self.profile != "test" else "memory"
+
+    @property
     def jobs_kind(self) -> str:
-        return "memory" if self.profile == "test" else "taskiq"
+        if self.profile == "test":
+            return "memory"
+        return "redis" if self.redis_kind == "redis" else "taskiq"
+
+    @property
+    def consume_jobs_in_process(self) -> bool:
+        """Whether the API process also runs a taskiq receiver on the Redis queue."""
+        if self.worker_in_process is not None:
+            return self.worker_in_process
+        return self.profile != "production"
 
     @property
     def permissions_kind(self) -> str:
@@ -162,6 +203,10 @@ class Settings:
         return self.jwt_secret == DEV_JWT_SECRET or DEV_WEBHOOK_SECRETS in self.webhook_secrets
 
     def check(self) -> None:
+        if not self.jobs_claim_idle_seconds > 0:
+            raise ConfigurationError("RWA_JOBS_CLAIM_IDLE_SECONDS must be positive")
+        if self.jobs_max_deliveries < 1:
+            raise ConfigurationError("RWA_JOBS_MAX_DELIVERIES must be at least 1")
         if self.chain_rpc_url and not self.chain_private_key:
             raise ConfigurationError("RWA_CHAIN_RPC_URL needs RWA_CHAIN_PRIVATE_KEY")
         if self.profile == "production" and self.uses_development_secrets:
@@ -205,8 +250,42 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.jobs_kind, settings),
         memory=providers.Singleton(MemoryJobQueue),
         taskiq=providers.Singleton(TaskiqJobQueue),
+        redis=providers.Singleton(
+            TaskiqJobQueue,
+            providers.Singleton(
+                redis_job_broker,
+                providers.Callable(lambda s: s.redis_url, settings),
+                queue_name=providers.Callable(lambda s: s.jobs_queue, settings),
+                claim_idle_seconds=providers.Callable(
+                    lambda s: s.jobs_claim_idle_seconds, settings
+                ),
+                max_deliveries=providers.Callable(lambda s: s.jobs_max_deliveries, settings),
+                result_ttl_seconds=providers.Callable(
+                    lambda s: s.jobs_result_ttl_seconds, settings
+                ),
+            ),
+            consume_in_process=providers.Callable(lambda s: s.consume_jobs_in_process, settings),
+        ),
     )
-    event_bus = providers.Singleton(MemoryEventBus)
+    event_bus = providers.Selector(
+        providers.Callable(lambda s: s.redis_kind, settings),
+        memory=providers.Singleton(MemoryEventBus),
+        redis=providers.Singleton(
+            RedisEventBus, providers.Callable(lambda s: s.redis_url, settings)
+        ),
+    )
+    rate_limiter = providers.Selector(
+        providers.Callable(lambda s: s.redis_kind, settings),
+        memory=providers.Singleton(MemoryRateLimiter),
+        redis=providers.Singleton(
+            RedisRateLimiter, providers.Callable(lambda s: s.redis_url, settings)
+        ),
+    )
+    cache = providers.Selector(
+        providers.Callable(lambda s: s.redis_kind, settings),
+        memory=providers.Singleton(MemoryCache),
+        redis=providers.Singleton(RedisCache, providers.Callable(lambda s: s.redis_url, settings)),
+    )
 
     authorizer = providers.Singleton(Authorizer, permissions)
     market_use_cases = providers.Singleton(MarketUseCases, storage, authorizer, clock)
@@ -254,8 +333,39 @@ class Runtime:
         await c.jobs().stop()
         await c.chain().close()
         await c.event_bus().close()
+        await c.rate_limiter().close()
+        await c.cache().close()
         await c.storage().close()
         self.started = False
+
+    def job_broker(self) -> Any:
+        """The taskiq broker of the Redis job queue, for ``taskiq worker worker:broker``."""
+        jobs = self.container.jobs()
+        if not isinstance(jobs, TaskiqJobQueue) or not jobs.durable:
+            raise ConfigurationError(
+                "a taskiq worker needs the Redis job queue: set RWA_REDIS_URL "
+                f"(profile {self.settings.profile!r} gives {type(jobs).__name__})"
+            )
+        return jobs.broker
+
+    async def start_worker(self) -> None:
+        """Inside a ``taskiq worker`` process: taskiq has started the broker and runs the
+        receiver; register the job handlers. No relay and no HTTP here: the API processes
+        relay the events the jobs commit."""
+        c = self.container
+        jobs = c.jobs()
+        assert isinstance(jobs, TaskiqJobQueue)
+        jobs.attach_to_worker()
+        jobs.register(DeployTokenJob, c.deployment().handle)
+        log.info(
+            "worker ready: profile=%s queue=%s", self.settings.profile, self.settings.jobs_queue
+        )
+
+    async def stop_worker(self) -> None:
+        c = self.container
+        await c.jobs().stop()  # only forgets the queue; taskiq shuts the broker down
+        await c.chain().close()
+        await c.storage().close()
 
     def readiness(self) -> dict[str, Any]:
         c = self.container
@@ -287,6 +397,11 @@ def build(settings: Settings | None = None) -> Runtime:
         log.warning(
             "using DEVELOPMENT-ONLY secrets (RWA_JWT_SECRET / RWA_WEBHOOK_SECRETS unset); "
             "never expose this instance"
+        )
+    if settings.profile == "production" and not settings.redis_url:
+        log.warning(
+            "production profile without RWA_REDIS_URL: jobs run in this process and are not "
+            "durable, and WebSocket events do not reach other API instances"
         )
     if settings.profile != "test":
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,16 @@
-"""``rwa-market``: serve, migrate, and mint development bearer tokens."""
+"""``rwa-market``: serve, migrate, run job workers, and mint development bearer tokens."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
@@ -77,6 +80,50 @@ Walk-through, in a second terminal (needs curl and python3):
 """
 
 
+def taskiq_worker_argv(settings: bootstrap.Settings, args: argparse.Namespace) -> list[str]:
+    """``taskiq worker worker:broker`` with the arguments this service needs."""
+    return [
+        sys.executable,
+        "-m",
+        "taskiq",
+        "worker",
+        "worker:broker",
+        "--app-dir",
+        str(Path(__file__).resolve().parent),
+        "--workers",
+        str(args.processes),
+        "--max-async-tasks",
+        str(args.max_async_tasks),
+        # acknowledge after the job ran and its result was saved: a killed worker's job
+        # stays pending in the stream and another worker claims it
+        "--ack-type",
+        "when_saved",
+        "--wait-tasks-timeout",
+        str(args.wait_tasks_timeout),
+        "--log-level",
+        settings.log_level.upper(),
+        *args.modules,
+    ]
+
+
+def _worker(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
+    if settings.jobs_kind != "redis":
+        print(
+            "configuration error: `rwa-market worker` consumes the Redis job queue; "
+            f"set RWA_REDIS_URL (profile {settings.profile} has job queue {settings.jobs_kind})",
+            file=sys.stderr,
+        )
+        return 2
+    argv = taskiq_worker_argv(settings, args)
+    if args.dry_run:
+        print(shlex.join(argv))
+        return 0
+    log.info("starting: %s", shlex.join(argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # the worker keeps this PID: stop it by PID
+
+
 def _walkthrough(settings: bootstrap.Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(WALKTHROUGH.format(profile=settings.profile, base=base))
@@ -89,6 +136,25 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--migrate", action="store_true", help="migrate the database first")
     sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
     sub.add_parser("walkthrough", help="print a copy-paste walk-through of the lifecycle")
+    worker = sub.add_parser(
+        "worker",
+        help="run `taskiq worker` processes on the Redis job queue (needs RWA_REDIS_URL)",
+    )
+    worker.add_argument(
+        "--processes", "-w", type=int, default=1, help="worker child processes (default 1)"
+    )
+    worker.add_argument(
+        "--max-async-tasks", type=int, default=16, help="concurrent jobs per process"
+    )
+    worker.add_argument(
+        "--wait-tasks-timeout",
+        type=float,
+        default=25.0,
+        help="on SIGTERM, seconds to let running jobs finish; unfinished ones stay "
+        "unacknowledged and another worker runs them after RWA_JOBS_CLAIM_IDLE_SECONDS",
+    )
+    worker.add_argument("--dry-run", action="store_true", help="print the command only")
+    worker.add_argument("modules", nargs="*", help="extra task modules to import")
     token = sub.add_parser("token", help="print a bearer token signed with RWA_JWT_SECRET")
     token.add_argument("--sub", required=True, help="principal id (the token's sub claim)")
     token.add_argument(
@@ -117,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _walkthrough(settings)
     elif args.command == "token":
         _token(settings, args)
+    elif args.command == "worker":
+        return _worker(settings, args)
     elif args.command == "serve":
         if args.migrate:
             _migrate(settings)

@@ -17,13 +17,17 @@ What it adds to ``taskiq_redis.RedisStreamBroker``
    delays not cron schedules, and the due time has millisecond precision instead of the
    scheduler's polling interval.
 
-2. **Re-delivery of messages held by a dead consumer, even on an idle queue.** The base
-   broker only runs ``XAUTOCLAIM`` right after a read that returned new messages, so a
-   message held by a killed worker waits for the next unrelated job. Here every consumer
-   checks the pending list at least every ``claim_interval_seconds``: a message unacknowledged
-   for ``claim_idle_seconds`` is claimed (``XCLAIM`` with the same min-idle guard, so only
-   one consumer wins) and run again. ``claim_idle_seconds`` must exceed the longest job,
-   otherwise a slow job still running would be run a second time.
+2. **Re-delivery of messages held by a dead consumer, even on an idle queue, and leases
+   for slow live ones.** The base broker only runs ``XAUTOCLAIM`` right after a read that
+   returned new messages, so a message held by a killed worker would wait for the next
+   unrelated job. Here every consumer checks the pending list at least every
+   ``claim_interval_seconds``: a message another consumer left unacknowledged for
+   ``claim_idle_seconds`` is claimed (``XCLAIM`` with the same min-idle guard, so only one
+   consumer wins) and run again. While a job runs, its consumer renews its lease every
+   ``claim_idle_seconds / 3`` (a Lua script re-claims the message for itself with
+   ``JUSTID`` if it still owns it, which resets the idle time), so a slow job that is still
+   running is never handed to a second worker, whatever its duration; only a consumer
+   that stopped renewing (killed, frozen for longer than ``claim_idle_seconds``) loses it.
 
 3. **Dead letters.** A message delivered ``max_deliveries`` times without being
    acknowledged (a job that keeps killing its worker) is moved to ``{stream}:dead`` instead
@@ -83,6 +87,21 @@ return {#due, -1}
 """
 
 
+# KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] message ids.
+# Resets the idle time of the listed messages that this consumer still owns.
+_RENEW = """
+local renewed = 0
+for i = 3, #ARGV do
+  local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if entry and entry[2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+
 class RedisStreamJobBroker(RedisStreamBroker):
     """A ``RedisStreamBroker`` with durable delays, idle-queue reclaiming and dead letters."""
 
@@ -93,7 +112,7 @@ class RedisStreamJobBroker(RedisStreamBroker):
         queue_name: str = "rwa:jobs:stream",
         consumer_group_name: str = "rwa-workers",
         consumer_name: str | None = None,
-        claim_idle_seconds: float = 300.0,
+        claim_idle_seconds: float = 60.0,
         claim_interval_seconds: float | None = None,
         max_deliveries: int = 5,
         due_poll_seconds: float = 0.2,
@@ -127,7 +146,10 @@ class RedisStreamJobBroker(RedisStreamBroker):
         self._client = Redis(connection_pool=self.connection_pool)
         self._schedule = self._client.register_script(_SCHEDULE)
         self._move_due = self._client.register_script(_MOVE_DUE)
-        self._mover: asyncio.Task[None] | None = None
+        self._renew = self._client.register_script(_RENEW)
+        self._background: list[asyncio.Task[None]] = []
+        self._inflight: set[bytes | str] = set()
+        self.lease_renew_seconds = claim_idle_seconds / 3
         # Set when a stopping process cancels jobs that did not finish: taskiq's receiver
         # would otherwise acknowledge a cancelled job as if it had run.
         self.suppress_acks = False
@@ -179,19 +201,50 @@ class RedisStreamJobBroker(RedisStreamBroker):
                 log.warning("moving due jobs failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 
-    def _start_mover(self) -> None:
-        if self._mover is None or self._mover.done():
-            self._mover = asyncio.create_task(self._move_due_forever(), name="due-jobs-mover")
+    async def renew_leases(self) -> int:
+        """Reset the idle time of the jobs this consumer is running, so that no other
+        consumer claims a job that is slow but alive. Returns how many were renewed."""
+        ids = list(self._inflight)
+        if not ids:
+            return 0
+        renewed = await self._renew(
+            keys=[self.queue_name], args=[self.consumer_group_name, self.consumer_name, *ids]
+        )
+        return int(renewed)
 
-    async def _stop_mover(self) -> None:
-        if self._mover is not None:
-            self._mover.cancel()
+    async def _renew_leases_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_renew_seconds)
+            try:
+                await self.renew_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("renewing job leases failed (%s); retrying", exc)
+
+    def _start_background(self) -> None:
+        if any(not task.done() for task in self._background):
+            return
+        self._background = [
+            asyncio.create_task(self._move_due_forever(), name="due-jobs-mover"),
+            asyncio.create_task(self._renew_leases_forever(), name="job-lease-renewal"),
+        ]
+
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._mover
-            self._mover = None
+                await task
+
+    def _delivered(self, data: bytes, message_id: bytes | str) -> AckableMessage:
+        self._inflight.add(message_id)
+        return AckableMessage(data=data, ack=self._ack(message_id))
 
     def _ack(self, message_id: bytes | str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
+            self._inflight.discard(message_id)
             if self.suppress_acks:
                 return
             async with self._client.pipeline(transaction=True) as pipe:
@@ -210,6 +263,8 @@ class RedisStreamJobBroker(RedisStreamBroker):
         claimed: list[AckableMessage] = []
         for entry in pending:
             message_id = entry["message_id"]
+            if entry["consumer"] in (self.consumer_name, self.consumer_name.encode()):
+                continue  # ours: running here, its lease is renewed
             got = await conn.xclaim(
                 self.queue_name,
                 self.consumer_group_name,
@@ -244,11 +299,11 @@ class RedisStreamJobBroker(RedisStreamBroker):
                 entry["consumer"],
                 deliveries,
             )
-            claimed.append(AckableMessage(data=fields[b"data"], ack=self._ack(message_id)))
+            claimed.append(self._delivered(fields[b"data"], message_id))
         return claimed
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        self._start_mover()
+        self._start_background()
         loop = asyncio.get_running_loop()
         block_ms = max(1, min(self.block, int(self.claim_interval_seconds * 1000)))
         next_claim = 0.0
@@ -279,12 +334,12 @@ class RedisStreamJobBroker(RedisStreamBroker):
                         continue
                     for _stream, entries in fetched or []:
                         for message_id, fields in entries:
-                            yield AckableMessage(data=fields[b"data"], ack=self._ack(message_id))
+                            yield self._delivered(fields[b"data"], message_id)
         finally:
-            await self._stop_mover()
+            await self._stop_background()
 
     async def shutdown(self) -> None:
-        await self._stop_mover()
+        await self._stop_background()
         await super().shutdown()
 
 
