@@ -1,0 +1,130 @@
+"""The API and a separate ``rwa-market worker`` (taskiq worker) process on Redis deploy tokens
+on a Hardhat node; a worker killed in the middle of a deployment does not lose the job.
+
+Processes, all on loopback: redis-server, a Hardhat node, ``rwa-market serve`` (embedded
+storage: SQLite in WAL, shared by file with the worker; ``RWA_WORKER_IN_PROCESS=false`` so the
+API only produces jobs) and one ``rwa-market worker`` at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.api import MarketsApi, market_body
+from tests.e2e.server import RwaServer, start_server
+from tests.e2e.test_market_lifecycle import HAPPY_EVENTS, assert_deployed, event_types
+from tests.harness.common import free_port, missing_service
+from tests.harness.hardhat import (
+    HARDHAT_CHAIN_ID,
+    HARDHAT_DEV_ADDRESS,
+    HARDHAT_DEV_KEY,
+    HardhatNode,
+    hardhat_unavailable,
+    start_hardhat,
+)
+from tests.harness.taskiq_worker import WorkerProcess, start_worker, worker_env
+
+CLAIM_IDLE_SECONDS = 3.0
+
+
+@pytest.fixture
+def hardhat_node() -> Iterator[HardhatNode]:
+    """A node of our own: this test switches automining off and on."""
+    reason = hardhat_unavailable()
+    if reason is not None:
+        missing_service(f"Hardhat node: {reason}")
+    node = start_hardhat(free_port())
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
+    tmp_path: Path, clean_redis_url: str, hardhat_node: HardhatNode
+) -> None:
+    from web3 import HTTPProvider, Web3
+
+    w3 = Web3(HTTPProvider(hardhat_node.url))
+    overrides = {
+        "RWA_REDIS_URL": clean_redis_url,
+        "RWA_WORKER_IN_PROCESS": "false",
+        "RWA_CHAIN_RPC_URL": hardhat_node.url,
+        "RWA_CHAIN_ID": str(HARDHAT_CHAIN_ID),
+        "RWA_CHAIN_PRIVATE_KEY": HARDHAT_DEV_KEY,
+        "RWA_JOBS_CLAIM_IDLE_SECONDS": str(CLAIM_IDLE_SECONDS),
+    }
+    server: RwaServer = start_server(tmp_path / "api", env=overrides)
+    env = worker_env(
+        clean_redis_url, server.data_dir, {**overrides, "RWA_JWT_SECRET": server.jwt_secret}
+    )
+    workers: list[WorkerProcess] = []
+
+    def new_worker(name: str) -> WorkerProcess:
+        worker = start_worker(tmp_path, env, modules=(), name=name)
+        workers.append(worker)
+        worker.wait_listening()
+        return worker
+
+    def logs() -> str:
+        return "\n".join(f"--- {w.log_path.name}\n{w.log()[-3000:]}" for w in workers)
+
+    try:
+        with server.client() as http:
+            api = MarketsApi(server, http)
+
+            # 1. The API only produces: without a worker the deployment waits in Redis.
+            first = api.register(market_body())["id"]
+            assert api.approve(first)["status"] == "activating"
+            time.sleep(1.0)
+            assert api.get(first)["status"] == "activating"
+            worker_a = new_worker("worker-a")
+            started = time.monotonic()
+            market = api.wait_settled(first, timeout=60)
+            print(
+                f"worker A deployed the waiting job {time.monotonic() - started:.2f}s after start"
+            )
+            assert_deployed(market, api)
+            assert event_types(api.events(first)) == HAPPY_EVENTS
+            assert len(w3.eth.get_code(Web3.to_checksum_address(market["contractAddress"]))) > 0
+
+            # 2. Worker A sends the deployment, then dies before the receipt.
+            w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+            second = api.register(market_body())["id"]
+            api.approve(second)
+            deadline = time.monotonic() + 30
+            while w3.eth.get_transaction_count(
+                HARDHAT_DEV_ADDRESS, "pending"
+            ) == w3.eth.get_transaction_count(HARDHAT_DEV_ADDRESS, "latest"):
+                assert time.monotonic() < deadline, logs()
+                time.sleep(0.05)
+            worker_a.kill()
+            killed_at = time.monotonic()
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+            orphan_block = w3.eth.get_block("latest", full_transactions=True)
+            [orphan_tx] = orphan_block["transactions"]
+            orphan = w3.eth.get_transaction_receipt(orphan_tx["hash"])["contractAddress"]
+            assert api.get(second)["status"] == "activating"
+
+            # 3. Worker B claims the job once A's lease ran out and deploys again.
+            new_worker("worker-b")
+            market = api.wait_settled(second, timeout=60)
+            recovered = time.monotonic() - killed_at
+            assert_deployed(market, api)
+            types = event_types(api.events(second))
+            assert types == HAPPY_EVENTS, types  # activated exactly once
+            assert market["activationAttempts"] == 1, market
+            address = Web3.to_checksum_address(market["contractAddress"])
+            assert address != orphan  # A's transaction landed, but was never recorded
+            assert len(w3.eth.get_code(address)) > 0
+            assert "re-delivering job message" in workers[-1].log(), logs()
+            print(f"deployment recovered {recovered:.2f}s after SIGKILL of worker A")
+    finally:
+        for worker in workers:
+            worker.stop()
+        server.stop()
