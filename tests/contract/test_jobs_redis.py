@@ -125,9 +125,7 @@ async def test_a_job_that_keeps_killing_workers_goes_to_dead_letters(
     )
     await producer.stop()
 
-    consumer, seen = queue(
-        clean_redis_url, consume=True, claim_idle_seconds=0.2, max_deliveries=5
-    )
+    consumer, seen = queue(clean_redis_url, consume=True, claim_idle_seconds=0.2, max_deliveries=5)
     await consumer.start()
     try:
         await consumer.join(timeout=10)
