@@ -22,6 +22,9 @@ from dependency_injector import containers, providers
 from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.pollers.permissions import PermissionEventPoller
+from adapters.inbound.webhooks.dependencies import WebhookDependencies
+from adapters.inbound.webhooks.sns import SnsVerifier
 from adapters.outbound.cache.memory import MemoryCache
 from adapters.outbound.cache.redis import RedisCache
 from adapters.outbound.chain.evm import EvmChain
@@ -33,14 +36,19 @@ from adapters.outbound.events.redis import RedisEventBus
 from adapters.outbound.jobs.memory import MemoryJobQueue
 from adapters.outbound.jobs.redis_stream import redis_job_broker
 from adapters.outbound.jobs.taskiq import TaskiqJobQueue
+from adapters.outbound.permissions.feed import HttpPermissionEventFeed, MemoryPermissionEventFeed
+from adapters.outbound.permissions.http import HttpPermissions
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.permissions.memory import MemoryPermissions
 from adapters.outbound.ratelimit.memory import MemoryRateLimiter
 from adapters.outbound.ratelimit.redis import RedisRateLimiter
+from adapters.outbound.sns.http import HttpSnsGateway
+from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
 from core.markets.deployment import RetryPolicy, TokenDeployment
+from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob
@@ -111,6 +119,11 @@ class Settings:
     permissions_base_url: str | None = None
     permissions_api_key: str | None = attrs.field(default=None, repr=False)
     webhook_secrets: tuple[str, ...] = attrs.field(default=(DEV_WEBHOOK_SECRETS,), repr=False)
+    webhook_tolerance_seconds: int = 300
+    sns_topic_arns: tuple[str, ...] = ()
+    permissions_timeout_seconds: float = 3.0
+    permissions_poll_seconds: float = 10.0  # 0: no polling
+    permissions_poll_in_process: bool | None = None  # None: yes in embedded, no in production
     quote_symbol: str = "USDC"
     deploy_max_attempts: int = 5
     deploy_backoff_seconds: float = 2.0
@@ -146,6 +159,13 @@ class Settings:
             chain_private_key=env.get("RWA_CHAIN_PRIVATE_KEY") or None,
             permissions_base_url=env.get("RWA_PERMISSIONS_BASE_URL") or None,
             permissions_api_key=env.get("RWA_PERMISSIONS_API_KEY") or None,
+            permissions_timeout_seconds=_env_float(env, "RWA_PERMISSIONS_TIMEOUT_SECONDS", 3.0),
+            permissions_poll_seconds=_env_float(env, "RWA_PERMISSIONS_POLL_SECONDS", 10.0),
+            permissions_poll_in_process=_env_bool(env, "RWA_PERMISSIONS_POLL_IN_PROCESS"),
+            webhook_tolerance_seconds=_env_int(env, "RWA_WEBHOOK_TOLERANCE_SECONDS", 300),
+            sns_topic_arns=tuple(
+                arn.strip() for arn in env.get("RWA_SNS_TOPIC_ARNS", "").split(",") if arn.strip()
+            ),
             webhook_secrets=tuple(
                 s.strip()
                 for s in env.get("RWA_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRETS).split(",")
@@ -196,7 +216,28 @@ class Settings:
 
     @property
     def permissions_kind(self) -> str:
-        return "memory" if self.profile == "test" else "local"
+        """memory (test), http (RWA_PERMISSIONS_BASE_URL set) or the local role policy."""
+        if self.profile == "test":
+            return "memory"
+        return "http" if self.permissions_base_url else "local"
+
+    @property
+    def permission_feed_kind(self) -> str:
+        return "http" if self.permissions_kind == "http" else "memory"
+
+    @property
+    def sns_kind(self) -> str:
+        return "memory" if self.profile == "test" else "http"
+
+    @property
+    def poll_permissions_in_process(self) -> bool:
+        """Whether this API process polls the Core's event feed (``rwa-market poll`` does
+        it as its own process in production)."""
+        if self.permission_feed_kind != "http" or self.permissions_poll_seconds <= 0:
+            return False
+        if self.permissions_poll_in_process is not None:
+            return self.permissions_poll_in_process
+        return self.profile != "production"
 
     @property
     def uses_development_secrets(self) -> bool:
@@ -207,6 +248,18 @@ class Settings:
             raise ConfigurationError("RWA_JOBS_CLAIM_IDLE_SECONDS must be positive")
         if self.jobs_max_deliveries < 1:
             raise ConfigurationError("RWA_JOBS_MAX_DELIVERIES must be at least 1")
+        if self.permissions_timeout_seconds <= 0:
+            raise ConfigurationError("RWA_PERMISSIONS_TIMEOUT_SECONDS must be positive")
+        if self.permissions_poll_seconds < 0:
+            raise ConfigurationError("RWA_PERMISSIONS_POLL_SECONDS must be 0 (off) or positive")
+        if self.webhook_tolerance_seconds <= 0:
+            raise ConfigurationError("RWA_WEBHOOK_TOLERANCE_SECONDS must be positive")
+        if not self.webhook_secrets:
+            raise ConfigurationError("RWA_WEBHOOK_SECRETS must name at least one secret")
+        if self.permissions_base_url and not self.permissions_base_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigurationError("RWA_PERMISSIONS_BASE_URL must be an http(s) URL")
         if self.chain_rpc_url and not self.chain_private_key:
             raise ConfigurationError("RWA_CHAIN_RPC_URL needs RWA_CHAIN_PRIVATE_KEY")
         if self.profile == "production" and self.uses_development_secrets:
@@ -234,6 +287,27 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.permissions_kind, settings),
         memory=providers.Singleton(MemoryPermissions),
         local=providers.Singleton(LocalPolicyPermissions),
+        http=providers.Singleton(
+            HttpPermissions,
+            providers.Callable(lambda s: s.permissions_base_url, settings),
+            api_key=providers.Callable(lambda s: s.permissions_api_key, settings),
+            timeout_seconds=providers.Callable(lambda s: s.permissions_timeout_seconds, settings),
+        ),
+    )
+    permission_feed = providers.Selector(
+        providers.Callable(lambda s: s.permission_feed_kind, settings),
+        memory=providers.Singleton(MemoryPermissionEventFeed),
+        http=providers.Singleton(
+            HttpPermissionEventFeed,
+            providers.Callable(lambda s: s.permissions_base_url, settings),
+            api_key=providers.Callable(lambda s: s.permissions_api_key, settings),
+            timeout_seconds=providers.Callable(lambda s: s.permissions_timeout_seconds, settings),
+        ),
+    )
+    sns_gateway = providers.Selector(
+        providers.Callable(lambda s: s.sns_kind, settings),
+        memory=providers.Singleton(MemorySnsGateway),
+        http=providers.Singleton(HttpSnsGateway),
     )
     chain = providers.Selector(
         providers.Callable(lambda s: s.chain_kind, settings),
@@ -289,6 +363,20 @@ class Container(containers.DeclarativeContainer):
 
     authorizer = providers.Singleton(Authorizer, permissions)
     market_use_cases = providers.Singleton(MarketUseCases, storage, authorizer, clock)
+    permission_events = providers.Singleton(
+        PermissionEventProcessor, storage, market_use_cases, clock
+    )
+    permission_feed_sync = providers.Singleton(
+        PermissionFeedSync, permission_feed, permission_events, storage, clock
+    )
+    permission_poller = providers.Singleton(
+        PermissionEventPoller,
+        permission_feed_sync,
+        interval_seconds=providers.Callable(lambda s: s.permissions_poll_seconds or 10.0, settings),
+    )
+    sns_verifier = providers.Singleton(
+        SnsVerifier, sns_gateway, providers.Callable(lambda s: s.sns_topic_arns, settings)
+    )
     market_queries = providers.Singleton(MarketQueries, storage, chain)
     retry_policy = providers.Singleton(
         RetryPolicy,
@@ -323,16 +411,22 @@ class Runtime:
         if resumed:
             log.warning("resumed %d interrupted token deployments", resumed)
         relay.start()
+        if self.settings.poll_permissions_in_process:
+            c.permission_poller().start()
         self.started = True
 
     async def stop(self) -> None:
         if not self.started:
             return
         c = self.container
+        await c.permission_poller().stop()
         await c.relay().stop()
         await c.jobs().stop()
         await c.chain().close()
         await c.event_bus().close()
+        await c.permissions().close()
+        await c.permission_feed().close()
+        await c.sns_gateway().close()
         await c.rate_limiter().close()
         await c.cache().close()
         await c.storage().close()
@@ -367,6 +461,23 @@ class Runtime:
         await c.chain().close()
         await c.storage().close()
 
+    async def run_poller(self, stop: Any) -> None:
+        """``rwa-market poll``: poll the Core's event feed until ``stop`` (an
+        ``asyncio.Event``) is set. Decisions commit to the shared database; the API
+        processes' outbox relays carry them on (token deployment)."""
+        if self.settings.permission_feed_kind != "http":
+            raise ConfigurationError("polling needs RWA_PERMISSIONS_BASE_URL")
+        c = self.container
+        poller = c.permission_poller()
+        poller.start()
+        try:
+            await stop.wait()
+        finally:
+            await poller.stop()
+            await c.permission_feed().close()
+            await c.permissions().close()
+            await c.storage().close()
+
     def readiness(self) -> dict[str, Any]:
         c = self.container
         return {
@@ -385,6 +496,13 @@ class Runtime:
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,
+            webhooks=WebhookDependencies(
+                events=c.permission_events(),
+                secrets=self.settings.webhook_secrets,
+                sns=c.sns_verifier(),
+                clock=c.clock(),
+                tolerance_seconds=self.settings.webhook_tolerance_seconds,
+            ),
         )
         return create_app(deps, on_startup=[self.start], on_shutdown=[self.stop])
 

@@ -124,6 +124,21 @@ def _worker(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
     os.execv(argv[0], argv)  # the worker keeps this PID: stop it by PID
 
 
+async def _poll(settings: bootstrap.Settings) -> None:
+    runtime = bootstrap.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "polling %s/api/v1/events every %ss (profile %s)",
+        settings.permissions_base_url,
+        settings.permissions_poll_seconds,
+        settings.profile,
+    )
+    await runtime.run_poller(stop)
+
+
 def _walkthrough(settings: bootstrap.Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(WALKTHROUGH.format(profile=settings.profile, base=base))
@@ -136,6 +151,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--migrate", action="store_true", help="migrate the database first")
     sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
     sub.add_parser("walkthrough", help="print a copy-paste walk-through of the lifecycle")
+    sub.add_parser(
+        "poll",
+        help="poll the Entity Permissions Core's event feed, the webhook's fallback "
+        "(needs RWA_PERMISSIONS_BASE_URL; runs until SIGTERM)",
+    )
     worker = sub.add_parser(
         "worker",
         help="run `taskiq worker` processes on the Redis job queue (needs RWA_REDIS_URL)",
@@ -183,6 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _walkthrough(settings)
     elif args.command == "token":
         _token(settings, args)
+    elif args.command == "poll":
+        if settings.permission_feed_kind != "http" or settings.permissions_poll_seconds <= 0:
+            print(
+                "configuration error: `rwa-market poll` needs RWA_PERMISSIONS_BASE_URL, "
+                "RWA_PERMISSIONS_POLL_SECONDS > 0 and a profile other than test",
+                file=sys.stderr,
+            )
+            return 2
+        asyncio.run(_poll(settings))
     elif args.command == "worker":
         return _worker(settings, args)
     elif args.command == "serve":

@@ -12,6 +12,7 @@ from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.errors import install_error_handlers
 from adapters.inbound.http.health import health
 from adapters.inbound.http.markets import markets
+from adapters.inbound.webhooks.blueprint import webhooks
 
 LifecycleHook = Callable[[], Awaitable[None]]
 
@@ -37,9 +38,13 @@ def create_app(
     install_error_handlers(app)
     app.register_blueprint(health)
     app.register_blueprint(markets)
+    if deps.webhooks is not None:
+        app.register_blueprint(webhooks)
 
     @app.before_request
     async def require_json_bodies() -> None:
+        if request.blueprint == webhooks.name:  # SNS posts JSON as text/plain; raw bodies
+            return
         if request.method in {"POST", "PUT", "PATCH"} and request.mimetype != "application/json":
             body = await request.get_data()
             if body.strip():

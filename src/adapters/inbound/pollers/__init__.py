@@ -1,0 +1,1 @@
+"""Pollers: inbound adapters driven by a timer instead of a request."""

@@ -1,0 +1,1 @@
+"""SNS gateway adapters: ``HttpSnsGateway`` (httpx, with a certificate cache) and memory."""
