@@ -11,6 +11,7 @@ from adapters.outbound.events.memory import MemoryEventBus
 from adapters.outbound.events.redis import RedisEventBus, decode_event, encode_event
 from core.ports.event_bus import EventBus
 from core.shared.events import DomainEvent
+from tests.harness.redis import start_redis
 
 
 def event(kind: str, n: int = 0) -> DomainEvent:
@@ -129,3 +130,34 @@ class TestRedisEventBus(EventBusContract):
         with pytest.raises(ConnectionError):
             await asyncio.wait_for(dead.subscribe(), timeout=5)
         await dead.close()
+
+    async def test_a_subscriber_reconnects_after_redis_restarts(self) -> None:
+        """Events published while Redis is down are missed (the WebSocket clients resync from
+        snapshots); once Redis is back, the same subscription receives again."""
+        server = start_redis()
+        restarted = None
+        bus = RedisEventBus(server.url())
+        try:
+            sub = await bus.subscribe("market.")
+            await bus.publish(event("market.before"))
+            assert (await sub.get(timeout=2)).type == "market.before"
+            server.stop()
+            await asyncio.sleep(0.5)
+            restarted = start_redis(port=server.port)
+            publisher = RedisEventBus(restarted.url())
+            got = None
+            for _ in range(50):  # until the subscriber's reconnect has happened
+                await publisher.publish(event("market.after"))
+                try:
+                    got = await sub.get(timeout=0.2)
+                    break
+                except TimeoutError:
+                    continue
+            await publisher.close()
+            assert got is not None and got.type == "market.after"
+            assert bus.reconnects >= 1
+        finally:
+            await bus.close()
+            server.stop()
+            if restarted is not None:
+                restarted.stop()

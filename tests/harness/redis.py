@@ -90,19 +90,22 @@ def redis_binary() -> str | None:
     )
 
 
-def start_redis(*, attempts: int = 3, startup_timeout: float = 10.0) -> RedisServer:
-    """Start ``redis-server`` on a free loopback port and wait until it answers PING."""
+def start_redis(
+    *, port: int | None = None, attempts: int = 3, startup_timeout: float = 10.0
+) -> RedisServer:
+    """Start ``redis-server`` on a free loopback port (or ``port``, e.g. to restart a server
+    where its clients expect it) and wait until it answers PING."""
     binary = redis_binary()
     if binary is None:
         raise FileNotFoundError("redis-server is not on PATH")
     last_error = ""
     for _ in range(attempts):
         base_dir = Path(tempfile.mkdtemp(prefix="rwa-redis-"))
-        port = free_port()
+        port_now = port or free_port()
         argv = [
             binary,
             "--port",
-            str(port),
+            str(port_now),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -119,7 +122,7 @@ def start_redis(*, attempts: int = 3, startup_timeout: float = 10.0) -> RedisSer
         process = subprocess.Popen(
             argv, cwd=base_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        server = RedisServer(process, port, base_dir)
+        server = RedisServer(process, port_now, base_dir)
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline and process.poll() is None:
             if server.ping():
