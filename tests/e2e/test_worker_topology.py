@@ -128,3 +128,47 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
         for worker in workers:
             worker.stop()
         server.stop()
+
+
+def test_deployment_retries_wait_in_redis_between_worker_attempts(
+    tmp_path: Path, clean_redis_url: str
+) -> None:
+    """The chain is unreachable: the worker's attempts fail, each retry waits its backoff in
+    the Redis sorted set, and after the last attempt the market goes back to ``approved``."""
+    backoff = 0.3  # waits 0.3 + 0.6 + 1.2 + 2.4 = 4.5 s between the 5 attempts
+    overrides = {
+        "RWA_REDIS_URL": clean_redis_url,
+        "RWA_WORKER_IN_PROCESS": "false",
+        "RWA_CHAIN_RPC_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "RWA_CHAIN_ID": str(HARDHAT_CHAIN_ID),
+        "RWA_CHAIN_PRIVATE_KEY": HARDHAT_DEV_KEY,
+        "RWA_DEPLOY_BACKOFF_SECONDS": str(backoff),
+    }
+    server = start_server(tmp_path / "api", env=overrides)
+    env = worker_env(
+        clean_redis_url, server.data_dir, {**overrides, "RWA_JWT_SECRET": server.jwt_secret}
+    )
+    worker = start_worker(tmp_path, env, modules=(), name="worker")
+    try:
+        worker.wait_listening()
+        with server.client() as http:
+            api = MarketsApi(server, http)
+            market_id = api.register(market_body())["id"]
+            approved_at = time.monotonic()
+            api.approve(market_id)
+            market = api.wait_until(
+                market_id,
+                lambda m: m["status"] == "approved" and m["activationAttempts"] == 5,
+                timeout=60,
+                what="five failed attempts",
+            )
+            took = time.monotonic() - approved_at
+            assert market["activationError"], market
+            assert event_types(api.events(market_id))[-1] == "market.activation_failed"
+        waits = sum(backoff * 2**n for n in range(4))
+        print(f"5 attempts with {waits:.1f}s of backoff took {took:.2f}s")
+        assert took >= waits
+        assert worker.log().count("retrying in") == 4, worker.log()[-3000:]
+    finally:
+        worker.stop()
+        server.stop()
