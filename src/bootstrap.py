@@ -53,6 +53,7 @@ from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob
 from core.shared.authorization import Authorizer
+from core.shared.commit_signal import SignallingStorage
 from core.shared.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -276,13 +277,14 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
 
-    storage = providers.Selector(
+    raw_storage = providers.Selector(
         providers.Callable(lambda s: s.storage_kind, settings),
         memory=providers.Singleton(MemoryStorage),
         sql=providers.Singleton(
             SqlStorage, providers.Callable(lambda s: s.effective_database_url, settings)
         ),
     )
+    storage = providers.Singleton(SignallingStorage, raw_storage)
     permissions = providers.Selector(
         providers.Callable(lambda s: s.permissions_kind, settings),
         memory=providers.Singleton(MemoryPermissions),
@@ -405,6 +407,7 @@ class Runtime:
         jobs.register(DeployTokenJob, deployment.handle)
         relay = c.relay()
         relay.on("market.activation_started", deployment.on_activation_started)
+        c.storage().on_commit(relay.wake)
         await jobs.start()
         # Jobs of an in-process queue die with the process: pick up interrupted deployments.
         resumed = 0 if jobs.durable else await deployment.resume_interrupted()
