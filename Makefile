@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck imports unit contract e2e node-deps clean bench
+.PHONY: run test install lint typecheck imports unit contract e2e node-deps clean bench production-local
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -50,6 +50,11 @@ test: install node-deps lint typecheck imports
 
 bench: install
 	$(BIN)/python bench/market_lifecycle.py
+
+# The production topology on this machine (Postgres, Redis, Hardhat, stand-in Permissions Core,
+# API, taskiq worker, poller), everything on loopback, until Ctrl-C. See docs/operations.md.
+production-local: install node-deps
+	$(BIN)/python -m tests.harness.topology --port $${RWA_PORT:-8000}
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -198,11 +198,13 @@ def start_server(
     data_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    port: int | None = None,
 ) -> RwaServer:
-    """Start ``rwa-market serve --migrate`` on a free port and wait until /healthz answers."""
+    """Start ``rwa-market serve --migrate`` (on a free port unless given) and wait until
+    /healthz answers."""
     work_dir.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or work_dir / "data"
-    port = free_port()
+    port = port or free_port()
     full_env = server_env(data_dir, port, env)
     log_path = work_dir / f"server-{next(_log_numbers)}-{port}.log"
     with log_path.open("wb") as log:

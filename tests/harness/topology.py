@@ -1,0 +1,192 @@
+"""The production topology on one machine, every service on loopback.
+
+Started here: PostgreSQL, redis-server, a Hardhat node, the stand-in Entity Permissions Core,
+then the API (`rwa-market serve --migrate`, production profile), one `rwa-market worker`
+(taskiq on Redis streams) and, optionally, `rwa-market poll`. Every process is stopped by its
+PID. The e2e tests use `start_topology`; people use `make production-local`, which runs this
+module's `main()` until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.e2e.server import RwaServer, rwa_market_command, start_server
+from tests.harness.common import free_port
+from tests.harness.hardhat import HARDHAT_DEV_KEY, HardhatNode, start_hardhat
+from tests.harness.permissions_core import TEST_API_KEY, PermissionsCore
+from tests.harness.postgres import PostgresServer, find_bin_dir, start_postgres
+from tests.harness.redis import RedisServer, start_redis
+
+WEBHOOK_SECRET = "topology-webhook-secret-NOT-FOR-PRODUCTION"
+JWT_SECRET = "topology-jwt-secret-NOT-FOR-PRODUCTION-0123456789"
+
+
+@dataclass
+class Topology:
+    work_dir: Path
+    postgres: PostgresServer
+    redis: RedisServer
+    hardhat: HardhatNode
+    core: PermissionsCore
+    env: dict[str, str]
+    api: RwaServer | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    poller: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        log = (self.work_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [*rwa_market_command(), *args],
+            cwd=self.work_dir,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return process
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = self._spawn(["worker"], f"worker-{len(self.workers)}")
+        self.workers.append(worker)
+        return worker
+
+    def start_poller(self) -> subprocess.Popen[bytes]:
+        self.poller = self._spawn(["poll"], "poller")
+        return self.poller
+
+    def log(self, name: str) -> str:
+        path = self.work_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.poller] if self.poller else [])]:
+            stop_process(process)
+        if self.api is not None:
+            self.api.stop()
+        self.core.stop()
+        self.hardhat.stop()
+        self.redis.stop()
+        self.postgres.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """SIGTERM by PID, SIGKILL if it lingers; the exit code."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        return process.wait()
+
+
+def production_env(
+    postgres_url: str, redis_url: str, chain_url: str, core: PermissionsCore
+) -> dict[str, str]:
+    return {
+        "RWA_PROFILE": "production",
+        "RWA_DATABASE_URL": postgres_url,
+        "RWA_REDIS_URL": redis_url,
+        "RWA_CHAIN_RPC_URL": chain_url,
+        "RWA_CHAIN_ID": "31337",
+        "RWA_CHAIN_PRIVATE_KEY": HARDHAT_DEV_KEY,
+        "RWA_PERMISSIONS_BASE_URL": core.base_url,
+        "RWA_PERMISSIONS_API_KEY": TEST_API_KEY,
+        "RWA_PERMISSIONS_POLL_SECONDS": "0.5",
+        "RWA_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        "RWA_JWT_SECRET": JWT_SECRET,
+        "RWA_DEPLOY_BACKOFF_SECONDS": "0.5",
+        "RWA_JOBS_CLAIM_IDLE_SECONDS": "3",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_topology(
+    work_dir: Path,
+    *,
+    workers: int = 1,
+    poller: bool = False,
+    api_port: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> Topology:
+    """Start every service and process; on any failure, stop what was started."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL (initdb, pg_ctl) is not installed")
+    started: list[object] = []
+    try:
+        postgres = start_postgres(bin_dir)
+        started.append(postgres)
+        database_url = postgres.create_database("rwa")
+        redis = start_redis()
+        started.append(redis)
+        hardhat = start_hardhat(free_port())
+        started.append(hardhat)
+        core = PermissionsCore(api_key=TEST_API_KEY).start()
+        started.append(core)
+        env = production_env(database_url, redis.url(), hardhat.url, core)
+        env.update(extra_env or {})
+        topology = Topology(work_dir, postgres, redis, hardhat, core, env)
+        if api_port is not None:
+            env["RWA_PORT"] = str(api_port)
+        topology.api = start_server(work_dir, env=env, port=api_port)
+        for _ in range(workers):
+            topology.start_worker()
+        if poller:
+            topology.start_poller()
+        return topology
+    except BaseException:
+        for service in reversed(started):
+            service.stop()  # type: ignore[attr-defined]
+        raise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8000, help="the API's port")
+    parser.add_argument("--dir", default=None, help="where logs and data go (default: a temp dir)")
+    args = parser.parse_args()
+    work_dir = Path(args.dir or tempfile.mkdtemp(prefix="rwa-production-local-"))
+    topology = start_topology(work_dir, poller=True, api_port=args.port)
+    assert topology.api is not None
+    base = topology.api.base_url
+    print(
+        f"""
+Production topology on loopback (logs in {work_dir}):
+  API + WebSocket   {base}   (profile production; `rwa-market serve`)
+  taskiq worker     PID {topology.workers[0].pid}   (`rwa-market worker`)
+  poller            PID {topology.poller.pid if topology.poller else "-"}   (`rwa-market poll`)
+  PostgreSQL        {topology.env["RWA_DATABASE_URL"]}
+  Redis             {topology.env["RWA_REDIS_URL"]}
+  Hardhat node      {topology.env["RWA_CHAIN_RPC_URL"]}  (chain 31337)
+  Permissions Core  {topology.core.base_url}  (stand-in; API key {TEST_API_KEY})
+
+Tokens: RWA_JWT_SECRET='{JWT_SECRET}' .venv/bin/rwa-market token --sub admin-1 --role admin
+Webhook secret (HMAC, header X-Signature: t=<unix>,v1=<hex>): {WEBHOOK_SECRET}
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        topology.stop()
+
+
+if __name__ == "__main__":
+    main()
