@@ -153,6 +153,10 @@ def start_topology(
         raise
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8000, help="the API's port")
@@ -179,12 +183,17 @@ Ctrl-C stops everything.
 """,
         flush=True,
     )
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
+        # a second Ctrl-C must not cut the shutdown short and leave services behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping every process of the topology ...", flush=True)
         topology.stop()
 
 
