@@ -76,7 +76,8 @@ class Outbox(abc.ABC):
 
     @abc.abstractmethod
     async def pending(self, limit: int) -> list[OutboxMessage]:
-        """Unpublished messages in position order."""
+        """Unpublished messages in position order. Where the store can, the rows stay locked
+        for this unit of work and other units of work skip them."""
 
     @abc.abstractmethod
     async def mark_published(self, positions: Sequence[int]) -> None: ...

@@ -39,21 +39,29 @@ class OutboxRelay:
         self._wake.set()
 
     async def pump(self) -> int:
-        """Relay everything pending now; return how many messages went out."""
+        """Relay everything pending now; return how many messages went out.
+
+        A batch is read, published and marked in one unit of work, so relays in several
+        processes take disjoint batches where the store locks rows (Postgres SKIP LOCKED).
+        """
         total = 0
         while True:
             async with self._storage.unit_of_work() as uow:
                 batch = await uow.outbox.pending(self._batch)
-            if not batch:
-                return total
-            for message in batch:
-                await self._bus.publish(message.event)
-                for reaction in self._reactions.get(message.event.type, []):
-                    await reaction(message.event)
-                async with self._storage.unit_of_work() as uow:
-                    await uow.outbox.mark_published([message.position])
-                    await uow.commit()
-                total += 1
+                if not batch:
+                    return total
+                done: list[int] = []
+                try:
+                    for message in batch:
+                        await self._bus.publish(message.event)
+                        for reaction in self._reactions.get(message.event.type, []):
+                            await reaction(message.event)
+                        done.append(message.position)
+                finally:
+                    if done:  # what went out is marked even when a later message failed
+                        await uow.outbox.mark_published(done)
+                        await uow.commit()
+                total += len(done)
 
     async def _run(self) -> None:
         while not self._stopping:

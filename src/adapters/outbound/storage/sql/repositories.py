@@ -163,6 +163,9 @@ class SqlOutbox(Outbox):
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.position)
             .limit(limit)
+            # concurrent relays (one per API process) take disjoint batches on Postgres;
+            # SQLite has one writer at a time anyway and renders no FOR UPDATE
+            .with_for_update(skip_locked=True)
         )
         rows = (await self._conn.execute(query)).mappings().all()
         return [
