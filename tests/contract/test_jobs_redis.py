@@ -209,3 +209,41 @@ async def test_a_slow_job_of_a_live_worker_is_not_stolen(clean_redis_url: str) -
         await a.stop()
         await b.stop()
     assert len(runs) == 1
+
+
+async def test_a_job_cancelled_by_a_stopping_process_is_not_acknowledged(
+    clean_redis_url: str, raw: Redis
+) -> None:
+    """taskiq's receiver acknowledges a cancelled task like a finished one; the queue
+    suppresses acks once it gives up waiting, so the job runs again elsewhere."""
+    finished: list[str] = []
+
+    def consumer(grace: float) -> TaskiqJobQueue:
+        q = TaskiqJobQueue(
+            redis_job_broker(clean_redis_url, claim_idle_seconds=0.5),
+            consume_in_process=True,
+            stop_grace_seconds=grace,
+        )
+
+        async def slow(job: DeployTokenJob) -> None:
+            await asyncio.sleep(1.0)
+            finished.append(job.market_id)
+
+        q.register(DeployTokenJob, slow)
+        return q
+
+    first = consumer(grace=0.1)
+    await first.start()
+    await first.enqueue(DeployTokenJob(market_id="interrupted"))
+    await asyncio.sleep(0.3)  # running now
+    await first.stop()  # gives up after 0.1 s and cancels it
+    assert finished == []
+    assert (await raw.xpending(STREAM, GROUP))["pending"] == 1
+
+    second = consumer(grace=10)
+    await second.start()
+    try:
+        await second.join(timeout=10)
+    finally:
+        await second.stop()
+    assert finished == ["interrupted"]

@@ -53,6 +53,7 @@ class TaskiqJobQueue(JobQueue):
         self._receiver_task: asyncio.Task[None] | None = None
         self._finish: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._running: set[asyncio.Task[Any]] = set()  # handler runs of this process
 
     @property
     def durable(self) -> bool:
@@ -61,9 +62,16 @@ class TaskiqJobQueue(JobQueue):
     def register(self, job_type: type[Job], handler: JobHandler) -> None:
         self._types[job_type.name] = job_type
         converter = self._converter
+        running = self._running
 
         async def run(payload: dict[str, Any]) -> None:
-            await handler(converter.structure(payload, job_type))
+            task = asyncio.current_task()
+            if task is not None:
+                running.add(task)
+            try:
+                await handler(converter.structure(payload, job_type))
+            finally:
+                running.discard(task)  # type: ignore[arg-type]
 
         run.__name__ = job_type.name.replace("-", "_")
         self.broker.register_task(run, task_name=job_type.name)
@@ -73,6 +81,8 @@ class TaskiqJobQueue(JobQueue):
             return
         self._started = True
         self._owns_broker_lifecycle = True
+        if isinstance(self.broker, RedisStreamJobBroker):
+            self.broker.suppress_acks = False
         await self.broker.startup()
         if self._consume:
             self._start_receiver()
@@ -107,10 +117,18 @@ class TaskiqJobQueue(JobQueue):
             await asyncio.wait_for(asyncio.shield(task), timeout=self._stop_grace)
         except TimeoutError:
             log.warning(
-                "jobs still running after %.0fs; leaving them unacknowledged", self._stop_grace
+                "%d jobs still running after %.1fs; cancelled and left unacknowledged",
+                len(self._running),
+                self._stop_grace,
             )
             if isinstance(self.broker, RedisStreamJobBroker):
                 self.broker.suppress_acks = True  # cancelled jobs must be re-delivered
+            # taskiq's receiver runs each job in a task of its own, outside the listen task:
+            # cancel them, or they would go on running after stop().
+            jobs = list(self._running)
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
