@@ -459,8 +459,16 @@ class Runtime:
         )
 
     async def stop_worker(self) -> None:
+        """taskiq calls this after its receiver stopped waiting for running jobs
+        (``--wait-tasks-timeout``): what still runs is cancelled and left unacknowledged, for
+        another worker, before the clients it uses are closed."""
         c = self.container
-        await c.jobs().stop()  # only forgets the queue; taskiq shuts the broker down
+        jobs = c.jobs()
+        assert isinstance(jobs, TaskiqJobQueue)
+        abandoned = await jobs.abandon_running()
+        if abandoned:
+            log.warning("worker stopping: %d unfinished jobs left for other workers", abandoned)
+        await jobs.stop()  # only forgets the queue; taskiq shuts the broker down
         await c.chain().close()
         await c.storage().close()
 

@@ -90,3 +90,58 @@ async def test_a_job_of_a_killed_worker_completes_once_on_another(
             second.stop()
         await producer.stop()
         await raw.aclose()
+
+
+async def test_sigterm_lets_a_running_job_finish(clean_redis_url: str, tmp_path: Path) -> None:
+    env = worker_env(clean_redis_url, tmp_path / "data")
+    raw = Redis.from_url(clean_redis_url)
+    producer = TaskiqJobQueue(redis_job_broker(clean_redis_url))
+    producer.register(RecordJob, never_here)
+    await producer.start()
+    worker = start_worker(tmp_path, env, name="worker")
+    try:
+        await asyncio.to_thread(worker.wait_listening)
+        await producer.enqueue(RecordJob(key="graceful", sleep_seconds=1.5))
+        await _wait_for(lambda: raw.llen("test:started:graceful"), 10, "start", worker.log)
+        took = await asyncio.to_thread(worker.stop, 15)
+        assert took is not None and took >= 1.0, worker.log()[-3000:]
+        assert await raw.llen("test:completed:graceful") == 1
+        await producer.join(timeout=2)  # acknowledged before the exit
+    finally:
+        worker.kill()
+        await producer.stop()
+        await raw.aclose()
+
+
+async def test_sigterm_past_the_wait_timeout_leaves_the_job_to_another_worker(
+    clean_redis_url: str, tmp_path: Path
+) -> None:
+    env = worker_env(clean_redis_url, tmp_path / "data", {"RWA_JOBS_CLAIM_IDLE_SECONDS": "2"})
+    raw = Redis.from_url(clean_redis_url)
+    producer = TaskiqJobQueue(redis_job_broker(clean_redis_url))
+    producer.register(RecordJob, never_here)
+    await producer.start()
+    first = start_worker(tmp_path, env, args=("--wait-tasks-timeout", "0.3"), name="worker-a")
+    second = None
+    try:
+        await asyncio.to_thread(first.wait_listening)
+        await producer.enqueue(RecordJob(key="cut", sleep_seconds=3.0))
+        await _wait_for(lambda: raw.llen("test:started:cut"), 10, "start", first.log)
+        took = await asyncio.to_thread(first.stop, 15)
+        assert took is not None and took < 3.0, first.log()[-3000:]
+        assert await raw.llen("test:completed:cut") == 0
+        assert "unfinished jobs left for other workers" in first.log(), first.log()[-3000:]
+
+        second = start_worker(tmp_path, env, name="worker-b")
+        await asyncio.to_thread(second.wait_listening)
+        await _wait_for(lambda: raw.llen("test:completed:cut"), 30, "worker B", second.log)
+        await producer.join(timeout=10)
+        started = await raw.lrange("test:started:cut", 0, -1)
+        completed = await raw.lrange("test:completed:cut", 0, -1)
+        assert len(started) == 2 and completed == started[1:]
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+        await producer.stop()
+        await raw.aclose()

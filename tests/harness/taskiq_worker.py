@@ -103,13 +103,14 @@ def start_worker(
     env: Mapping[str, str],
     *,
     modules: tuple[str, ...] = ("tests.harness.worker_tasks",),
+    args: tuple[str, ...] = (),
     name: str = "worker",
 ) -> WorkerProcess:
     log_path = work_dir / f"{name}.log"
     log_file = log_path.open("wb")
     try:
         process = subprocess.Popen(
-            [*worker_command(), "worker", *modules],
+            [*worker_command(), "worker", *args, *modules],
             cwd=REPO,
             env=dict(env),
             stdout=log_file,

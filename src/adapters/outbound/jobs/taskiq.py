@@ -121,20 +121,25 @@ class TaskiqJobQueue(JobQueue):
                 len(self._running),
                 self._stop_grace,
             )
-            if isinstance(self.broker, RedisStreamJobBroker):
-                self.broker.suppress_acks = True  # cancelled jobs must be re-delivered
-            # taskiq's receiver runs each job in a task of its own, outside the listen task:
-            # cancel them, or they would go on running after stop().
-            jobs = list(self._running)
-            for job in jobs:
-                job.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
+            await self.abandon_running()
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
+
+    async def abandon_running(self) -> int:
+        """Cancel the jobs this process is still running and leave them unacknowledged, so
+        that another worker runs them (taskiq would acknowledge a cancelled job)."""
+        if isinstance(self.broker, RedisStreamJobBroker):
+            self.broker.suppress_acks = True
+        # taskiq's receiver runs each job in a task of its own, outside the listen task.
+        jobs = list(self._running)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        return len(jobs)
 
     async def stop(self) -> None:
         for task in self._delayed:
