@@ -40,31 +40,14 @@ from typing import Any
 
 import pytest
 
+from adapters.outbound.permissions.role_policy import OWNER_ONLY, ROLE_ACTIONS
+
 API_KEY_HEADER = "X-API-Key"
 
-DEFAULT_ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        {
-            "market.register",
-            "market.approve",
-            "market.reject",
-            "market.activate",
-            "market.pause",
-            "market.resume",
-            "market.archive",
-            "token.create",
-            "token.mint",
-            "token.transfer",
-            "compliance.update",
-            "withdrawal.approve",
-            "order.submit",
-            "order.cancel",
-        }
-    ),
-    "issuer": frozenset({"market.register", "market.activate", "token.transfer"}),
-    "trader": frozenset({"order.submit", "order.cancel", "token.transfer"}),
-}
-DEFAULT_OWNER_ONLY = frozenset({("issuer", "market.activate")})
+# The stand-in decides by the same role table as the local policy, so the one permissions
+# contract suite holds for both; what the HTTP tests exercise is the adapter's plumbing.
+DEFAULT_ROLE_ACTIONS: dict[str, frozenset[str]] = dict(ROLE_ACTIONS)
+DEFAULT_OWNER_ONLY = frozenset(OWNER_ONLY)
 
 
 @dataclass
