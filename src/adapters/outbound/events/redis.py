@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +42,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from adapters.outbound.events.local_subscription import LocalSubscription
 from core.ports.event_bus import EventBus, Subscription
 from core.shared.events import DomainEvent
 
@@ -77,32 +77,6 @@ def decode_event(data: bytes | str) -> DomainEvent:
     return event_converter.structure(json.loads(data), DomainEvent)
 
 
-class RedisSubscription(Subscription):
-    """A local, bounded queue fed by the bus's single pub/sub reader."""
-
-    def __init__(self, bus: RedisEventBus, prefix: str, maxsize: int) -> None:
-        self._bus = bus
-        self.prefix = prefix
-        self.queue: asyncio.Queue[DomainEvent] = asyncio.Queue(maxsize=maxsize)
-        self.dropped = 0
-
-    def offer(self, event: DomainEvent) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1  # a slow subscriber never blocks the reader or the publisher
-
-    async def __aiter__(self) -> AsyncIterator[DomainEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def get(self, timeout: float) -> DomainEvent:
-        return await asyncio.wait_for(self.queue.get(), timeout=timeout)
-
-    async def close(self) -> None:
-        self._bus._unsubscribe(self)
-
-
 class RedisEventBus(EventBus):
     """``publish`` goes to Redis; every bus instance (every API process) receives it."""
 
@@ -119,7 +93,7 @@ class RedisEventBus(EventBus):
         self._pattern = f"{_escape_glob(namespace)}:events:*"
         self._queue_size = queue_size
         self._reconnect_delay = reconnect_delay
-        self._subscriptions: list[RedisSubscription] = []
+        self._subscriptions: list[LocalSubscription] = []
         self._reader: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._lock = asyncio.Lock()
@@ -130,11 +104,11 @@ class RedisEventBus(EventBus):
 
     async def subscribe(self, prefix: str = "") -> Subscription:
         await self._ensure_reader()
-        sub = RedisSubscription(self, prefix, self._queue_size)
+        sub = LocalSubscription(prefix, self._queue_size, self._unsubscribe)
         self._subscriptions.append(sub)
         return sub
 
-    def _unsubscribe(self, sub: RedisSubscription) -> None:
+    def _unsubscribe(self, sub: LocalSubscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
 
@@ -209,8 +183,7 @@ class RedisEventBus(EventBus):
             log.exception("redis event bus: dropping an undecodable message")
             return
         for sub in list(self._subscriptions):
-            if event.type.startswith(sub.prefix):
-                sub.offer(event)
+            sub.offer(event)
 
 
 def _escape_glob(text: str) -> str:
