@@ -15,8 +15,9 @@ from adapters.outbound.storage.sql import SqlMarketRepository, SqlStorage
 from adapters.outbound.storage.sql.engine import normalize_url
 from adapters.outbound.storage.sql.migrate import upgrade, upgrade_async
 from core.ports.storage import Storage
-from core.shared.errors import DuplicateSymbol
+from core.shared.errors import DuplicateSymbol, ServiceUnavailable
 from tests.contract.storage_suite import StorageContract, make_asset, make_event, make_market
+from tests.harness.common import free_port
 from tests.harness.postgres import PostgresServer, unique_database_name
 
 
@@ -135,3 +136,13 @@ class TestPostgresStorage(StorageContract, SqlStorageChecks):
         assert len(mine) == 3
         assert {m.position for m in mine}.isdisjoint(m.position for m in theirs)
         assert len(theirs) == 3
+
+
+async def test_an_unreachable_database_is_service_unavailable() -> None:
+    storage = SqlStorage(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        with pytest.raises(ServiceUnavailable):
+            async with storage.unit_of_work():
+                pass
+    finally:
+        await storage.close()

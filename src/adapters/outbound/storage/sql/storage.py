@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,6 +19,7 @@ from adapters.outbound.storage.sql.repositories import (
 )
 from core.ports.clock import Clock
 from core.ports.storage import Storage, UnitOfWork
+from core.shared.errors import ServiceUnavailable
 
 
 class UtcClock(Clock):
@@ -38,11 +40,16 @@ class SqlUnitOfWork(UnitOfWork):
     async def _begin(self) -> None:
         if self._conn is not None:
             raise RuntimeError("this unit of work is already open")
-        conn = await self._engine.connect()
+        try:
+            conn = await self._engine.connect()
+        except (OSError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            raise ServiceUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
         try:
             await conn.begin()
-        except BaseException:
+        except BaseException as exc:
             await conn.close()
+            if isinstance(exc, sa_exc.OperationalError):  # e.g. SQLite "database is locked"
+                raise ServiceUnavailable("the database is busy; try again") from exc
             raise
         self._conn = conn
         self.markets = SqlMarketRepository(conn)
@@ -64,7 +71,10 @@ class SqlUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of the unit of work's async with block")
-        await self._conn.commit()
+        try:
+            await self._conn.commit()
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            raise ServiceUnavailable(f"the commit failed: {type(exc).__name__}") from exc
 
 
 class SqlStorage(Storage):
