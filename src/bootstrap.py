@@ -22,6 +22,7 @@ from dependency_injector import containers, providers
 from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.pollers.permissions import PermissionEventPoller
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.sns import SnsVerifier
@@ -129,6 +130,8 @@ class Settings:
     deploy_max_attempts: int = 5
     deploy_backoff_seconds: float = 2.0
     max_body_bytes: int = 64 * 1024
+    http_rate_limit: int = 600  # requests per window and client address; 0 turns it off
+    http_rate_window_seconds: float = 60.0
     log_level: str = "INFO"
 
     @classmethod
@@ -176,6 +179,8 @@ class Settings:
             deploy_max_attempts=_env_int(env, "RWA_DEPLOY_MAX_ATTEMPTS", 5),
             deploy_backoff_seconds=_env_float(env, "RWA_DEPLOY_BACKOFF_SECONDS", 2.0),
             max_body_bytes=_env_int(env, "RWA_MAX_BODY_BYTES", 64 * 1024),
+            http_rate_limit=_env_int(env, "RWA_HTTP_RATE_LIMIT", 600),
+            http_rate_window_seconds=_env_float(env, "RWA_HTTP_RATE_WINDOW_SECONDS", 60.0),
             log_level=env.get("RWA_LOG_LEVEL", "INFO"),
         )
 
@@ -266,6 +271,10 @@ class Settings:
         if self.profile == "production" and self.uses_development_secrets:
             raise ConfigurationError(
                 "the production profile refuses the development JWT or webhook secrets"
+            )
+        if self.http_rate_limit < 0 or not self.http_rate_window_seconds > 0:
+            raise ConfigurationError(
+                "RWA_HTTP_RATE_LIMIT must be 0 or more and RWA_HTTP_RATE_WINDOW_SECONDS positive"
             )
         if self.profile == "production" and len(self.jwt_secret.encode()) < 32:
             raise ConfigurationError("RWA_JWT_SECRET must be at least 32 bytes in production")
@@ -507,6 +516,15 @@ class Runtime:
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,
+            rate_limit=(
+                HttpRateLimit(
+                    c.rate_limiter(),
+                    self.settings.http_rate_limit,
+                    self.settings.http_rate_window_seconds,
+                )
+                if self.settings.http_rate_limit > 0
+                else None
+            ),
             webhooks=WebhookDependencies(
                 events=c.permission_events(),
                 secrets=self.settings.webhook_secrets,

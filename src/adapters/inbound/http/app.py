@@ -12,6 +12,7 @@ from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.errors import install_error_handlers
 from adapters.inbound.http.health import health
 from adapters.inbound.http.markets import markets
+from adapters.inbound.http.rate_limit import install_rate_limit
 from adapters.inbound.webhooks.blueprint import webhooks
 
 LifecycleHook = Callable[[], Awaitable[None]]
@@ -40,6 +41,9 @@ def create_app(
     app.register_blueprint(markets)
     if deps.webhooks is not None:
         app.register_blueprint(webhooks)
+
+    if deps.rate_limit is not None:
+        install_rate_limit(app, deps.rate_limit)
 
     @app.before_request
     async def require_json_bodies() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import attrs
 
 from adapters.inbound.http.auth import TokenIssuer
+from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
@@ -22,3 +23,4 @@ class HttpDependencies:
     readiness: Mapping[str, ReadinessCheck]
     max_body_bytes: int = 64 * 1024
     webhooks: WebhookDependencies | None = None  # None: no webhook endpoints
+    rate_limit: HttpRateLimit | None = None  # None: no request limits
