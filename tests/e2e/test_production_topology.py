@@ -7,7 +7,6 @@ the token; a worker killed in the middle of a deployment does not lose the job."
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from tests.harness.hardhat import hardhat_unavailable
 from tests.harness.permissions_core import approval_event, deliver
 from tests.harness.postgres import find_bin_dir
 from tests.harness.redis import redis_binary
-from tests.harness.topology import WEBHOOK_SECRET, Topology, start_topology
+from tests.harness.topology import WEBHOOK_SECRET, Topology, signal_group, start_topology
 
 ARTIFACT = (
     Path(__file__).resolve().parents[2] / "src/adapters/outbound/chain/artifacts/RwaToken.json"
@@ -158,10 +157,9 @@ def test_a_worker_killed_mid_deployment_does_not_lose_the_job(topology: Topology
                 timeout=60,
                 what="the worker's deployment to wait in the mempool",
             )
-            for worker in list(topology.workers):
-                if worker.poll() is None:
-                    os.kill(worker.pid, signal.SIGKILL)
-                    worker.wait()
+            for worker in list(topology.workers):  # the whole worker "machine" dies
+                signal_group(worker, signal.SIGKILL)
+                worker.wait()
             assert http.get(f"{API}/{market_id}").json()["data"]["status"] == "activating"
         finally:
             rpc(topology, "evm_setAutomine", True)

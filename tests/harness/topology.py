@@ -10,6 +10,7 @@ module's `main()` until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,14 +82,23 @@ class Topology:
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """SIGTERM by PID, SIGKILL if it lingers; the exit code."""
+    """SIGTERM to the process group the PID leads (``rwa-market worker`` becomes a taskiq
+    supervisor with children), SIGKILL to the group if it lingers; the exit code."""
     if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
+        signal_group(process, signal.SIGTERM)
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         return process.wait()
+    finally:
+        signal_group(process, signal.SIGKILL)  # children the leader left behind, if any
+
+
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal every process of the session the PID leads (each is started in its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
 
 
 def production_env(
