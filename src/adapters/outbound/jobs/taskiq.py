@@ -30,6 +30,22 @@ from core.ports.jobs import Job, JobHandler, JobQueue
 log = logging.getLogger(__name__)
 
 
+async def cancel_until_done(task: asyncio.Task[Any], *, attempts: int = 100) -> None:
+    """Cancel ``task`` and wait for it, cancelling again while it lives: on Python 3.11 an
+    ``asyncio.wait_for`` inside the task (taskiq's, redis-py's) can swallow a cancellation
+    that races with its own completion, and a single ``cancel()`` then waits forever."""
+    for _ in range(attempts):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    else:
+        log.error("a task ignored %d cancellations; left behind: %r", attempts, task)
+        return
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
+
+
 class TaskiqJobQueue(JobQueue):
     """Each job type becomes a taskiq task named after the job (``deploy-token``)."""
 
@@ -122,9 +138,7 @@ class TaskiqJobQueue(JobQueue):
                 self._stop_grace,
             )
             await self.abandon_running()
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_until_done(task)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -136,9 +150,7 @@ class TaskiqJobQueue(JobQueue):
             self.broker.suppress_acks = True
         # taskiq's receiver runs each job in a task of its own, outside the listen task.
         jobs = list(self._running)
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await asyncio.gather(*(cancel_until_done(job) for job in jobs))
         return len(jobs)
 
     async def stop(self) -> None:
