@@ -310,6 +310,13 @@ class RedisStreamJobBroker(RedisStreamBroker):
         try:
             async with Redis(connection_pool=self.connection_pool) as conn:
                 while True:
+                    # redis-py can turn a cancellation that lands during a blocking XREADGROUP
+                    # into an empty reply (seen with redis 8.1 on Python 3.11): the task
+                    # still says it is being cancelled, so honour that here, at the latest
+                    # one block later, instead of reading forever.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise asyncio.CancelledError
                     try:
                         if loop.time() >= next_claim:
                             next_claim = loop.time() + self.claim_interval_seconds
