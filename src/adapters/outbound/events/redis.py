@@ -153,7 +153,15 @@ class RedisEventBus(EventBus):
             pubsub: PubSub = self._redis.pubsub()
             try:
                 await pubsub.psubscribe(self._pattern)
-                async for message in pubsub.listen():
+                while True:
+                    # A cancellation can come back from redis-py as "no message" (see the job
+                    # broker's listen); poll with a timeout and honour it here.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise asyncio.CancelledError
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
                     kind = message.get("type")
                     if kind == "psubscribe":
                         first = False
