@@ -52,7 +52,7 @@ class TokenDeployment:
         self._jobs = jobs
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._lifecycle = MarketLifecycle(storage, clock)
+        self._lifecycle = MarketLifecycle(clock)
 
     async def on_activation_started(self, event: DomainEvent) -> None:
         """Outbox reaction: a committed ``market.activation_started`` becomes a job."""

@@ -33,6 +33,16 @@ async def load_market(uow: UnitOfWork, market_id: str) -> Market:
     return market
 
 
+MAX_REASON_CHARS = 2000
+
+
+def check_reason(reason: str | None) -> None:
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ValidationFailed(
+            "reason is too long", fields={"reason": f"at most {MAX_REASON_CHARS} chars"}
+        )
+
+
 def make_event(
     event_type: str,
     market: Market,
@@ -60,8 +70,7 @@ def make_event(
 class MarketLifecycle:
     """Applies lifecycle transitions and stores them with their events."""
 
-    def __init__(self, storage: Storage, clock: Clock) -> None:
-        self._storage = storage
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
     async def apply(
@@ -109,7 +118,7 @@ class MarketUseCases:
         self._storage = storage
         self._auth = authorizer
         self._clock = clock
-        self._lifecycle = MarketLifecycle(storage, clock)
+        self._lifecycle = MarketLifecycle(clock)
 
     async def register(self, actor: Actor, cmd: RegisterMarket) -> Market:
         """Create a market and ask for approval at once: ``pending_approval``."""
@@ -206,8 +215,7 @@ class MarketUseCases:
                 "decision must be approve or reject",
                 fields={"decision": "must be one of: approve, reject"},
             )
-        if reason is not None and len(reason) > 2000:
-            raise ValidationFailed("reason is too long", fields={"reason": "at most 2000 chars"})
+        check_reason(reason)
         if decision == "reject" and not (reason and reason.strip()):
             raise ValidationFailed(
                 "a rejection needs a reason", fields={"reason": "is required to reject"}
@@ -281,8 +289,7 @@ class MarketUseCases:
     async def _simple(
         self, actor: Actor, market_id: str, action: Action, permission: str, reason: str | None
     ) -> Market:
-        if reason is not None and len(reason) > 2000:
-            raise ValidationFailed("reason is too long", fields={"reason": "at most 2000 chars"})
+        check_reason(reason)
         async with self._storage.unit_of_work() as uow:
             market = await load_market(uow, market_id)
             await self._auth.require(actor, permission, entity_id=market.entity_id)
