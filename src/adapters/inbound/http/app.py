@@ -9,6 +9,7 @@ from quart_schema import QuartSchema
 from werkzeug.exceptions import UnsupportedMediaType
 
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.http.docs import docs
 from adapters.inbound.http.errors import install_error_handlers
 from adapters.inbound.http.health import health
 from adapters.inbound.http.markets import markets
@@ -31,12 +32,14 @@ def create_app(
     QuartSchema(
         app,
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
-        redoc_ui_path="/redocs",
+        swagger_ui_path=None,  # /docs is the docs blueprint: assets served here, no CDN
+        redoc_ui_path=None,
+        scalar_ui_path=None,
         info={"title": "RWA tokenization and trading API", "version": "1"},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
     )
     install_error_handlers(app)
+    app.register_blueprint(docs)
     app.register_blueprint(health)
     app.register_blueprint(markets)
     if deps.webhooks is not None:

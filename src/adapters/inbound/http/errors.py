@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from quart import Quart, Response, jsonify
 from quart_schema import RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from adapters.inbound.http.auth import AuthError
 from core.shared.errors import (
@@ -129,7 +129,10 @@ def install_error_handlers(app: Quart) -> None:
             message = "send the body as JSON with Content-Type: application/json"
         if status == 413:
             message = "the request body is too large"
-        return error_response(status, code, message)
+        response = error_response(status, code, message)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
