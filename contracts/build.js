@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Compile RwaToken.sol with the pinned solcjs and write a deterministic artifact.
+// Compile our Solidity sources with the pinned solcjs and write deterministic artifacts.
 //
-// Usage: node build.js [output-path]
-// Default output: ../src/adapters/outbound/chain/artifacts/RwaToken.json
+// Usage: node build.js                      every contract, to the default paths
+//        node build.js [output-path]        RwaToken only (kept for existing callers)
+//        node build.js <Contract> [output-path]
+// Default output: ../src/adapters/outbound/chain/artifacts/<Contract>.json
+// Imports of "@openzeppelin/..." resolve to the pinned package in node_modules.
 "use strict";
 
 const crypto = require("crypto");
@@ -10,44 +13,64 @@ const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
-const CONTRACT = "RwaToken";
-const SOURCE_NAME = `${CONTRACT}.sol`;
-const DEFAULT_OUT = path.join(
-  __dirname, "..", "src", "adapters", "outbound", "chain", "artifacts", `${CONTRACT}.json`,
-);
+// Contract name -> npm packages its source imports (their versions go into the artifact).
+const CONTRACTS = {
+  RwaToken: [],
+  Stablecoin: ["@openzeppelin/contracts"],
+};
+const ARTIFACT_DIR = path.join(__dirname, "..", "src", "adapters", "outbound", "chain", "artifacts");
+const NODE_MODULES = path.join(__dirname, "node_modules");
 
 // Key order here is the key order in the artifact.
-const SETTINGS = {
-  evmVersion: "paris",
-  optimizer: { enabled: true, runs: 200 },
-  outputSelection: {
-    [SOURCE_NAME]: { [CONTRACT]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
-  },
-};
+function settings(sourceName, contract) {
+  return {
+    evmVersion: "paris",
+    optimizer: { enabled: true, runs: 200 },
+    outputSelection: {
+      [sourceName]: { [contract]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+    },
+  };
+}
 
-function compile(source) {
-  const input = { language: "Solidity", sources: { [SOURCE_NAME]: { content: source } }, settings: SETTINGS };
-  const output = JSON.parse(solc.compile(JSON.stringify(input)));
+function findImports(importPath) {
+  if (!importPath.startsWith("@openzeppelin/contracts/")) {
+    return { error: `import outside @openzeppelin/contracts: ${importPath}` };
+  }
+  return { contents: fs.readFileSync(path.join(NODE_MODULES, importPath), "utf8") };
+}
+
+function packageVersion(pkg) {
+  return JSON.parse(fs.readFileSync(path.join(NODE_MODULES, pkg, "package.json"), "utf8")).version;
+}
+
+function compile(sourceName, contract, source) {
+  const compilerSettings = settings(sourceName, contract);
+  const input = { language: "Solidity", sources: { [sourceName]: { content: source } }, settings: compilerSettings };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
   const problems = output.errors || [];
   for (const problem of problems) {
     process.stderr.write(problem.formattedMessage || `${problem.message}\n`);
   }
   if (problems.some((problem) => problem.severity === "error")) {
-    throw new Error(`compilation of ${SOURCE_NAME} failed`);
+    throw new Error(`compilation of ${sourceName} failed`);
   }
-  return output.contracts[SOURCE_NAME][CONTRACT];
+  return output.contracts[sourceName][contract];
 }
 
-function main() {
-  const outPath = path.resolve(process.argv[2] || DEFAULT_OUT);
-  const sourceBytes = fs.readFileSync(path.join(__dirname, SOURCE_NAME));
-  const compiled = compile(sourceBytes.toString("utf8"));
+function build(contract, outArg) {
+  const sourceName = `${contract}.sol`;
+  const compilerSettings = settings(sourceName, contract);
+  const outPath = path.resolve(outArg || path.join(ARTIFACT_DIR, `${contract}.json`));
+  const sourceBytes = fs.readFileSync(path.join(__dirname, sourceName));
+  const compiled = compile(sourceName, contract, sourceBytes.toString("utf8"));
+  const dependencies = Object.fromEntries(CONTRACTS[contract].map((pkg) => [pkg, packageVersion(pkg)]));
   const artifact = {
-    contractName: CONTRACT,
-    sourceName: SOURCE_NAME,
+    contractName: contract,
+    sourceName: sourceName,
     sourceSha256: crypto.createHash("sha256").update(sourceBytes).digest("hex"),
+    ...(CONTRACTS[contract].length > 0 ? { dependencies } : {}),
     compiler: { name: "solcjs", version: solc.version() },
-    settings: { evmVersion: SETTINGS.evmVersion, optimizer: SETTINGS.optimizer },
+    settings: { evmVersion: compilerSettings.evmVersion, optimizer: compilerSettings.optimizer },
     abi: compiled.abi,
     bytecode: `0x${compiled.evm.bytecode.object}`,
     deployedBytecode: `0x${compiled.evm.deployedBytecode.object}`,
@@ -55,6 +78,19 @@ function main() {
   fs.mkdirSync(path.dirname(outPath), { recursive: true });
   fs.writeFileSync(outPath, `${JSON.stringify(artifact, null, 2)}\n`);
   process.stdout.write(`wrote ${outPath}\n`);
+}
+
+function main() {
+  const [first, second] = process.argv.slice(2);
+  if (first === undefined) {
+    for (const contract of Object.keys(CONTRACTS)) {
+      build(contract);
+    }
+  } else if (Object.hasOwn(CONTRACTS, first)) {
+    build(first, second);
+  } else {
+    build("RwaToken", first);
+  }
 }
 
 main();
