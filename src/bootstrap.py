@@ -11,9 +11,6 @@ Profiles:
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -56,228 +53,12 @@ from core.ports.jobs import DeployTokenJob
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
 from core.shared.outbox_relay import OutboxRelay
+from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
+from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
+from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
+from settings import PROFILES as PROFILES
 
 log = logging.getLogger(__name__)
-
-PROFILES = ("test", "embedded", "production")
-DEV_JWT_SECRET = "DEVELOPMENT-ONLY-jwt-secret-do-not-use-in-production"
-DEV_WEBHOOK_SECRETS = "DEVELOPMENT-ONLY-webhook-secret"
-
-
-class ConfigurationError(ValueError):
-    """The environment does not describe a runnable service."""
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from exc
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from exc
-
-
-def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return None
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
-
-
-@attrs.frozen
-class Settings:
-    """Every ``RWA_`` variable, parsed once. Secrets are kept out of ``repr``."""
-
-    profile: str = "embedded"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("./var")
-    database_url: str | None = None
-    redis_url: str | None = None
-    jobs_queue: str = "rwa:jobs:stream"
-    jobs_claim_idle_seconds: float = 60.0
-    jobs_max_deliveries: int = 5
-    jobs_result_ttl_seconds: int = 86_400
-    worker_in_process: bool | None = None  # None: yes in embedded, no in production
-    jwt_secret: str = attrs.field(default=DEV_JWT_SECRET, repr=False)
-    chain_rpc_url: str | None = None
-    chain_id: int | None = None
-    chain_private_key: str | None = attrs.field(default=None, repr=False)
-    permissions_base_url: str | None = None
-    permissions_api_key: str | None = attrs.field(default=None, repr=False)
-    webhook_secrets: tuple[str, ...] = attrs.field(default=(DEV_WEBHOOK_SECRETS,), repr=False)
-    webhook_tolerance_seconds: int = 300
-    sns_topic_arns: tuple[str, ...] = ()
-    permissions_timeout_seconds: float = 3.0
-    permissions_poll_seconds: float = 10.0  # 0: no polling
-    permissions_poll_in_process: bool | None = None  # None: yes in embedded, no in production
-    quote_symbol: str = "USDC"
-    deploy_max_attempts: int = 5
-    deploy_backoff_seconds: float = 2.0
-    max_body_bytes: int = 64 * 1024
-    http_rate_limit: int = 600  # requests per window and client address; 0 turns it off
-    http_rate_window_seconds: float = 60.0
-    log_level: str = "INFO"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        profile = env.get("RWA_PROFILE", "embedded") or "embedded"
-        if profile not in PROFILES:
-            raise ConfigurationError(f"RWA_PROFILE must be one of {PROFILES}, not {profile!r}")
-        secret_file = env.get("RWA_JWT_SECRET_FILE")
-        jwt_secret = env.get("RWA_JWT_SECRET") or (
-            Path(secret_file).read_text().strip() if secret_file else DEV_JWT_SECRET
-        )
-        chain_id = env.get("RWA_CHAIN_ID")
-        return cls(
-            profile=profile,
-            host=env.get("RWA_HOST", "127.0.0.1"),
-            port=_env_int(env, "RWA_PORT", 8000),
-            data_dir=Path(env.get("RWA_DATA_DIR", "./var")),
-            database_url=env.get("RWA_DATABASE_URL") or None,
-            redis_url=env.get("RWA_REDIS_URL") or None,
-            jobs_queue=env.get("RWA_JOBS_QUEUE") or "rwa:jobs:stream",
-            jobs_claim_idle_seconds=_env_float(env, "RWA_JOBS_CLAIM_IDLE_SECONDS", 60.0),
-            jobs_max_deliveries=_env_int(env, "RWA_JOBS_MAX_DELIVERIES", 5),
-            jobs_result_ttl_seconds=_env_int(env, "RWA_JOBS_RESULT_TTL_SECONDS", 86_400),
-            worker_in_process=_env_bool(env, "RWA_WORKER_IN_PROCESS"),
-            jwt_secret=jwt_secret,
-            chain_rpc_url=env.get("RWA_CHAIN_RPC_URL") or None,
-            chain_id=int(chain_id) if chain_id else None,
-            chain_private_key=env.get("RWA_CHAIN_PRIVATE_KEY") or None,
-            permissions_base_url=env.get("RWA_PERMISSIONS_BASE_URL") or None,
-            permissions_api_key=env.get("RWA_PERMISSIONS_API_KEY") or None,
-            permissions_timeout_seconds=_env_float(env, "RWA_PERMISSIONS_TIMEOUT_SECONDS", 3.0),
-            permissions_poll_seconds=_env_float(env, "RWA_PERMISSIONS_POLL_SECONDS", 10.0),
-            permissions_poll_in_process=_env_bool(env, "RWA_PERMISSIONS_POLL_IN_PROCESS"),
-            webhook_tolerance_seconds=_env_int(env, "RWA_WEBHOOK_TOLERANCE_SECONDS", 300),
-            sns_topic_arns=tuple(
-                arn.strip() for arn in env.get("RWA_SNS_TOPIC_ARNS", "").split(",") if arn.strip()
-            ),
-            webhook_secrets=tuple(
-                s.strip()
-                for s in env.get("RWA_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRETS).split(",")
-                if s.strip()
-            ),
-            quote_symbol=env.get("RWA_QUOTE_SYMBOL", "USDC"),
-            deploy_max_attempts=_env_int(env, "RWA_DEPLOY_MAX_ATTEMPTS", 5),
-            deploy_backoff_seconds=_env_float(env, "RWA_DEPLOY_BACKOFF_SECONDS", 2.0),
-            max_body_bytes=_env_int(env, "RWA_MAX_BODY_BYTES", 64 * 1024),
-            http_rate_limit=_env_int(env, "RWA_HTTP_RATE_LIMIT", 600),
-            http_rate_window_seconds=_env_float(env, "RWA_HTTP_RATE_WINDOW_SECONDS", 60.0),
-            log_level=env.get("RWA_LOG_LEVEL", "INFO"),
-        )
-
-    @property
-    def effective_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        if self.profile == "production":
-            raise ConfigurationError("the production profile needs RWA_DATABASE_URL (Postgres)")
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'rwa.sqlite3').resolve()}"
-
-    @property
-    def storage_kind(self) -> str:
-        return "memory" if self.profile == "test" else "sql"
-
-    @property
-    def chain_kind(self) -> str:
-        if self.profile == "test":
-            return "memory"
-        return "rpc" if self.chain_rpc_url else "evm"
-
-    @property
-    def redis_kind(self) -> str:
-        """Event bus, rate limiter and cache: Redis when RWA_REDIS_URL is set (not in test)."""
-        return "redis" if self.redis_url and self.profile != "test" else "memory"
-
-    @property
-    def jobs_kind(self) -> str:
-        if self.profile == "test":
-            return "memory"
-        return "redis" if self.redis_kind == "redis" else "taskiq"
-
-    @property
-    def consume_jobs_in_process(self) -> bool:
-        """Whether the API process also runs a taskiq receiver on the Redis queue."""
-        if self.worker_in_process is not None:
-            return self.worker_in_process
-        return self.profile != "production"
-
-    @property
-    def permissions_kind(self) -> str:
-        """memory (test), http (RWA_PERMISSIONS_BASE_URL set) or the local role policy."""
-        if self.profile == "test":
-            return "memory"
-        return "http" if self.permissions_base_url else "local"
-
-    @property
-    def permission_feed_kind(self) -> str:
-        return "http" if self.permissions_kind == "http" else "memory"
-
-    @property
-    def sns_kind(self) -> str:
-        return "memory" if self.profile == "test" else "http"
-
-    @property
-    def poll_permissions_in_process(self) -> bool:
-        """Whether this API process polls the Core's event feed (``rwa-market poll`` does
-        it as its own process in production)."""
-        if self.permission_feed_kind != "http" or self.permissions_poll_seconds <= 0:
-            return False
-        if self.permissions_poll_in_process is not None:
-            return self.permissions_poll_in_process
-        return self.profile != "production"
-
-    @property
-    def uses_development_secrets(self) -> bool:
-        return self.jwt_secret == DEV_JWT_SECRET or DEV_WEBHOOK_SECRETS in self.webhook_secrets
-
-    def check(self) -> None:
-        if not self.jobs_claim_idle_seconds > 0:
-            raise ConfigurationError("RWA_JOBS_CLAIM_IDLE_SECONDS must be positive")
-        if self.jobs_max_deliveries < 1:
-            raise ConfigurationError("RWA_JOBS_MAX_DELIVERIES must be at least 1")
-        if self.permissions_timeout_seconds <= 0:
-            raise ConfigurationError("RWA_PERMISSIONS_TIMEOUT_SECONDS must be positive")
-        if self.permissions_poll_seconds < 0:
-            raise ConfigurationError("RWA_PERMISSIONS_POLL_SECONDS must be 0 (off) or positive")
-        if self.webhook_tolerance_seconds <= 0:
-            raise ConfigurationError("RWA_WEBHOOK_TOLERANCE_SECONDS must be positive")
-        if not self.webhook_secrets:
-            raise ConfigurationError("RWA_WEBHOOK_SECRETS must name at least one secret")
-        if self.permissions_base_url and not self.permissions_base_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ConfigurationError("RWA_PERMISSIONS_BASE_URL must be an http(s) URL")
-        if self.chain_rpc_url and not self.chain_private_key:
-            raise ConfigurationError("RWA_CHAIN_RPC_URL needs RWA_CHAIN_PRIVATE_KEY")
-        if self.profile == "production" and self.uses_development_secrets:
-            raise ConfigurationError(
-                "the production profile refuses the development JWT or webhook secrets"
-            )
-        if self.http_rate_limit < 0 or not self.http_rate_window_seconds > 0:
-            raise ConfigurationError(
-                "RWA_HTTP_RATE_LIMIT must be 0 or more and RWA_HTTP_RATE_WINDOW_SECONDS positive"
-            )
-        if self.profile == "production" and len(self.jwt_secret.encode()) < 32:
-            raise ConfigurationError("RWA_JWT_SECRET must be at least 32 bytes in production")
 
 
 class Container(containers.DeclarativeContainer):
@@ -545,11 +326,8 @@ def build(settings: Settings | None = None) -> Runtime:
             "using DEVELOPMENT-ONLY secrets (RWA_JWT_SECRET / RWA_WEBHOOK_SECRETS unset); "
             "never expose this instance"
         )
-    if settings.profile == "production" and not settings.redis_url:
-        log.warning(
-            "production profile without RWA_REDIS_URL: jobs run in this process and are not "
-            "durable, and WebSocket events do not reach other API instances"
-        )
+    if settings.profile != "test" and settings.custody_mnemonic == DEV_CUSTODY_MNEMONIC:
+        log.warning("RWA_CUSTODY_MNEMONIC unset: custodial addresses use a DEVELOPMENT-ONLY seed")
     if settings.profile != "test":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     container = Container(settings=settings)

@@ -17,6 +17,7 @@ from hypercorn.config import Config as HypercornConfig
 
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
+from logs import configure_logging
 
 log = logging.getLogger("rwa")
 
@@ -30,8 +31,10 @@ async def _serve(settings: bootstrap.Settings) -> None:
     app = runtime.http_app()
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = "-"
-    config.errorlog = "-"
+    # hypercorn's loggers propagate to the root handler of logs.configure_logging: client
+    # text in the access log (a path with %0A) is escaped like every other record
+    config.accesslog = logging.getLogger("hypercorn.access") if settings.access_log else None
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 10
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -193,10 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except bootstrap.ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.effective_log_format)
     if args.command == "migrate":
         _migrate(settings)
     elif args.command == "walkthrough":

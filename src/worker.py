@@ -24,10 +24,13 @@ from typing import Any
 from taskiq import TaskiqEvents, TaskiqState
 
 import bootstrap
+from logs import configure_logging
 
 log = logging.getLogger("rwa.worker")
 
-runtime = bootstrap.build(bootstrap.Settings.from_env())
+settings = bootstrap.Settings.from_env()
+configure_logging(settings.log_level, settings.effective_log_format)  # replaces taskiq's
+runtime = bootstrap.build(settings)
 broker: Any = runtime.job_broker()
 queue = runtime.container.jobs()
 
