@@ -13,6 +13,7 @@ from adapters.inbound.http.docs import docs
 from adapters.inbound.http.errors import install_error_handlers
 from adapters.inbound.http.health import health
 from adapters.inbound.http.markets import markets
+from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
 from adapters.inbound.webhooks.blueprint import webhooks
 
@@ -36,7 +37,8 @@ def create_app(
         redoc_ui_path=None,
         scalar_ui_path=None,
         info={"title": "RWA tokenization and trading API", "version": "1"},
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        security_schemes=SECURITY_SCHEMES,
+        openapi_provider_class=RwaOpenAPIProvider,
     )
     install_error_handlers(app)
     app.register_blueprint(docs)

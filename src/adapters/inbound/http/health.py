@@ -8,6 +8,7 @@ import time
 from quart import Blueprint, Response, current_app, jsonify
 
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.http.openapi import HealthEnvelope, ReadinessEnvelope, documented
 
 health = Blueprint("health", __name__)
 
@@ -15,12 +16,14 @@ CHECK_TIMEOUT_SECONDS = 3.0
 
 
 @health.get("/healthz")
+@documented(HealthEnvelope, api=False)
 async def healthz() -> Response:
     """The process is alive."""
     return jsonify({"data": {"status": "ok"}})
 
 
 @health.get("/readyz")
+@documented(ReadinessEnvelope, errors=[503], api=False)
 async def readyz() -> Response:
     """Storage, bus, chain and jobs are reachable: 200, else 503 naming what is not."""
     deps: HttpDependencies = current_app.config["RWA_DEPS"]

@@ -16,6 +16,13 @@ from typing import Any
 from quart import Blueprint, Response, current_app, jsonify, request
 
 from adapters.inbound.http.errors import error_response
+from adapters.inbound.http.openapi import (
+    WebhookEventBody,
+    WebhookHeaders,
+    WebhookHealthEnvelope,
+    WebhookOutcomeEnvelope,
+    documented,
+)
 from adapters.inbound.webhooks import signatures
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.signatures import SIGNATURE_HEADER, SignatureError
@@ -100,6 +107,7 @@ async def _process(raw: str | bytes, source: str, **extra: Any) -> Response:
 
 
 @webhooks.get("/health")
+@documented(WebhookHealthEnvelope)
 async def health() -> Response:
     """The webhook receiver is up, and which forms it accepts."""
     d = deps()
@@ -115,9 +123,16 @@ async def health() -> Response:
 
 
 @webhooks.post("/entity-permissions")
+@documented(
+    WebhookOutcomeEnvelope,
+    errors=[400, 401, 403, 413],
+    body=WebhookEventBody,
+    headers=WebhookHeaders,
+    implied=False,
+)
 async def entity_permissions() -> Response:
     """An Entity Permissions Core event: a signed direct payload, or an SNS envelope."""
-    raw = await request.get_data()
+    raw = await request.get_data(True, False, False)  # cache, bytes, no form parsing
     sns_type = request.headers.get(SNS_TYPE_HEADER)
     if sns_type is not None:
         return await _sns(raw, sns_type)
