@@ -178,7 +178,11 @@ class Container(containers.DeclarativeContainer):
     deployment = providers.Singleton(TokenDeployment, storage, chain, jobs, clock, retry_policy)
     relay = providers.Singleton(OutboxRelay, storage, event_bus)
     token_issuer = providers.Singleton(
-        TokenIssuer, providers.Callable(lambda s: s.jwt_secret, settings)
+        TokenIssuer,
+        providers.Callable(lambda s: s.jwt_secret, settings),
+        issuer=providers.Callable(lambda s: s.jwt_issuer, settings),
+        audience=providers.Callable(lambda s: s.jwt_audience, settings),
+        max_ttl_seconds=providers.Callable(lambda s: s.jwt_max_ttl_seconds, settings),
     )
 
 

@@ -44,9 +44,20 @@ async def _serve(settings: bootstrap.Settings) -> None:
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
-def _token(settings: bootstrap.Settings, args: argparse.Namespace) -> None:
-    issuer = TokenIssuer(settings.jwt_secret)
-    print(issuer.issue(args.sub, args.role, entity_id=args.entity_id, ttl_seconds=args.ttl))
+def _token(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
+    issuer = TokenIssuer(
+        settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        max_ttl_seconds=settings.jwt_max_ttl_seconds,
+    )
+    try:
+        token = issuer.issue(args.sub, args.role, entity_id=args.entity_id, ttl_seconds=args.ttl)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
 
 
 WALKTHROUGH = """
@@ -184,7 +195,9 @@ def parser() -> argparse.ArgumentParser:
         "--role", action="append", required=True, choices=KNOWN_ROLES, help="repeatable"
     )
     token.add_argument("--entity-id", default=None)
-    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl", type=int, default=None, help="lifetime in s (default RWA_JWT_MAX_TTL_SECONDS)"
+    )
     return p
 
 
@@ -202,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "walkthrough":
         _walkthrough(settings)
     elif args.command == "token":
-        _token(settings, args)
+        return _token(settings, args)
     elif args.command == "poll":
         if settings.permission_feed_kind != "http" or settings.permissions_poll_seconds <= 0:
             print(
