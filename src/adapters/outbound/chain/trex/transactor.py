@@ -17,10 +17,15 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TimeExhausted
-from web3.types import Nonce, TxParams, TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from adapters.outbound.chain.errors import error_selectors, to_chain_error
-from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
+from adapters.outbound.chain.trex.artifacts import (
+    TrexContract,
+    stablecoin_artifact,
+    trex_artifact,
+)
+from adapters.outbound.chain.validation import MAX_UINT256, checksum_address
 from core.shared.errors import ChainError
 
 
@@ -28,7 +33,28 @@ def _all_error_selectors() -> dict[bytes, str]:
     selectors: dict[bytes, str] = {}
     for contract in TrexContract:
         selectors.update(error_selectors(trex_artifact(contract).abi))
+    selectors.update(error_selectors(stablecoin_artifact().abi))
     return selectors
+
+
+class _NativeTransfer:
+    """A plain value transfer that builds like a contract call (gas estimated, fees filled)."""
+
+    def __init__(self, w3: Web3, to: str, wei: int) -> None:
+        self._w3 = w3
+        self._to = checksum_address(to, "receiver")
+        if isinstance(wei, bool) or not isinstance(wei, int) or not 0 < wei <= MAX_UINT256:
+            raise ChainError(f"cannot send {wei!r} wei")
+        self._wei = wei
+
+    def build_transaction(self, params: TxParams) -> TxParams:
+        tx: TxParams = {**params, "to": self._to, "value": Wei(self._wei)}
+        tx["gas"] = self._w3.eth.estimate_gas(tx)
+        tx["gasPrice"] = self._w3.eth.gas_price
+        return tx
+
+
+_Buildable = ContractFunction | ContractConstructor | _NativeTransfer
 
 
 class Transactor:
@@ -53,9 +79,7 @@ class Transactor:
         self._lock = threading.Lock()
         self._selectors = _all_error_selectors()
 
-    def send(
-        self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, what: str
-    ) -> TxReceipt:
+    def send(self, account: LocalAccount, call: _Buildable, *, what: str) -> TxReceipt:
         """Sign ``call`` as ``account`` with the next nonce, send it and wait for a success."""
         try:
             tx_hash = self._sign_and_send(account, call)
@@ -67,6 +91,10 @@ class Transactor:
         if receipt["status"] != 1:
             raise ChainError(f"{what}: transaction {tx_hash.to_0x_hex()} reverted (status 0)")
         return receipt
+
+    def send_native(self, account: LocalAccount, to: str, wei: int, *, what: str) -> TxReceipt:
+        """Send ``wei`` of the chain's own currency (gas money for a custodial address)."""
+        return self.send(account, _NativeTransfer(self.w3, to, wei), what=what)
 
     def read(self, call: ContractFunction, *, what: str) -> Any:
         """``eth_call`` with every failure as ``ChainError``."""
@@ -82,9 +110,7 @@ class Transactor:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _sign_and_send(
-        self, account: LocalAccount, call: ContractFunction | ContractConstructor
-    ) -> HexBytes:
+    def _sign_and_send(self, account: LocalAccount, call: _Buildable) -> HexBytes:
         address = account.address
         with self._lock:
             try:
