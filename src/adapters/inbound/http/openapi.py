@@ -20,7 +20,7 @@ headers (``WWW-Authenticate`` on 401, ``Retry-After`` on 429).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
@@ -113,6 +113,9 @@ DigitString = Field(pattern=r"^[0-9]+$", description="A whole number as a string
 # -- markets ---------------------------------------------------------------------------------
 
 
+DateTime = Field(json_schema_extra={"format": "date-time"})
+
+
 class MarketOut(WireModel):
     """A market."""
 
@@ -120,20 +123,24 @@ class MarketOut(WireModel):
 
     id: str
     name: str
-    asset_type: AssetType | str
+    asset_type: AssetType
     issuer_id: str
     token_symbol: str
     token_name: str
     total_supply: str = DigitString
-    total_supply_base_units: str | None = DigitString
+    total_supply_base_units: str = DigitString
     status: MarketStatus
-    created_at: str = Field(json_schema_extra={"format": "date-time"})
-    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+    created_at: str = DateTime
+    updated_at: str = DateTime
     description: str | None = None
     entity_id: str | None = None
-    decimals: int | None = None
+    decimals: int = Field(ge=0, le=255)
     tick_size: str | None = None
     lot_size: str | None = None
+    maker_fee_bps: int | None = None
+    taker_fee_bps: int | None = None
+    accredited_investors_only: bool | None = None
+    allowed_countries: list[str] | None = None
     contract_address: str | None = None
     deployment_tx_hash: str | None = None
     approved_by: str | None = None
@@ -161,14 +168,21 @@ class AssetOut(WireModel):
 
     model_config = ConfigDict(title="Asset")
 
+    id: str | None = None
     market_id: str
-    valuation: str | None = None
+    valuation: str | None = Field(default=None, description="An exact decimal string")
     currency: str | None = None
     location: str | None = None
     description: str | None = None
-    compliance_documents: list[ComplianceDocumentOut | str] = Field(default_factory=list)
-    regulatory_info: dict[str, Any] | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    compliance_documents: list[str | ComplianceDocumentOut] = Field(
+        default_factory=list, description="Document ids or descriptions, as registered"
+    )
+    regulatory_info: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form JSON, numbers exactly as sent"
+    )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form JSON, numbers exactly as sent"
+    )
 
 
 class MarketWithAsset(WireModel):
@@ -186,14 +200,14 @@ class MarketEventOut(WireModel):
     model_config = ConfigDict(title="MarketEvent")
 
     id: str
-    market_id: str | None = None
-    event_type: str | None = None
-    actor_id: str | None = None
-    actor_type: str | None = None
-    decision: str | None = None
-    reason: str | None = None
-    metadata: dict[str, Any] | None = None
-    created_at: str | None = None
+    market_id: str
+    event_type: str = Field(examples=["market.registered"])
+    actor_id: str
+    actor_type: str
+    decision: str | None
+    reason: str | None
+    metadata: dict[str, Any]
+    created_at: str = DateTime
 
 
 class StateReachedOut(WireModel):
@@ -357,6 +371,66 @@ class EventsQuery(BaseModel):
     order: str = Field(default="desc", pattern="^(asc|desc)$", description="newest first: desc")
 
 
+# -- request examples ------------------------------------------------------------------------
+
+# The seeds' Quick Start body, verbatim: ``issuerId`` must be the caller (sub ``issuer-uuid``).
+SEEDS_REGISTRATION: dict[str, Any] = {
+    "name": "Luxury Downtown Apartments",
+    "issuerId": "issuer-uuid",
+    "assetType": "real_estate",
+    "tokenSymbol": "LUXAPT",
+    "tokenName": "Luxury Apartment Token",
+    "totalSupply": 1000000,
+    "entityId": "entity-uuid-from-permissions-core",
+    "assetDetails": {
+        "valuation": 15000000,
+        "currency": "USD",
+        "location": "456 Main St, Los Angeles, CA 90014",
+        "description": "50-unit luxury residential building",
+        "complianceDocuments": ["doc-id-1", "doc-id-2"],
+        "regulatoryInfo": {"jurisdiction": "US", "regulator": "SEC", "exemption": "Reg D 506(c)"},
+        "attributes": {"sqft": 75000, "units": 50, "yearBuilt": 2020, "occupancyRate": 0.95},
+    },
+}
+
+FULL_REGISTRATION: dict[str, Any] = {
+    "name": "Harbour View Offices",
+    "assetType": "real_estate",
+    "tokenSymbol": "HVO",
+    "tokenName": "Harbour View Offices Token",
+    "totalSupply": "2500000",
+    "description": "Grade A offices, 12 floors",
+    "entityId": "entity-7",
+    "tickSize": "0.01",
+    "lotSize": "1",
+    "makerFeeBps": 10,
+    "takerFeeBps": 25,
+    "accreditedInvestorsOnly": True,
+    "allowedCountries": ["PT", "ES"],
+    "assetDetails": {
+        "valuation": "25000000.00",
+        "currency": "EUR",
+        "location": "Lisbon, PT",
+        "complianceDocuments": [
+            {
+                "name": "Title deed",
+                "url": "https://docs.example/deed.pdf",
+                "sha256": "0" * 64,
+                "documentType": "deed",
+            }
+        ],
+        "regulatoryInfo": {"jurisdiction": "PT"},
+        "attributes": {"floors": 12, "leed": "gold"},
+    },
+}
+
+REGISTER_EXAMPLES = {"seedsQuickStart": SEEDS_REGISTRATION, "everyField": FULL_REGISTRATION}
+APPROVE_EXAMPLES = {
+    "approve": {"decision": "approve", "entityId": "entity-uuid-from-permissions-core"},
+    "reject": {"decision": "reject", "reason": "valuation report missing"},
+}
+
+
 # -- the decorator ---------------------------------------------------------------------------
 
 
@@ -370,6 +444,8 @@ def documented(
     reads_body: bool = False,
     query: type[BaseModel] | None = None,
     headers: type[BaseModel] | None = None,
+    examples: Mapping[str, Any] | None = None,
+    path: Mapping[str, Mapping[str, Any]] | None = None,
     api: bool = True,
     implied: bool = True,
 ) -> Callable[[F], F]:
@@ -378,6 +454,8 @@ def documented(
     ``reads_body`` marks a route whose body is optional or free-form (no ``body`` model) but
     is still parsed, so it can answer 400, 413, 415 and 422. ``implied=False`` documents only
     ``errors`` (and, with ``api``, 429 and 503): for a route with rules of its own.
+    ``examples`` are named request bodies (clients and schemathesis use them); ``path`` adds
+    JSON-schema constraints to path parameters, e.g. ``{"status": {"enum": [...]}}``.
     """
     codes = set(errors)
     if implied and auth:
@@ -405,12 +483,31 @@ def documented(
             func = document_querystring(query)(func)
         if headers is not None:
             func = document_headers(headers)(func)
+        if examples or path:
+            extra = {"examples": dict(examples or {}), "path": dict(path or {})}
+            setattr(func, _EXTRA_ATTRIBUTE, extra)
         return func
 
     return decorate
 
 
 # -- the provider ----------------------------------------------------------------------------
+
+_EXTRA_ATTRIBUTE = "_rwa_openapi_extra"
+
+
+def _add_extra(operation: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if media is not None and extra["examples"]:
+        media["examples"] = {name: {"value": value} for name, value in extra["examples"].items()}
+    parameters = []
+    for parameter in operation.get("parameters", []):
+        constraints = extra["path"].get(parameter["name"])
+        if parameter.get("in") == "path" and constraints:
+            parameter = {**parameter, "schema": {**parameter["schema"], **constraints}}
+        parameters.append(parameter)
+    operation["parameters"] = parameters
+
 
 _RESPONSE_HEADERS: dict[int, dict[str, Any]] = {
     401: {
@@ -429,12 +526,16 @@ _RESPONSE_HEADERS: dict[int, dict[str, Any]] = {
 
 
 class RwaOpenAPIProvider(OpenAPIProvider):
-    """quart-schema's provider, with a description and headers for each response status."""
+    """quart-schema's provider, with a description and headers for each response status,
+    request body examples and path parameter constraints."""
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
+        extra = getattr(self._app.view_functions[rule.endpoint], _EXTRA_ATTRIBUTE, None)
         for operations in paths.values():
             for operation in operations.values():
+                if extra is not None:
+                    _add_extra(operation, extra)
                 responses = operation.get("responses", {})
                 for code, response in responses.items():
                     description = STATUS_DESCRIPTIONS.get(int(code))
