@@ -167,7 +167,13 @@ class Container(containers.DeclarativeContainer):
         interval_seconds=providers.Callable(lambda s: s.permissions_poll_seconds or 10.0, settings),
     )
     sns_verifier = providers.Singleton(
-        SnsVerifier, sns_gateway, providers.Callable(lambda s: s.sns_topic_arns, settings)
+        SnsVerifier,
+        sns_gateway,
+        providers.Callable(lambda s: s.sns_topic_arns, settings),
+        max_age_seconds=providers.Callable(lambda s: s.sns_max_age_seconds, settings),
+        future_tolerance_seconds=providers.Callable(
+            lambda s: s.webhook_tolerance_seconds, settings
+        ),
     )
     market_queries = providers.Singleton(MarketQueries, storage, chain)
     retry_policy = providers.Singleton(

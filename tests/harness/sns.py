@@ -81,13 +81,14 @@ class SnsSigner:
         cert_url: str = CERT_URL,
         subject: str | None = None,
         subscribe_url: str = SUBSCRIBE_URL,
+        sent_at: datetime | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "Type": kind,
             "MessageId": str(uuid.uuid4()),
             "TopicArn": topic_arn,
             "Message": message if isinstance(message, str) else json.dumps(message),
-            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "Timestamp": (sent_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "SigningCertURL": cert_url,
         }
         if kind == "Notification":

@@ -222,6 +222,31 @@ class PermissionEventProcessor:
             details={"eventId": event.event_id},
         )
 
+    async def refuse(
+        self, raw: str | bytes | Mapping[str, Any], *, source: str, error: str
+    ) -> EventOutcome:
+        """Record an event that arrived in a way that can never be applied (a stale SNS
+        envelope) as ``failed`` with ``error``, without applying it. An event already
+        applied or skipped is a duplicate; a failed one may still be applied when it comes
+        again by a sound path (the feed, a fresh delivery)."""
+        event = parse_permission_event(raw)
+        for _ in range(self._max_races):
+            try:
+                async with self._storage.unit_of_work() as uow:
+                    existing = await uow.processed_events.get(event.event_id)
+                    if existing is not None and existing.status is not ProcessStatus.FAILED:
+                        return self._duplicate(event, existing)
+                    await self._record(uow, event, source, ProcessStatus.FAILED, error, existing)
+                    await uow.commit()
+            except (DuplicateEvent, ConcurrentModification):
+                continue
+            log.warning("permission event %s refused: %s", event.event_id, error)
+            return self._outcome(event, ProcessStatus.FAILED, error)
+        raise ServiceUnavailable(
+            f"event {event.event_id} kept conflicting with concurrent changes; retry later",
+            details={"eventId": event.event_id},
+        )
+
     async def _process_once(self, event: PermissionEvent, source: str) -> EventOutcome:
         async with self._storage.unit_of_work() as uow:
             existing = await uow.processed_events.get(event.event_id)

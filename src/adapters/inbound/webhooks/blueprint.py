@@ -32,6 +32,7 @@ from adapters.inbound.webhooks.sns import (
     SUBSCRIPTION_CONFIRMATION,
     MalformedSnsMessage,
     SnsMessage,
+    StaleSnsMessage,
     TopicNotAllowed,
     looks_like_sns,
     sns_url_problem,
@@ -171,6 +172,8 @@ async def _sns(raw: bytes, header_type: str | None) -> Response:
         return error_response(400, "malformed_sns_message", exc.message, details)
     except SignatureError as exc:
         return _unauthenticated(exc, "sns")
+    except StaleSnsMessage as exc:
+        return await _stale(exc)
     except TopicNotAllowed as exc:
         log.warning("SNS message from a topic off the allow-list: %s", exc.topic_arn)
         return error_response(
@@ -187,6 +190,28 @@ async def _sns(raw: bytes, header_type: str | None) -> Response:
         {"type": message.type, "status": "acknowledged", "topicArn": message.topic_arn},
         "unsubscribe confirmation acknowledged; nothing done",
     )
+
+
+async def _stale(stale: StaleSnsMessage) -> Response:
+    """An authentic SNS message too old (a replay) or dated in the future: never applied. A
+    notification's event is recorded as failed and answered 200 (SNS stops redelivering a
+    message that can only get older); anything else is refused with 400."""
+    message = stale.message
+    log.warning(
+        "SNS message %s from %s refused: %s", message.message_id, message.topic_arn, stale.reason
+    )
+    if message.type != NOTIFICATION:
+        return error_response(
+            400,
+            "stale_sns_message",
+            stale.reason,
+            {"form": "sns", "timestamp": message.timestamp},
+        )
+    try:
+        outcome = await deps().events.refuse(message.message, source="sns", error=stale.reason)
+    except MalformedEvent as exc:
+        return error_response(400, exc.code, exc.message, exc.details)
+    return _outcome(outcome, snsMessageId=message.message_id, topicArn=message.topic_arn)
 
 
 async def _confirm(message: SnsMessage) -> Response:

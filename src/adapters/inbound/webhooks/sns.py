@@ -12,6 +12,10 @@ key is in the X.509 certificate at ``SigningCertURL``. That URL must be https on
 (``sns.<region>.amazonaws.com``, or ``.amazonaws.com.cn``) and name a ``.pem``: otherwise
 anyone could sign with a certificate of their own. ``TopicArn`` must be on the allow-list.
 The certificate is fetched through the ``SnsGateway`` port (which caches it).
+
+An authentic message is still refused (``StaleSnsMessage``) when its ``Timestamp`` is older
+than ``max_age_seconds`` (a replay of a captured message) or further in the future than
+``future_tolerance_seconds`` (a clock that cannot be trusted).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +66,15 @@ class MalformedSnsMessage(Exception):
         super().__init__(message)
         self.message = message
         self.fields = dict(fields or {})
+
+
+class StaleSnsMessage(Exception):
+    """An authentic message sent too long ago, or dated too far in the future."""
+
+    def __init__(self, message: SnsMessage, reason: str) -> None:
+        super().__init__(reason)
+        self.message = message
+        self.reason = reason
 
 
 class TopicNotAllowed(Exception):
@@ -117,6 +130,19 @@ def string_to_sign(data: Mapping[str, Any]) -> bytes:
     return "".join(parts).encode()
 
 
+def parse_timestamp(value: str) -> datetime | None:
+    """SNS's ``Timestamp`` (``2026-01-01T12:00:00.000Z``) as an aware UTC time, or None."""
+    if len(value) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC)
+
+
 def parse(data: Any, *, header_type: str | None = None) -> SnsMessage:
     if not isinstance(data, Mapping):
         raise MalformedSnsMessage("the SNS message must be a JSON object")
@@ -159,9 +185,18 @@ def parse(data: Any, *, header_type: str | None = None) -> SnsMessage:
 class SnsVerifier:
     """Checks an SNS envelope's origin, topic and signature."""
 
-    def __init__(self, gateway: SnsGateway, topic_arns: Iterable[str]) -> None:
+    def __init__(
+        self,
+        gateway: SnsGateway,
+        topic_arns: Iterable[str],
+        *,
+        max_age_seconds: float = 3600.0,
+        future_tolerance_seconds: float = 300.0,
+    ) -> None:
         self.gateway = gateway
         self.topic_arns = frozenset(arn for arn in topic_arns if arn)
+        self.max_age_seconds = max_age_seconds
+        self.future_tolerance_seconds = future_tolerance_seconds
 
     async def verify(
         self, data: Any, *, now: datetime, header_type: str | None = None
@@ -169,7 +204,8 @@ class SnsVerifier:
         """The parsed message when it is authentic and allowed.
 
         Raises ``MalformedSnsMessage`` (400), ``SignatureError`` (401), ``TopicNotAllowed``
-        (403) or ``ServiceUnavailable`` (503: the certificate could not be fetched).
+        (403), ``ServiceUnavailable`` (503: the certificate could not be fetched) or, for an
+        authentic message sent too long ago or dated in the future, ``StaleSnsMessage``.
         """
         message = parse(data, header_type=header_type)
         cert_url = str(data["SigningCertURL"])
@@ -192,6 +228,25 @@ class SnsVerifier:
             public_key.verify(signature, string_to_sign(data), padding.PKCS1v15(), algorithm())
         except InvalidSignature as exc:
             raise SignatureError("invalid_signature", "the SNS signature does not match") from exc
+        sent_at = parse_timestamp(message.timestamp)
+        if sent_at is None:  # signed by SNS, yet not a time: nothing we can trust
+            raise MalformedSnsMessage(
+                "the SNS message's Timestamp is not a time",
+                {"Timestamp": "must be an ISO 8601 UTC time, e.g. 2026-01-01T12:00:00.000Z"},
+            )
+        age = (now - sent_at).total_seconds()
+        if age > self.max_age_seconds:
+            raise StaleSnsMessage(
+                message,
+                f"the SNS message was sent {age:.0f} s ago, more than the "
+                f"{self.max_age_seconds:g} s accepted",
+            )
+        if -age > self.future_tolerance_seconds:
+            raise StaleSnsMessage(
+                message,
+                f"the SNS message is dated {-age:.0f} s in the future, more than the "
+                f"{self.future_tolerance_seconds:g} s tolerated",
+            )
         return message
 
     @staticmethod
