@@ -419,3 +419,52 @@ class TestTrexOnHardhat(TrexContract_):
     @pytest.fixture
     def env(self, hardhat_env: TrexEnv) -> TrexEnv:
         return hardhat_env
+
+
+class TestTransactorOnInProcessEvm:
+    """Nonces and receipts: what the deployer relies on when a send goes wrong."""
+
+    @pytest.fixture
+    def chain(self) -> tuple[EthereumTester, Web3, LocalAccount]:
+        backend = PyEVMBackend()
+        tester = EthereumTester(backend)
+        account: LocalAccount = Account.from_key(backend.account_keys[0].to_bytes())
+        return tester, Web3(EthereumTesterProvider(tester)), account
+
+    def test_a_stale_nonce_fails_once_then_the_node_decides(
+        self, chain: tuple[EthereumTester, Web3, LocalAccount]
+    ) -> None:
+        _, w3, account = chain
+        ours, theirs = Transactor(w3), Transactor(w3)
+        receiver = Account.create().address
+        ours.send_native(account, receiver, 1, what="first")
+        theirs.send_native(account, receiver, 1, what="someone else with the same key")
+        with pytest.raises(ChainError, match="second"):
+            ours.send_native(account, receiver, 1, what="second")  # reuses a spent nonce
+        ours.send_native(account, receiver, 1, what="third")
+        assert w3.eth.get_transaction_count(account.address) == 3
+        assert w3.eth.get_balance(Web3.to_checksum_address(receiver)) == 3
+
+    def test_a_missing_receipt_times_out_and_the_nonce_is_read_again(
+        self, chain: tuple[EthereumTester, Web3, LocalAccount]
+    ) -> None:
+        tester, w3, account = chain
+        transactor = Transactor(w3, receipt_timeout=0.3, poll_interval=0.05)
+        deployer = TrexDeployer(transactor, account)
+        tester.disable_auto_mine_transactions()
+        with pytest.raises(ChainError, match="no receipt"):
+            deployer.deploy_platform_contracts()
+        tester.enable_auto_mine_transactions()  # mines the pending deployment
+        assert w3.eth.get_transaction_count(account.address) == 1
+        contracts = deployer.deploy_platform_contracts()
+        issuer = contract_at(w3, TrexContract.CLAIM_ISSUER, contracts.claim_issuer)
+        assert issuer.functions.getKeysByPurpose(1).call()
+
+    def test_a_chain_id_mismatch_is_refused_before_signing(
+        self, chain: tuple[EthereumTester, Web3, LocalAccount]
+    ) -> None:
+        _, w3, account = chain
+        transactor = Transactor(w3, chain_id=23294)
+        with pytest.raises(ChainError, match="not 23294"):
+            transactor.send_native(account, Account.create().address, 1, what="send")
+        assert w3.eth.get_transaction_count(account.address) == 0

@@ -108,6 +108,14 @@ class Transactor:
         with self._lock:
             self._nonces.pop(address, None)
 
+    def build(self, call: _Buildable, params: TxParams) -> dict[str, Any]:
+        """The unsigned transaction with gas and fees filled in.
+
+        The hook for chains that need more (Sapphire encrypts deployment calldata itself,
+        as ``Web3Chain`` does): override it, keep ``params`` (nonce, chain id, sender).
+        """
+        return dict(call.build_transaction(params))
+
     # -- internals ---------------------------------------------------------------------------
 
     def _sign_and_send(self, account: LocalAccount, call: _Buildable) -> HexBytes:
@@ -122,7 +130,7 @@ class Transactor:
                     "nonce": Nonce(nonce),
                     "chainId": self._node_chain_id(),
                 }
-                tx = dict(call.build_transaction(params))  # estimates gas: a revert stops here
+                tx = self.build(call, params)  # estimates gas: a revert stops here
                 signed = account.sign_transaction(tx)
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception:
