@@ -312,6 +312,7 @@ class Runtime:
                     c.rate_limiter(),
                     self.settings.http_rate_limit,
                     self.settings.http_rate_window_seconds,
+                    trusted_proxies=self.settings.trusted_proxies,
                 )
                 if self.settings.http_rate_limit > 0
                 else None

@@ -10,6 +10,7 @@ import attrs
 
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
+from core.ports.ledger import LedgerRepository
 from core.shared.events import DomainEvent
 
 
@@ -91,6 +92,7 @@ class UnitOfWork(abc.ABC):
     outbox: Outbox
     processed_events: ProcessedEventRepository
     cursors: CursorRepository
+    ledger: LedgerRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import attrs
 
+from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.inbox import DuplicateEvent, ProcessedEvent
 from core.ports.storage import OutboxMessage
@@ -51,6 +52,7 @@ class ChangeSet:
     new_processed: set[str] = attrs.Factory(set)  # event ids added (not replaced) here
     processed_base: dict[str, int] = attrs.Factory(dict)  # committed attempts we built on
     cursors: dict[str, tuple[str, datetime]] = attrs.Factory(dict)  # key -> (value, set at)
+    ledger: LedgerChanges = attrs.Factory(LedgerChanges)  # staged posting sets
 
 
 class MemoryState:
@@ -65,6 +67,7 @@ class MemoryState:
         self.unpublished: dict[int, DomainEvent] = {}  # outbox rows not yet published
         self.processed: dict[str, ProcessedEvent] = {}  # the inbox, by event id
         self.cursors: dict[str, tuple[str, datetime]] = {}  # key -> (value, set at)
+        self.ledger = MemoryLedgerState()  # accounts, supply counters, posting sets
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -81,6 +84,7 @@ class MemoryState:
         """Check versions and the live-symbol rule, then apply everything, or nothing."""
         with self.lock:
             self._check(changes)
+            self.ledger.check(changes.ledger)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -98,6 +102,7 @@ class MemoryState:
                 self.unpublished.pop(position, None)
             self.processed.update(changes.processed)
             self.cursors.update(changes.cursors)
+            self.ledger.apply(changes.ledger)
 
     def _check(self, changes: ChangeSet) -> None:
         for event_id in changes.processed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
 from adapters.outbound.storage.memory.repositories import (
     MemoryCursorRepository,
     MemoryEventLog,
@@ -32,6 +33,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.outbox = MemoryOutbox(self._state, changes)
         self.processed_events = MemoryProcessedEventRepository(self._state, changes)
         self.cursors = MemoryCursorRepository(self._state, changes)
+        self.ledger = MemoryLedgerRepository(self._state.ledger, changes.ledger)
 
     async def _end(self) -> None:
         self._changes = None

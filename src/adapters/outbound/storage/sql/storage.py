@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
+from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
 from adapters.outbound.storage.sql.repositories import (
     SqlCursorRepository,
     SqlEventLog,
@@ -57,6 +58,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.outbox = SqlOutbox(conn, self._clock)
         self.processed_events = SqlProcessedEventRepository(conn)
         self.cursors = SqlCursorRepository(conn)
+        self.ledger = SqlLedgerRepository(conn)
 
     async def _end(self) -> None:
         conn, self._conn = self._conn, None

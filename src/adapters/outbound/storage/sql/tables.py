@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from adapters.outbound.storage.sql.types import DecimalText, IntegerText, UtcDateTime
+from adapters.outbound.storage.sql.uint import Uint256, uint_checks
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -154,4 +155,96 @@ cursors = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# -- the ledger (see docs/architecture.md, "The ledger") -------------------------------------
+# Amounts are Uint256: NUMERIC(78, 0) on Postgres, 78 zero-padded digits on SQLite; every
+# stored amount has a CHECK keeping it in 0 .. 2**256 - 1, so no balance is ever negative.
+LEDGER_BUCKETS = "bucket IN ('available', 'locked')"
+LEDGER_SIDES = "side IN ('debit', 'credit')"
+LEDGER_COUNTERS = "counter IN ('minted', 'deposited', 'withdrawn', 'burned')"
+# The journal's sequence: BIGINT on Postgres, the ROWID on SQLite (as Position).
+JournalSeq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("token", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(200), primary_key=True),
+    sa.Column("available", Uint256, nullable=False),
+    sa.Column("locked", Uint256, nullable=False),
+    *uint_checks("available"),
+    *uint_checks("locked"),
+    sa.Index("ix_ledger_accounts_owner_token", "owner", "token"),
+)
+
+# Per-token counters, only ever increased: sum of balances = minted + deposited - withdrawn
+# - burned.
+ledger_supply = sa.Table(
+    "ledger_supply",
+    metadata,
+    sa.Column("token", sa.String(100), primary_key=True),
+    sa.Column("minted", Uint256, nullable=False),
+    sa.Column("deposited", Uint256, nullable=False),
+    sa.Column("withdrawn", Uint256, nullable=False),
+    sa.Column("burned", Uint256, nullable=False),
+    *uint_checks("minted"),
+    *uint_checks("deposited"),
+    *uint_checks("withdrawn"),
+    *uint_checks("burned"),
+)
+
+# One row per applied posting set; the key makes applying idempotent.
+ledger_posting_sets = sa.Table(
+    "ledger_posting_sets",
+    metadata,
+    sa.Column("seq", Position, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("reference", sa.String(200)),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("key", name="uq_ledger_posting_sets_key"),
+    sa.Index("ix_ledger_posting_sets_reference", "reference"),
+    sqlite_autoincrement=True,
+)
+
+ledger_postings = sa.Table(
+    "ledger_postings",
+    metadata,
+    sa.Column(
+        "posting_set_seq",
+        JournalSeq,
+        sa.ForeignKey("ledger_posting_sets.seq"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("token", sa.String(100), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("bucket", sa.String(16), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.CheckConstraint(LEDGER_BUCKETS, name="bucket"),
+    sa.CheckConstraint(LEDGER_SIDES, name="side"),
+    *uint_checks("amount"),
+    sa.Index("ix_ledger_postings_token_owner", "token", "owner", "posting_set_seq"),
+)
+
+ledger_supply_changes = sa.Table(
+    "ledger_supply_changes",
+    metadata,
+    sa.Column(
+        "posting_set_seq",
+        JournalSeq,
+        sa.ForeignKey("ledger_posting_sets.seq"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("token", sa.String(100), nullable=False),
+    sa.Column("counter", sa.String(16), nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.CheckConstraint(LEDGER_COUNTERS, name="counter"),
+    *uint_checks("amount"),
 )

@@ -1,0 +1,43 @@
+"""The exact double-entry ledger: accounts (available/locked), postings and posting sets."""
+
+from core.ledger.model import (
+    FEE_OWNER,
+    SYSTEM_OWNER,
+    AccountRef,
+    AppliedPostingSet,
+    Balance,
+    BalanceOverflow,
+    Bucket,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    Posting,
+    PostingSet,
+    Side,
+    Supply,
+    SupplyChange,
+    SupplyCounter,
+    check_amount,
+    conservation_gap,
+)
+
+__all__ = [
+    "FEE_OWNER",
+    "SYSTEM_OWNER",
+    "AccountRef",
+    "AppliedPostingSet",
+    "Balance",
+    "BalanceOverflow",
+    "Bucket",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "Posting",
+    "PostingSet",
+    "Side",
+    "Supply",
+    "SupplyChange",
+    "SupplyCounter",
+    "check_amount",
+    "conservation_gap",
+]
