@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import DEV_JWT_SECRET, ConfigurationError, Settings
+from settings import DEV_JWT_SECRET, ConfigurationError, Settings, env_name
 from tests.e2e.server import rwa_market_command, server_env
 from tests.harness.common import free_port
 
@@ -180,3 +180,18 @@ def test_the_real_command_stops_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"configuration error: {variable}")
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_every_variable_is_documented() -> None:
+    root = Path(__file__).resolve().parents[2]
+    names = {env_name(field) for field in Settings.model_fields}
+    example: dict[str, str] = {}
+    for line in (root / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            example[key] = value
+    assert set(example) == names
+    Settings.from_env(example).check()  # the example itself is a valid configuration
+    for doc in ("README.md", "docs/operations.md"):
+        text = (root / doc).read_text()
+        assert not [name for name in sorted(names) if f"`{name}" not in text], doc
