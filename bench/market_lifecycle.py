@@ -17,7 +17,7 @@ from pathlib import Path
 import bootstrap
 from core.markets.model import MarketStatus
 from core.markets.registration import RegisterMarket
-from core.shared.events import Actor
+from core.shared.events import Actor, DomainEvent
 
 ISSUER = Actor(id="bench-issuer", roles=("issuer",))
 ADMIN = Actor(id="bench-admin", roles=("admin",))
@@ -62,7 +62,7 @@ async def run(profile: str, markets: int, data_dir: Path) -> dict[str, object]:
             t2 = time.perf_counter()
             while True:  # the market.activated event, as a WebSocket client would see it
                 event = await activated.get(timeout=60)
-                if event.aggregate_id == market.id:
+                if isinstance(event, DomainEvent) and event.aggregate_id == market.id:
                     break
             t3 = time.perf_counter()
             assert (await queries.get(market.id)).status is MarketStatus.ACTIVE

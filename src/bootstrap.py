@@ -183,7 +183,7 @@ class Container(containers.DeclarativeContainer):
         base_delay_seconds=providers.Callable(lambda s: s.deploy_backoff_seconds, settings),
     )
     deployment = providers.Singleton(TokenDeployment, storage, chain, jobs, clock, retry_policy)
-    relay = providers.Singleton(OutboxRelay, storage, event_bus)
+    relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
     token_issuer = providers.Singleton(
         TokenIssuer,
         providers.Callable(lambda s: s.jwt_secret, settings),

@@ -24,9 +24,9 @@ from core.markets.model import (
     RegulatoryInfo,
 )
 from core.ports.inbox import DuplicateEvent, ProcessedEvent, ProcessStatus
-from core.ports.storage import MarketFilter, Storage
+from core.ports.storage import MarketFilter, ReadOnlyUnitOfWork, Storage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
-from core.shared.events import DomainEvent
+from core.shared.events import DomainEvent, InvalidEvent, market_stream
 from core.shared.ids import new_id
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -65,6 +65,16 @@ def make_event(aggregate_id: str, event_type: str = "market.registered", **kw: A
     }
     fields.update(kw)
     return DomainEvent(**fields)
+
+
+def numbered(events: list[DomainEvent], after: dict[str, int] | None = None) -> list[DomainEvent]:
+    """``events`` as the storage returns them: each with the next seq of its stream."""
+    heads = dict(after or {})
+    result = []
+    for event in events:
+        heads[event.stream] = heads.get(event.stream, 0) + 1
+        result.append(attrs.evolve(event, seq=heads[event.stream]))
+    return result
 
 
 def make_processed(event_id: str | None = None, **overrides: Any) -> ProcessedEvent:
@@ -454,18 +464,20 @@ class StorageContract:
         ]
         other = make_event(other_id, "market.registered")
         async with storage.unit_of_work() as uow:
-            await uow.events.append(events[:2])
-            await uow.events.append([other])
+            assert await uow.events.append(events[:2]) == numbered(events[:2])
+            assert await uow.events.append([other]) == numbered([other])
             await uow.commit()
         async with storage.unit_of_work() as uow:
-            await uow.events.append(events[2:])
-            await uow.events.append([])
+            assert await uow.events.append(events[2:]) == numbered(events)[2:]
+            assert await uow.events.append([]) == []
             await uow.commit()
         async with storage.unit_of_work() as uow:
             got = await uow.events.for_aggregate(market_id)
-            assert await uow.events.for_aggregate(other_id) == [other]
+            assert await uow.events.for_aggregate(other_id) == numbered([other])
             assert await uow.events.for_aggregate(new_id()) == []
-        assert got == events
+        assert got == numbered(events)
+        stream = market_stream(market_id)
+        assert [(e.stream, e.seq) for e in got] == [(stream, 1), (stream, 2), (stream, 3)]
         for event in got:
             assert_aware(event.occurred_at)
 
@@ -478,36 +490,70 @@ class StorageContract:
             await uow.events.append(events[3:])
             await uow.commit()
 
+        events = numbered(events)
+
         async with storage.unit_of_work() as uow:
             pending = await uow.outbox.pending(10)
             assert [m.event for m in pending] == events
+            assert not any(m.published or m.reacted for m in pending)
             positions = [m.position for m in pending]
             assert positions == sorted(set(positions))
             assert [m.event for m in await uow.outbox.pending(2)] == events[:2]
 
         async with storage.unit_of_work() as uow:  # not committed: nothing changes
             await uow.outbox.mark_published(positions[:2])
+            await uow.outbox.mark_reacted(positions[:2])
         async with storage.unit_of_work() as uow:
             assert [m.position for m in await uow.outbox.pending(10)] == positions
 
         async with storage.unit_of_work() as uow:
             await uow.outbox.mark_published(positions[:2])
+            await uow.outbox.mark_reacted(positions[:2])
             await uow.outbox.mark_published([])
+            await uow.outbox.mark_reacted([])
             assert [m.position for m in await uow.outbox.pending(10)] == positions[2:]
             await uow.commit()
         async with storage.unit_of_work() as uow:
             assert [m.event for m in await uow.outbox.pending(10)] == events[2:]
-            await uow.outbox.mark_published([positions[0], *positions[2:]])  # repeat is harmless
+            # repeats are harmless
+            await uow.outbox.mark_published([positions[0], *positions[2:]])
+            await uow.outbox.mark_reacted([positions[0], *positions[2:]])
             await uow.commit()
         async with storage.unit_of_work() as uow:
             assert await uow.outbox.pending(10) == []
             assert await uow.events.for_aggregate(events[0].aggregate_id) == [events[0]]
 
+    async def test_outbox_tracks_the_bus_and_the_reactions_apart(self, storage: Storage) -> None:
+        """A message whose reactions failed stays pending, known as published, so the relay
+        retries the reactions without publishing it again (and the other way round)."""
+        events = numbered([make_event(new_id(), f"market.e{i}") for i in range(3)])
+        async with storage.unit_of_work() as uow:
+            await uow.events.append(events)
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            positions = [m.position for m in await uow.outbox.pending(10)]
+        async with storage.unit_of_work() as uow:
+            await uow.outbox.mark_published(positions[:2])
+            await uow.outbox.mark_reacted([positions[0], positions[2]])
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            pending = await uow.outbox.pending(10)
+        assert [(m.event, m.published, m.reacted) for m in pending] == [
+            (events[1], True, False),
+            (events[2], False, True),
+        ]
+        async with storage.unit_of_work() as uow:
+            await uow.outbox.mark_reacted([positions[1]])
+            await uow.outbox.mark_published([positions[2]])
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.outbox.pending(10) == []
+
     async def test_rolled_back_events_never_reach_the_outbox(self, storage: Storage) -> None:
         lost, kept = make_event(new_id(), "market.lost"), make_event(new_id(), "market.kept")
         async with storage.unit_of_work() as uow:
             await uow.events.append([lost])
-            assert [m.event for m in await uow.outbox.pending(10)] == [lost]  # own write
+            assert [m.event for m in await uow.outbox.pending(10)] == numbered([lost])  # own
         with pytest.raises(RuntimeError):
             async with storage.unit_of_work() as uow:
                 await uow.events.append([lost])
@@ -516,7 +562,7 @@ class StorageContract:
             await uow.events.append([kept])
             await uow.commit()
         async with storage.unit_of_work() as uow:
-            assert [m.event for m in await uow.outbox.pending(10)] == [kept]
+            assert [m.event for m in await uow.outbox.pending(10)] == numbered([kept])
             assert await uow.events.for_aggregate(lost.aggregate_id) == []
 
     async def test_market_change_and_its_event_commit_together(self, storage: Storage) -> None:
@@ -528,8 +574,177 @@ class StorageContract:
             await uow.commit()
         async with storage.unit_of_work() as uow:
             assert await uow.markets.get(market.id) == market
-            assert await uow.events.for_aggregate(market.id) == [registered]
-            assert [m.event for m in await uow.outbox.pending(10)] == [registered]
+            assert await uow.events.for_aggregate(market.id) == numbered([registered])
+            assert [m.event for m in await uow.outbox.pending(10)] == numbered([registered])
+
+    async def test_each_stream_is_numbered_from_one_without_gaps(self, storage: Storage) -> None:
+        first, second = new_id(), new_id()
+        async with storage.unit_of_work() as uow:
+            got = await uow.events.append(
+                [make_event(first), make_event(second), make_event(first)]
+            )
+            await uow.commit()
+        assert [(e.stream, e.seq) for e in got] == [
+            (market_stream(first), 1),
+            (market_stream(second), 1),
+            (market_stream(first), 2),
+        ]
+        async with storage.unit_of_work() as uow:  # rolled back: the numbers are not used
+            await uow.events.append([make_event(first)])
+        custom = make_event(first, stream="pair:P-1")
+        async with storage.unit_of_work() as uow:
+            got = await uow.events.append([make_event(first), custom])
+            await uow.commit()
+        assert [(e.stream, e.seq) for e in got] == [(market_stream(first), 3), ("pair:P-1", 1)]
+        async with storage.unit_of_work(read_only=True) as uow:
+            history = await uow.events.for_aggregate(first)
+            pending = await uow.outbox.pending(100)
+        assert [(e.stream, e.seq) for e in history] == [
+            (market_stream(first), 1),
+            (market_stream(first), 2),
+            (market_stream(first), 3),
+            ("pair:P-1", 1),
+        ]
+        assert [(m.event.stream, m.event.seq) for m in pending] == [
+            (market_stream(first), 1),
+            (market_stream(second), 1),
+            (market_stream(first), 2),
+            (market_stream(first), 3),
+            ("pair:P-1", 1),
+        ]
+
+    async def test_concurrent_appends_to_one_stream_never_share_a_seq(
+        self, storage: Storage
+    ) -> None:
+        market_id = new_id()
+
+        async def append(n: int) -> int | None:
+            try:
+                async with storage.unit_of_work() as uow:
+                    (stored,) = await uow.events.append([make_event(market_id, f"market.e{n}")])
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except ConcurrentModification:
+                return None
+            return stored.seq
+
+        results = await asyncio.gather(*(append(n) for n in range(4)))
+        seqs = sorted(seq for seq in results if seq is not None)
+        assert seqs, "at least one append commits"
+        async with storage.unit_of_work(read_only=True) as uow:
+            history = await uow.events.for_aggregate(market_id)
+        assert [e.seq for e in history] == seqs == list(range(1, len(seqs) + 1))
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            Decimal("1.5"),
+            T0,
+            {"a"},
+            ("a", 1),
+            b"bytes",
+            float("nan"),
+            {1: "integer key"},
+            [Decimal("2")],
+        ],
+        ids=["decimal", "datetime", "set", "tuple", "bytes", "nan", "int-key", "nested"],
+    )
+    async def test_non_json_metadata_is_refused_and_nothing_written(
+        self, storage: Storage, bad: object
+    ) -> None:
+        good = make_event(new_id())
+        with pytest.raises(InvalidEvent):
+            async with storage.unit_of_work() as uow:
+                await uow.events.append([good, make_event(new_id(), metadata={"value": bad})])
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(InvalidEvent):
+                await uow.events.append([good, make_event(new_id(), metadata={"value": bad})])
+            await uow.commit()  # the refused call left nothing behind to commit
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.outbox.pending(10) == []
+            assert await uow.events.for_aggregate(good.aggregate_id) == []
+
+    async def test_a_naive_event_time_is_refused(self, storage: Storage) -> None:
+        naive = make_event(new_id(), occurred_at=datetime(2026, 1, 1))
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(InvalidEvent, match="naive"):
+                await uow.events.append([naive])
+
+    # -- read-only units of work ---------------------------------------------------------------
+
+    async def test_a_read_only_unit_reads_and_refuses_to_commit(self, storage: Storage) -> None:
+        market = make_market()
+        await self._add(storage, market)
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.markets.get(market.id) == market
+            with pytest.raises(ReadOnlyUnitOfWork):
+                await uow.commit()
+
+    async def test_reads_run_while_a_writer_holds_its_transaction(self, storage: Storage) -> None:
+        """Read-only units never queue behind the writer (SQLite: no BEGIN IMMEDIATE)."""
+        committed, staged = make_market(), make_market()
+        await self._add(storage, committed)
+        async with storage.unit_of_work() as writer:
+            await writer.markets.add(staged, make_asset(staged))
+
+            async def read() -> tuple[Market | None, Market | None]:
+                async with storage.unit_of_work(read_only=True) as uow:
+                    return await uow.markets.get(committed.id), await uow.markets.get(staged.id)
+
+            seen = await asyncio.wait_for(asyncio.gather(*(read() for _ in range(3))), 3.0)
+            assert seen == [(committed, None)] * 3  # committed state only
+            await writer.commit()
+        assert await self._get(storage, staged.id) == staged
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def _acquire(self, storage: Storage, holder: str, now: datetime, ttl: int = 10) -> bool:
+        async with storage.unit_of_work() as uow:
+            got = await uow.leases.acquire(
+                "relay", holder, now=now, until=now + timedelta(seconds=ttl)
+            )
+            await uow.commit()
+        return got
+
+    async def test_a_lease_has_one_holder_until_it_expires(self, storage: Storage) -> None:
+        assert await self._acquire(storage, "a", T0)
+        assert not await self._acquire(storage, "b", T0 + timedelta(seconds=5))
+        assert await self._acquire(storage, "a", T0 + timedelta(seconds=5))  # renewed to +15
+        assert not await self._acquire(storage, "b", T0 + timedelta(seconds=14))
+        assert await self._acquire(storage, "b", T0 + timedelta(seconds=15))  # expired: taken
+        assert not await self._acquire(storage, "a", T0 + timedelta(seconds=16))
+
+    async def test_a_released_or_uncommitted_lease_is_free(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:  # never committed
+            assert await uow.leases.acquire("relay", "a", now=T0, until=T0 + timedelta(hours=1))
+        assert await self._acquire(storage, "b", T0)
+        async with storage.unit_of_work() as uow:
+            await uow.leases.release("relay", "a")  # not a's: nothing happens
+            await uow.commit()
+        assert not await self._acquire(storage, "a", T0)
+        async with storage.unit_of_work() as uow:
+            await uow.leases.release("relay", "b")
+            await uow.commit()
+        assert await self._acquire(storage, "a", T0)
+
+    async def test_concurrent_takes_of_a_lease_exactly_one_wins(self, storage: Storage) -> None:
+        async def take(holder: str) -> str | None:
+            try:
+                async with storage.unit_of_work() as uow:
+                    got = await uow.leases.acquire(
+                        "relay", holder, now=T0, until=T0 + timedelta(seconds=10)
+                    )
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except ConcurrentModification:
+                return None
+            return holder if got else None
+
+        results = await asyncio.gather(*(take(f"relay-{i}") for i in range(4)))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert await self._acquire(storage, winners[0], T0)
+        assert not await self._acquire(storage, "someone-else", T0)
 
     # -- inbox: processed events -------------------------------------------------------------
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
+import attrs
 import pytest
 
 from adapters.outbound.events.memory import MemoryEventBus
 from adapters.outbound.events.redis import RedisEventBus, decode_event, encode_event
-from core.ports.event_bus import EventBus
-from core.shared.events import DomainEvent
+from core.ports.event_bus import EventBus, StreamGap, Subscription, SubscriptionItem
+from core.shared.events import DomainEvent, InvalidEvent
 from tests.harness.redis import start_redis
 
 
-def event(kind: str, n: int = 0) -> DomainEvent:
+def event(kind: str, n: int = 0, seq: int | None = None) -> DomainEvent:
     return DomainEvent(
         type=kind,
         aggregate_id=f"m-{n}",
@@ -22,12 +24,70 @@ def event(kind: str, n: int = 0) -> DomainEvent:
         actor_type="user",
         occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
         metadata={"n": n},
+        seq=seq,
     )
 
 
+NOT_JSON = [Decimal("1.5"), datetime(2026, 1, 1, tzinfo=UTC), {"a"}, ("a",), float("inf")]
+
+
 class EventBusContract:
-    def make(self) -> EventBus:
+    def make(self, queue_size: int = 10_000) -> EventBus:
         raise NotImplementedError
+
+    async def drain(self, sub: Subscription, count: int) -> list[SubscriptionItem]:
+        return [await sub.get(timeout=2) for _ in range(count)]
+
+    async def test_redeliveries_are_dropped_by_stream_and_seq(self) -> None:
+        """The relay publishes at least once; a subscriber sees each (stream, seq) once."""
+        bus = self.make()
+        sub = await bus.subscribe("market.")
+        one, two = event("market.a", 1, seq=1), event("market.b", 1, seq=2)
+        other, three = event("market.a", 2, seq=1), event("market.c", 1, seq=3)
+        for sent in (one, two, one, other, two, three):
+            await bus.publish(sent)
+        assert await self.drain(sub, 4) == [one, two, other, three]
+        with pytest.raises(TimeoutError):
+            await sub.get(timeout=0.3)
+        await bus.close()
+
+    async def test_an_overflowing_subscription_yields_a_gap(self) -> None:
+        bus = self.make(queue_size=3)
+        slow = await bus.subscribe("market.")
+        fast = await bus.subscribe("market.")
+        sent = [event("market.x", 1, seq=n) for n in range(1, 11)]
+        for n, one in enumerate(sent):
+            await bus.publish(one)
+            if n < 6:  # the fast one keeps up
+                assert await fast.get(timeout=2) == one
+        await asyncio.sleep(0.2)  # the Redis reader has dispatched everything
+        # the slow one: what fitted, then a gap standing for the 7 it could not hold
+        assert await self.drain(slow, 4) == [*sent[:3], StreamGap(dropped=7)]
+        later = event("market.x", 1, seq=11)
+        await bus.publish(later)
+        assert await slow.get(timeout=2) == later
+        # the fast one stopped reading after 6: 3 fitted, 10 and the later one did not
+        assert await self.drain(fast, 4) == [*sent[6:9], StreamGap(dropped=2)]
+        with pytest.raises(TimeoutError):
+            await fast.get(timeout=0.3)
+        await bus.close()
+
+    @pytest.mark.parametrize("bad", NOT_JSON, ids=["decimal", "datetime", "set", "tuple", "inf"])
+    async def test_non_json_metadata_is_refused(self, bad: object) -> None:
+        bus = self.make()
+        sub = await bus.subscribe()
+        with pytest.raises(InvalidEvent):
+            await bus.publish(attrs.evolve(event("market.paused"), metadata={"v": [bad]}))
+        with pytest.raises(TimeoutError):
+            await sub.get(timeout=0.3)
+        await bus.close()
+
+    async def test_naive_datetimes_are_refused(self) -> None:
+        bus = self.make()
+        naive = attrs.evolve(event("market.paused"), occurred_at=datetime(2026, 1, 1))
+        with pytest.raises(InvalidEvent, match="naive"):
+            await bus.publish(naive)
+        await bus.close()
 
     async def test_subscribers_get_events_in_order(self) -> None:
         bus = self.make()
@@ -62,8 +122,8 @@ class EventBusContract:
 
 
 class TestMemoryEventBus(EventBusContract):
-    def make(self) -> EventBus:
-        return MemoryEventBus()
+    def make(self, queue_size: int = 10_000) -> EventBus:
+        return MemoryEventBus(queue_size=queue_size)
 
 
 class TestRedisEventBus(EventBusContract):
@@ -71,8 +131,8 @@ class TestRedisEventBus(EventBusContract):
     def _redis(self, clean_redis_url: str) -> None:
         self.url = clean_redis_url
 
-    def make(self) -> EventBus:
-        return RedisEventBus(self.url)
+    def make(self, queue_size: int = 10_000) -> EventBus:
+        return RedisEventBus(self.url, queue_size=queue_size)
 
     async def test_two_instances_see_each_others_events(self) -> None:
         """Two API processes: each has its own bus; an event published on one reaches both."""
@@ -99,25 +159,14 @@ class TestRedisEventBus(EventBusContract):
             decision="approve",
             reason="ok \u2713",
             metadata={"txHash": "0xab", "attempt": 2, "nested": {"a": [1, None, True]}},
+            stream="market:m-9",
+            seq=7,
         )
         await bus.publish(sent)
         got = await sub.get(timeout=2)
         assert got == sent
         assert got.occurred_at.utcoffset() == timedelta(hours=2)
         assert decode_event(encode_event(sent)) == sent
-        await bus.close()
-
-    async def test_naive_datetimes_are_refused(self) -> None:
-        bus = self.make()
-        naive = DomainEvent(
-            type="market.paused",
-            aggregate_id="m",
-            actor_id="a",
-            actor_type="user",
-            occurred_at=datetime(2026, 1, 1),
-        )
-        with pytest.raises(ValueError, match="naive"):
-            await bus.publish(naive)
         await bus.close()
 
     async def test_ping_and_unreachable_server(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ OUR_TABLES = {
     "outbox",
     "processed_events",
     "cursors",
+    "leases",
 }
-HEAD = "0002"
+HEAD = "0007"
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:
@@ -69,6 +71,87 @@ async def _up_down_up(url: str) -> None:
     await upgrade_async(url, "head")
     tables, revision, diff = await _inspect(url)
     assert tables >= OUR_TABLES and revision == HEAD and diff == []
+
+
+async def _events_are_numbered_by_0004(url: str) -> None:
+    """Events stored before 0004 get their market stream and 1, 2, ... in history order;
+    published outbox rows count as reacted to, unpublished ones stay pending."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def columns() -> list[sa.ColumnClause[object]]:
+        names = ("type", "aggregate_id", "actor_id", "actor_type", "decision", "reason")
+        return [sa.column(name) for name in names] + [
+            sa.column("occurred_at", sa.DateTime(timezone=True)),
+            sa.column("metadata", sa.JSON),
+        ]
+
+    history = sa.table("market_events", sa.column("id"), *columns())
+    outbox = sa.table(
+        "outbox",
+        sa.column("event_id"),
+        sa.column("published_at", sa.DateTime(timezone=True)),
+        *columns(),
+    )
+    rows = [
+        {"id": f"e{n}", "type": "market.x", "aggregate_id": market, "actor_id": "a"}
+        | {"actor_type": "user", "decision": None, "reason": None, "occurred_at": at}
+        | {"metadata": {}}
+        for n, market in enumerate(["m1", "m2", "m1", "m1", "m2"])
+    ]
+    await upgrade_async(url, "0003")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(history.insert(), rows)
+            await conn.execute(
+                outbox.insert(),
+                [
+                    {"event_id": r.pop("id"), "published_at": at if n < 3 else None} | r
+                    for n, r in enumerate(dict(row) for row in rows)
+                ],
+            )
+        await upgrade_async(url, "0004")
+        async with engine.connect() as conn:
+            numbered = (
+                await conn.execute(
+                    sa.text("SELECT id, stream, stream_seq FROM market_events ORDER BY seq")
+                )
+            ).all()
+            pending = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT event_id, stream, stream_seq, published_at IS NOT NULL,"
+                        " reacted_at IS NOT NULL FROM outbox ORDER BY position"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in numbered] == [
+        ("e0", "market:m1", 1),
+        ("e1", "market:m2", 1),
+        ("e2", "market:m1", 2),
+        ("e3", "market:m1", 3),
+        ("e4", "market:m2", 2),
+    ]
+    assert [tuple(row) for row in pending] == [
+        ("e0", "market:m1", 1, True, True),
+        ("e1", "market:m2", 1, True, True),
+        ("e2", "market:m1", 2, True, True),
+        ("e3", "market:m1", 3, False, False),
+        ("e4", "market:m2", 2, False, False),
+    ]
+    await downgrade_async(url, "0003")  # and back: the pending rows are still pending
+    await upgrade_async(url, "head")
+
+
+async def test_sqlite_0004_numbers_existing_events(tmp_path: Path) -> None:
+    await _events_are_numbered_by_0004(f"sqlite+aiosqlite:///{tmp_path / 'streams.db'}")
+
+
+@pytest.mark.postgres
+async def test_postgres_0004_numbers_existing_events(fresh_postgres_url: str) -> None:
+    await _events_are_numbered_by_0004(fresh_postgres_url)
 
 
 def test_migrations_dir_is_the_repository_root_one() -> None:

@@ -16,7 +16,7 @@ from adapters.outbound.storage.sql.engine import normalize_url
 from adapters.outbound.storage.sql.migrate import upgrade, upgrade_async
 from core.ports.storage import Storage
 from core.shared.errors import DuplicateSymbol, ServiceUnavailable
-from tests.contract.storage_suite import StorageContract, make_asset, make_event, make_market
+from tests.contract.storage_suite import StorageContract, make_asset, make_market
 from tests.harness.common import free_port
 from tests.harness.postgres import PostgresServer, unique_database_name
 
@@ -124,18 +124,6 @@ class TestPostgresStorage(StorageContract, SqlStorageChecks):
         storage = SqlStorage(postgres_storage_url)
         yield storage
         await storage.close()
-
-    async def test_concurrent_relays_take_disjoint_outbox_batches(self, storage: Storage) -> None:
-        async with storage.unit_of_work() as uow:
-            await uow.events.append([make_event(f"m-{n}") for n in range(6)])
-            await uow.commit()
-        async with storage.unit_of_work() as first:
-            mine = await first.outbox.pending(3)
-            async with storage.unit_of_work() as second:
-                theirs = await second.outbox.pending(10)
-        assert len(mine) == 3
-        assert {m.position for m in mine}.isdisjoint(m.position for m in theirs)
-        assert len(theirs) == 3
 
 
 async def test_an_unreachable_database_is_service_unavailable() -> None:

@@ -97,7 +97,7 @@ class MarketQueries:
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationFailed("bad limit", fields={"limit": f"must be 1 to {MAX_PAGE}"})
         before = decode_cursor(cursor) if cursor else None
-        async with self._storage.unit_of_work() as uow:
+        async with self._storage.unit_of_work(read_only=True) as uow:
             rows = await uow.markets.list(market_filter, limit=limit + 1, before_id=before)
         has_more = len(rows) > limit
         items = rows[:limit]
@@ -105,14 +105,14 @@ class MarketQueries:
         return MarketPage(items=items, next_cursor=next_cursor, limit=limit)
 
     async def get(self, market_id: str) -> Market:
-        async with self._storage.unit_of_work() as uow:
+        async with self._storage.unit_of_work(read_only=True) as uow:
             market = await uow.markets.get(market_id)
         if market is None:
             raise NotFound(f"market {market_id} not found", details={"marketId": market_id})
         return market
 
     async def details(self, market_id: str) -> MarketDetails:
-        async with self._storage.unit_of_work() as uow:
+        async with self._storage.unit_of_work(read_only=True) as uow:
             market = await uow.markets.get(market_id)
             asset = await uow.markets.get_asset(market_id)
         if market is None or asset is None:
@@ -120,7 +120,7 @@ class MarketQueries:
         return MarketDetails(market=market, asset=asset)
 
     async def events(self, market_id: str) -> list[DomainEvent]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._storage.unit_of_work(read_only=True) as uow:
             if await uow.markets.get(market_id) is None:
                 raise NotFound(f"market {market_id} not found", details={"marketId": market_id})
             return await uow.events.for_aggregate(market_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 
 import attrs
@@ -23,10 +24,14 @@ class MarketFilter:
 
 @attrs.frozen
 class OutboxMessage:
-    """An event waiting to be published. ``position`` orders all messages globally."""
+    """An event the relay has not finished with. ``position`` orders all messages globally
+    (and each stream's messages in ``seq`` order). ``published``: it went out on the event
+    bus; ``reacted``: every reaction to it ran. A message is done when both are true."""
 
     position: int
     event: DomainEvent
+    published: bool = False
+    reacted: bool = False
 
 
 class MarketRepository(abc.ABC):
@@ -65,7 +70,13 @@ class EventLog(abc.ABC):
     """Append-only history of domain events; appending also fills the outbox."""
 
     @abc.abstractmethod
-    async def append(self, events: Sequence[DomainEvent]) -> None: ...
+    async def append(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        """Store ``events`` and return them numbered: each gets the next ``seq`` of its stream.
+
+        ``InvalidEvent`` (nothing written) for metadata that is not plain JSON or a naive
+        time. Two units of work that append to one stream at once cannot both commit: the
+        second gets ``ConcurrentModification`` (``(stream, seq)`` is unique).
+        """
 
     @abc.abstractmethod
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
@@ -77,11 +88,32 @@ class Outbox(abc.ABC):
 
     @abc.abstractmethod
     async def pending(self, limit: int) -> list[OutboxMessage]:
-        """Unpublished messages in position order. Where the store can, the rows stay locked
-        for this unit of work and other units of work skip them."""
+        """Messages not yet both published and reacted to, in position order. Locks nothing:
+        the relay reads them in a read-only unit of work (one relay leader at a time)."""
 
     @abc.abstractmethod
-    async def mark_published(self, positions: Sequence[int]) -> None: ...
+    async def mark_published(self, positions: Sequence[int]) -> None:
+        """These messages went out on the bus (never published again). Repeats are harmless."""
+
+    @abc.abstractmethod
+    async def mark_reacted(self, positions: Sequence[int]) -> None:
+        """Every reaction to these messages ran. Repeats are harmless."""
+
+
+class LeaseRepository(abc.ABC):
+    """Named leases: at most one holder at a time until the lease expires (the outbox relay
+    leader, for one). Times come from the caller's clock."""
+
+    @abc.abstractmethod
+    async def acquire(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        """Take or renew ``name`` for ``holder`` until ``until`` when it is free, expired
+        (``expires_at <= now``) or already ``holder``'s; False when someone else holds it.
+        Takes effect at ``commit()``; two units of work racing for it cannot both commit
+        a take (the loser gets ``ConcurrentModification`` or sees False)."""
+
+    @abc.abstractmethod
+    async def release(self, name: str, holder: str) -> None:
+        """Give the lease up if ``holder`` holds it; otherwise do nothing."""
 
 
 class UnitOfWork(abc.ABC):
@@ -93,6 +125,7 @@ class UnitOfWork(abc.ABC):
     processed_events: ProcessedEventRepository
     cursors: CursorRepository
     ledger: LedgerRepository
+    leases: LeaseRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()
@@ -114,14 +147,23 @@ class UnitOfWork(abc.ABC):
         """Roll back whatever was not committed and release the transaction."""
 
     @abc.abstractmethod
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Apply the unit's changes; ``ReadOnlyUnitOfWork`` in a read-only unit."""
+
+
+class ReadOnlyUnitOfWork(RuntimeError):
+    """``commit()`` in a unit of work opened with ``read_only=True``: a programming error."""
 
 
 class Storage(abc.ABC):
     """Hands out units of work and answers health checks."""
 
     @abc.abstractmethod
-    def unit_of_work(self) -> UnitOfWork: ...
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work. ``read_only=True``: a snapshot for reads that never takes the
+        write lock (SQLite: a deferred transaction, not ``BEGIN IMMEDIATE``; Postgres: a
+        READ ONLY transaction), so reads run side by side with each other and with the
+        single writer; its ``commit()`` raises ``ReadOnlyUnitOfWork``."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

@@ -46,8 +46,9 @@ class SignallingStorage(Storage):
     def on_commit(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def unit_of_work(self) -> UnitOfWork:
-        return _SignallingUnitOfWork(self.inner.unit_of_work(), self._listeners)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        inner = self.inner.unit_of_work(read_only=read_only)
+        return inner if read_only else _SignallingUnitOfWork(inner, self._listeners)
 
     async def ping(self) -> None:
         await self.inner.ping()

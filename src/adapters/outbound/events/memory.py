@@ -6,7 +6,7 @@ import logging
 
 from adapters.outbound.events.local_subscription import LocalSubscription
 from core.ports.event_bus import EventBus, Subscription
-from core.shared.events import DomainEvent
+from core.shared.events import DomainEvent, check_event
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ class MemoryEventBus(EventBus):
         self._queue_size = queue_size
 
     async def publish(self, event: DomainEvent) -> None:
+        check_event(event)  # what the Redis bus could not carry is refused here too
         for sub in list(self._subscriptions):
             sub.offer(event)
 

@@ -21,10 +21,14 @@ snapshots already come from storage.
 Wire format
 -----------
 Each event is published on the channel ``{namespace}:events:{event.type}`` as JSON made by
-cattrs: datetimes as ISO 8601 with their UTC offset (naive datetimes are refused), every
-other field as is, so ``structure(unstructure(e)) == e``. One bus instance holds one pub/sub
-connection with one pattern subscription (``{namespace}:events:*``) and dispatches to its
-local subscriptions by prefix, so a thousand WebSocket subscribers cost one connection.
+cattrs: datetimes as ISO 8601 with their UTC offset, every other field as is (``stream``
+and ``seq`` included), so ``structure(unstructure(e)) == e``. An event that would not
+survive the round trip (naive time, metadata that is not plain JSON) is refused with
+``InvalidEvent``, as the memory bus and the storage adapters refuse it.
+
+One bus instance holds one pub/sub connection with one pattern subscription
+(``{namespace}:events:*``) and dispatches to its local subscriptions by prefix, so a
+thousand WebSocket subscribers cost one connection.
 Operators can watch a subset with ``PSUBSCRIBE rwa:events:market.*``.
 """
 
@@ -44,7 +48,7 @@ from redis.exceptions import RedisError
 
 from adapters.outbound.events.local_subscription import LocalSubscription
 from core.ports.event_bus import EventBus, Subscription
-from core.shared.events import DomainEvent
+from core.shared.events import DomainEvent, check_event
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ event_converter.register_structure_hook(datetime, _structure_datetime)
 
 
 def encode_event(event: DomainEvent) -> bytes:
+    check_event(event)
     return json.dumps(
         event_converter.unstructure(event, DomainEvent), separators=(",", ":")
     ).encode()
@@ -182,7 +187,7 @@ class RedisEventBus(EventBus):
                 await asyncio.sleep(self._reconnect_delay)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _dispatch(self, data: bytes) -> None:
         try:

@@ -9,9 +9,11 @@ import attrs
 
 from adapters.outbound.storage.memory.state import (
     ChangeSet,
+    Lease,
     MemoryState,
     copy_asset,
     copy_event,
+    copy_message,
     copy_processed,
     is_live,
 )
@@ -22,9 +24,16 @@ from core.ports.inbox import (
     ProcessedEvent,
     ProcessedEventRepository,
 )
-from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
+from core.ports.storage import (
+    EventLog,
+    LeaseRepository,
+    MarketFilter,
+    MarketRepository,
+    Outbox,
+    OutboxMessage,
+)
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
-from core.shared.events import DomainEvent
+from core.shared.events import DomainEvent, check_event
 
 
 class MemoryMarketRepository(MarketRepository):
@@ -101,10 +110,21 @@ class MemoryEventLog(EventLog):
         self._state = state
         self._changes = changes
 
-    async def append(self, events: Sequence[DomainEvent]) -> None:
+    async def append(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
         for event in events:
-            message = OutboxMessage(self._state.next_position(), copy_event(event))
-            self._changes.events.append(message)
+            check_event(event)
+        numbered = []
+        changes = self._changes
+        for event in events:
+            head = changes.stream_heads.get(event.stream)
+            if head is None:
+                head = self._state.stream_head(event.stream)
+                changes.stream_bases[event.stream] = head
+            changes.stream_heads[event.stream] = head + 1
+            stored = attrs.evolve(copy_event(event), seq=head + 1)
+            changes.events.append(OutboxMessage(self._state.next_position(), stored))
+            numbered.append(copy_event(stored))
+        return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
         committed = list(self._state.history.get(aggregate_id, ()))
@@ -122,15 +142,51 @@ class MemoryOutbox(Outbox):
     async def pending(self, limit: int) -> list[OutboxMessage]:
         if limit <= 0:
             return []
-        published = self._changes.published
-        candidates = self._state.pending(limit + len(published)) + [
-            OutboxMessage(m.position, copy_event(m.event)) for m in self._changes.events
+        changes = self._changes
+        candidates = self._state.pending(limit + len(changes.published | changes.reacted)) + [
+            copy_message(m) for m in changes.events
         ]
         candidates.sort(key=lambda message: message.position)
-        return [m for m in candidates if m.position not in published][:limit]
+        found = []
+        for message in candidates:
+            published = message.published or message.position in changes.published
+            reacted = message.reacted or message.position in changes.reacted
+            if not (published and reacted):
+                found.append(attrs.evolve(message, published=published, reacted=reacted))
+        return found[:limit]
 
     async def mark_published(self, positions: Sequence[int]) -> None:
         self._changes.published.update(positions)
+
+    async def mark_reacted(self, positions: Sequence[int]) -> None:
+        self._changes.reacted.update(positions)
+
+
+class MemoryLeaseRepository(LeaseRepository):
+    """Leases staged in the unit of work; the commit fails if one changed since it was read."""
+
+    def __init__(self, state: MemoryState, changes: ChangeSet) -> None:
+        self._state = state
+        self._changes = changes
+
+    def _current(self, name: str) -> Lease | None:
+        if name in self._changes.leases:
+            return self._changes.leases[name]
+        lease = self._state.lease(name)
+        self._changes.lease_bases.setdefault(name, lease)
+        return lease
+
+    async def acquire(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        current = self._current(name)
+        if current is not None and current.holder != holder and current.expires_at > now:
+            return False
+        self._changes.leases[name] = Lease(holder=holder, expires_at=until)
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        current = self._current(name)
+        if current is not None and current.holder == holder:
+            self._changes.leases[name] = None
 
 
 class MemoryProcessedEventRepository(ProcessedEventRepository):

@@ -32,10 +32,20 @@ def copy_event(event: DomainEvent) -> DomainEvent:
     return attrs.evolve(event, metadata=copy.deepcopy(event.metadata))
 
 
+def copy_message(message: OutboxMessage) -> OutboxMessage:
+    return attrs.evolve(message, event=copy_event(message.event))
+
+
 def copy_processed(record: ProcessedEvent) -> ProcessedEvent:
     return attrs.evolve(
         record, payload=copy.deepcopy(record.payload), context=copy.deepcopy(record.context)
     )
+
+
+@attrs.frozen
+class Lease:
+    holder: str
+    expires_at: datetime
 
 
 @attrs.define
@@ -47,7 +57,12 @@ class ChangeSet:
     base_versions: dict[str, int] = attrs.Factory(dict)  # committed versions we built on
     assets: dict[str, MarketAsset] = attrs.Factory(dict)
     events: list[OutboxMessage] = attrs.Factory(list)  # with positions drawn at append
+    stream_bases: dict[str, int] = attrs.Factory(dict)  # committed stream heads we built on
+    stream_heads: dict[str, int] = attrs.Factory(dict)  # heads after this unit's appends
     published: set[int] = attrs.Factory(set)
+    reacted: set[int] = attrs.Factory(set)
+    leases: dict[str, Lease | None] = attrs.Factory(dict)  # staged: taken, renewed or freed
+    lease_bases: dict[str, Lease | None] = attrs.Factory(dict)  # committed leases we read
     processed: dict[str, ProcessedEvent] = attrs.Factory(dict)  # staged inbox records
     new_processed: set[str] = attrs.Factory(set)  # event ids added (not replaced) here
     processed_base: dict[str, int] = attrs.Factory(dict)  # committed attempts we built on
@@ -64,7 +79,9 @@ class MemoryState:
         self.assets: dict[str, MarketAsset] = {}
         self.live_symbols: dict[str, str] = {}  # symbol -> id of the live market holding it
         self.history: dict[str, list[DomainEvent]] = {}  # by aggregate id, oldest first
-        self.unpublished: dict[int, DomainEvent] = {}  # outbox rows not yet published
+        self.unfinished: dict[int, OutboxMessage] = {}  # outbox rows not yet done
+        self.stream_heads: dict[str, int] = {}  # the last seq of every stream
+        self.leases: dict[str, Lease] = {}
         self.processed: dict[str, ProcessedEvent] = {}  # the inbox, by event id
         self.cursors: dict[str, tuple[str, datetime]] = {}  # key -> (value, set at)
         self.ledger = MemoryLedgerState()  # accounts, supply counters, posting sets
@@ -77,8 +94,16 @@ class MemoryState:
 
     def pending(self, limit: int) -> list[OutboxMessage]:
         with self.lock:
-            positions = heapq.nsmallest(limit, self.unpublished)
-            return [OutboxMessage(p, copy_event(self.unpublished[p])) for p in positions]
+            positions = heapq.nsmallest(limit, self.unfinished)
+            return [copy_message(self.unfinished[p]) for p in positions]
+
+    def stream_head(self, stream: str) -> int:
+        with self.lock:
+            return self.stream_heads.get(stream, 0)
+
+    def lease(self, name: str) -> Lease | None:
+        with self.lock:
+            return self.leases.get(name)
 
     def apply(self, changes: ChangeSet) -> None:
         """Check versions and the live-symbol rule, then apply everything, or nothing."""
@@ -97,14 +122,41 @@ class MemoryState:
             for message in changes.events:
                 event = message.event
                 self.history.setdefault(event.aggregate_id, []).append(event)
-                self.unpublished[message.position] = event
-            for position in changes.published:
-                self.unpublished.pop(position, None)
+                self.unfinished[message.position] = message
+            self.stream_heads.update(changes.stream_heads)
+            for position in changes.published | changes.reacted:
+                unfinished = self.unfinished.get(position)
+                if unfinished is None:
+                    continue
+                marked = attrs.evolve(
+                    unfinished,
+                    published=unfinished.published or position in changes.published,
+                    reacted=unfinished.reacted or position in changes.reacted,
+                )
+                if marked.published and marked.reacted:
+                    del self.unfinished[position]
+                else:
+                    self.unfinished[position] = marked
+            for name, lease in changes.leases.items():
+                if lease is None:
+                    self.leases.pop(name, None)
+                else:
+                    self.leases[name] = lease
             self.processed.update(changes.processed)
             self.cursors.update(changes.cursors)
             self.ledger.apply(changes.ledger)
 
     def _check(self, changes: ChangeSet) -> None:
+        for stream, base in changes.stream_bases.items():
+            if self.stream_heads.get(stream, 0) != base:
+                raise ConcurrentModification(
+                    f"stream {stream} was appended to meanwhile", details={"stream": stream}
+                )
+        for name, lease_base in changes.lease_bases.items():
+            if self.leases.get(name) != lease_base:
+                raise ConcurrentModification(
+                    f"lease {name} changed meanwhile", details={"lease": name}
+                )
         for event_id in changes.processed:
             committed = self.processed.get(event_id)
             if event_id in changes.new_processed:
@@ -113,11 +165,11 @@ class MemoryState:
             elif committed is None or committed.attempts != changes.processed_base[event_id]:
                 raise DuplicateEvent(event_id)
         for market_id in changes.markets:
-            committed = self.markets.get(market_id)
+            stored = self.markets.get(market_id)
             if market_id in changes.new_ids:
-                if committed is not None:
+                if stored is not None:
                     raise Conflict(f"market {market_id} already exists")
-            elif committed is None or committed.version != changes.base_versions[market_id]:
+            elif stored is None or stored.version != changes.base_versions[market_id]:
                 raise ConcurrentModification(
                     f"market {market_id} changed since it was read",
                     details={"marketId": market_id},

@@ -6,19 +6,21 @@ from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
 from adapters.outbound.storage.memory.repositories import (
     MemoryCursorRepository,
     MemoryEventLog,
+    MemoryLeaseRepository,
     MemoryMarketRepository,
     MemoryOutbox,
     MemoryProcessedEventRepository,
 )
 from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
-from core.ports.storage import Storage, UnitOfWork
+from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 
 
 class MemoryUnitOfWork(UnitOfWork):
     """Stages changes privately; ``commit()`` applies them atomically, exit discards the rest."""
 
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, *, read_only: bool = False) -> None:
         self._state = state
+        self._read_only = read_only
         self._changes: ChangeSet | None = None
 
     async def _begin(self) -> None:
@@ -34,6 +36,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.processed_events = MemoryProcessedEventRepository(self._state, changes)
         self.cursors = MemoryCursorRepository(self._state, changes)
         self.ledger = MemoryLedgerRepository(self._state.ledger, changes.ledger)
+        self.leases = MemoryLeaseRepository(self._state, changes)
 
     async def _end(self) -> None:
         self._changes = None
@@ -41,6 +44,8 @@ class MemoryUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         if self._changes is None:
             raise RuntimeError("commit() outside of the unit of work's async with block")
+        if self._read_only:
+            raise ReadOnlyUnitOfWork("commit() in a read-only unit of work")
         self._state.apply(self._changes)
         self._open(ChangeSet())  # later changes need another commit, as with SQL
 
@@ -51,8 +56,8 @@ class MemoryStorage(Storage):
     def __init__(self) -> None:
         self._state = MemoryState()
 
-    def unit_of_work(self) -> UnitOfWork:
-        return MemoryUnitOfWork(self._state)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        return MemoryUnitOfWork(self._state, read_only=read_only)
 
     async def ping(self) -> None:
         return None

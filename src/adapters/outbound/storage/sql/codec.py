@@ -43,13 +43,17 @@ def asset_from_row(row: Mapping[Any, Any]) -> MarketAsset:
 
 
 def event_to_row(event: DomainEvent) -> dict[str, Any]:
-    """An event as ``market_events`` columns (``id`` is the event id)."""
-    return converter.unstructure(event, DomainEvent)  # type: ignore[no-any-return]
+    """An event as ``market_events`` columns (``id`` is the event id; its per-stream ``seq``
+    goes to ``stream_seq``, because ``seq`` there is the history's global position)."""
+    row: dict[str, Any] = converter.unstructure(event, DomainEvent)
+    row["stream_seq"] = row.pop("seq")
+    return row
 
 
 def event_from_row(row: Mapping[Any, Any], *, id_column: str = "id") -> DomainEvent:
-    data = {key: row[key] for key in _EVENT_FIELDS if key != "id"}
+    data = {key: row[key] for key in _EVENT_FIELDS if key not in ("id", "seq")}
     data["id"] = row[id_column]
+    data["seq"] = row["stream_seq"]
     return converter.structure(data, DomainEvent)
 
 

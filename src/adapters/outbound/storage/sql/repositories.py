@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.outbound.storage.sql import codec
 from adapters.outbound.storage.sql.tables import (
+    OUTBOX_UNFINISHED,
     cursors,
+    leases,
     market_assets,
     market_events,
     markets,
@@ -30,9 +32,16 @@ from core.ports.inbox import (
     ProcessedEventRepository,
     ProcessStatus,
 )
-from core.ports.storage import EventLog, MarketFilter, MarketRepository, Outbox, OutboxMessage
+from core.ports.storage import (
+    EventLog,
+    LeaseRepository,
+    MarketFilter,
+    MarketRepository,
+    Outbox,
+    OutboxMessage,
+)
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
-from core.shared.events import DomainEvent
+from core.shared.events import DomainEvent, check_event
 
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
@@ -132,11 +141,34 @@ class SqlEventLog(EventLog):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def append(self, events: Sequence[DomainEvent]) -> None:
-        if not events:
-            return
-        await self._conn.execute(sa.insert(market_events), [codec.event_to_row(e) for e in events])
-        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in events])
+    async def append(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        for event in events:
+            check_event(event)
+        heads: dict[str, int] = {}
+        numbered = []
+        for event in events:
+            if event.stream not in heads:
+                query = sa.select(sa.func.max(market_events.c.stream_seq)).where(
+                    market_events.c.stream == event.stream
+                )
+                heads[event.stream] = (await self._conn.execute(query)).scalar_one() or 0
+            heads[event.stream] += 1
+            numbered.append(attrs.evolve(event, seq=heads[event.stream]))
+        if not numbered:
+            return []
+        try:
+            await self._conn.execute(
+                sa.insert(market_events), [codec.event_to_row(e) for e in numbered]
+            )
+        except IntegrityError as exc:
+            if _violates(exc, "stream_seq"):  # another unit of work appended to the stream
+                raise ConcurrentModification(
+                    "an event stream was appended to meanwhile",
+                    details={"streams": sorted(heads)},
+                ) from exc
+            raise
+        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in numbered])
+        return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
         query = (
@@ -149,7 +181,8 @@ class SqlEventLog(EventLog):
 
 
 class SqlOutbox(Outbox):
-    """Unpublished rows of ``outbox`` in position order; publishing stamps ``published_at``."""
+    """Unfinished rows of ``outbox`` in position order; the bus publication stamps
+    ``published_at``, the reactions ``reacted_at``."""
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._conn = connection
@@ -160,28 +193,71 @@ class SqlOutbox(Outbox):
             return []
         query = (
             sa.select(outbox)
-            .where(outbox.c.published_at.is_(None))
+            .where(sa.text(OUTBOX_UNFINISHED))
             .order_by(outbox.c.position)
             .limit(limit)
-            # concurrent relays (one per API process) take disjoint batches on Postgres;
-            # SQLite has one writer at a time anyway and renders no FOR UPDATE
-            .with_for_update(skip_locked=True)
         )
         rows = (await self._conn.execute(query)).mappings().all()
         return [
             OutboxMessage(
-                position=row["position"], event=codec.event_from_row(row, id_column="event_id")
+                position=row["position"],
+                event=codec.event_from_row(row, id_column="event_id"),
+                published=row["published_at"] is not None,
+                reacted=row["reacted_at"] is not None,
             )
             for row in rows
         ]
 
     async def mark_published(self, positions: Sequence[int]) -> None:
+        await self._stamp(outbox.c.published_at, positions)
+
+    async def mark_reacted(self, positions: Sequence[int]) -> None:
+        await self._stamp(outbox.c.reacted_at, positions)
+
+    async def _stamp(self, column: sa.Column[Any], positions: Sequence[int]) -> None:
         if not positions:
             return
         await self._conn.execute(
             sa.update(outbox)
-            .where(outbox.c.position.in_(list(positions)), outbox.c.published_at.is_(None))
-            .values(published_at=self._clock.now())
+            .where(outbox.c.position.in_(list(positions)), column.is_(None))
+            .values({column.name: self._clock.now()})
+        )
+
+
+class SqlLeaseRepository(LeaseRepository):
+    """``leases``: one conditional UPDATE (or an INSERT that a concurrent one makes fail), so
+    two units of work can never both take a lease."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def acquire(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        taken = await self._conn.execute(
+            sa.update(leases)
+            .where(
+                leases.c.name == name,
+                sa.or_(leases.c.holder == holder, leases.c.expires_at <= now),
+            )
+            .values(holder=holder, expires_at=until)
+        )
+        if taken.rowcount == 1:
+            return True
+        exists = sa.select(leases.c.name).where(leases.c.name == name)
+        if (await self._conn.execute(exists)).first() is not None:
+            return False
+        try:
+            await self._conn.execute(
+                sa.insert(leases), [{"name": name, "holder": holder, "expires_at": until}]
+            )
+        except IntegrityError as exc:
+            raise ConcurrentModification(
+                f"lease {name} was taken meanwhile", details={"lease": name}
+            ) from exc
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._conn.execute(
+            sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder)
         )
 
 

@@ -14,12 +14,13 @@ from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
 from adapters.outbound.storage.sql.repositories import (
     SqlCursorRepository,
     SqlEventLog,
+    SqlLeaseRepository,
     SqlMarketRepository,
     SqlOutbox,
     SqlProcessedEventRepository,
 )
 from core.ports.clock import Clock
-from core.ports.storage import Storage, UnitOfWork
+from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 from core.shared.errors import ServiceUnavailable
 
 
@@ -31,11 +32,18 @@ class UtcClock(Clock):
 
 
 class SqlUnitOfWork(UnitOfWork):
-    """One connection and one transaction for the duration of an ``async with`` block."""
+    """One connection and one transaction for the duration of an ``async with`` block.
 
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+    Read-write units start with ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, queued
+    by the busy timeout); read-only ones with a deferred ``BEGIN``, which takes no lock until
+    the first read and never the write lock, so in WAL mode reads run side by side with each
+    other and with the writer. On Postgres a read-only unit is a READ ONLY transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, *, read_only: bool = False) -> None:
         self._engine = engine
         self._clock = clock
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
 
     async def _begin(self) -> None:
@@ -46,6 +54,11 @@ class SqlUnitOfWork(UnitOfWork):
         except (OSError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise ServiceUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
         try:
+            if self._read_only:
+                if conn.dialect.name == "sqlite":
+                    await conn.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+                else:
+                    await conn.execution_options(postgresql_readonly=True)
             await conn.begin()
         except BaseException as exc:
             await conn.close()
@@ -59,6 +72,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.processed_events = SqlProcessedEventRepository(conn)
         self.cursors = SqlCursorRepository(conn)
         self.ledger = SqlLedgerRepository(conn)
+        self.leases = SqlLeaseRepository(conn)
 
     async def _end(self) -> None:
         conn, self._conn = self._conn, None
@@ -73,6 +87,8 @@ class SqlUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of the unit of work's async with block")
+        if self._read_only:
+            raise ReadOnlyUnitOfWork("commit() in a read-only unit of work")
         try:
             await self._conn.commit()
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
@@ -101,8 +117,8 @@ class SqlStorage(Storage):
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    def unit_of_work(self) -> UnitOfWork:
-        return SqlUnitOfWork(self._engine, self._clock)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        return SqlUnitOfWork(self._engine, self._clock, read_only=read_only)
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:

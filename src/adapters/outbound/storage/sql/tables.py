@@ -97,6 +97,8 @@ def _event_columns() -> list[sa.Column[object]]:
         sa.Column("decision", sa.Text),
         sa.Column("reason", sa.Text),
         sa.Column("metadata", Json, nullable=False),
+        sa.Column("stream", sa.Text, nullable=False),
+        sa.Column("stream_seq", sa.BigInteger, nullable=False),
     ]
 
 
@@ -107,9 +109,13 @@ market_events = sa.Table(
     sa.Column("id", sa.String(36), nullable=False),
     *_event_columns(),
     sa.UniqueConstraint("id", name="uq_market_events_id"),
+    # the event's stream and its number there (DomainEvent.seq); the global order is "seq"
+    sa.Index("uq_market_events_stream_stream_seq", "stream", "stream_seq", unique=True),
     sa.Index("ix_market_events_aggregate_id_seq", "aggregate_id", "seq"),
     sqlite_autoincrement=True,
 )
+
+OUTBOX_UNFINISHED = "published_at IS NULL OR reacted_at IS NULL"
 
 outbox = sa.Table(
     "outbox",
@@ -117,15 +123,26 @@ outbox = sa.Table(
     sa.Column("position", Position, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(36), nullable=False),
     *_event_columns(),
-    sa.Column("published_at", UtcDateTime),
+    sa.Column("published_at", UtcDateTime),  # went out on the event bus
+    sa.Column("reacted_at", UtcDateTime),  # every reaction ran
     sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
+    sa.Index("uq_outbox_stream_stream_seq", "stream", "stream_seq", unique=True),
     sa.Index(
-        "ix_outbox_unpublished",
+        "ix_outbox_unfinished",
         "position",
-        sqlite_where=sa.text("published_at IS NULL"),
-        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text(OUTBOX_UNFINISHED),
+        postgresql_where=sa.text(OUTBOX_UNFINISHED),
     ),
     sqlite_autoincrement=True,
+)
+
+# Named leases with one holder until they expire (the outbox relay's leader).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )
 
 # The inbox of the Entity Permissions Core's events: one row per event id, ever.
