@@ -7,9 +7,10 @@ yielding an empty, migrated ``Storage``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -411,12 +412,13 @@ class LedgerContract:
     async def test_amounts_are_positive_integers_within_uint256(
         self, storage: Storage, amount: object
     ) -> None:
-        builders = [
-            lambda: ops.mint(key(), T0, alice(), amount),  # type: ignore[arg-type]
-            lambda: ops.transfer_between(key(), T0, alice(), bob(), amount),  # type: ignore[arg-type]
-            lambda: ops.lock_funds(key(), T0, alice(), amount),  # type: ignore[arg-type]
-            lambda: ops.request_withdrawal("w", T0, alice(), amount),  # type: ignore[arg-type]
-            lambda: ops.burn(key(), T0, alice(), amount),  # type: ignore[arg-type]
+        value: Any = amount
+        builders: list[Callable[[], object]] = [
+            lambda: ops.mint(key(), T0, alice(), value),
+            lambda: ops.transfer_between(key(), T0, alice(), bob(), value),
+            lambda: ops.lock_funds(key(), T0, alice(), value),
+            lambda: ops.request_withdrawal("w", T0, alice(), value),
+            lambda: ops.burn(key(), T0, alice(), value),
         ]
         for build in builders:
             with pytest.raises(InvalidAmount):

@@ -4,6 +4,7 @@ schema itself enforces."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,8 @@ class SqlLedgerChecks:
         assert isinstance(storage, SqlStorage)
         async with storage.engine.connect() as conn:
             stored = (await conn.execute(sa.text("SELECT available FROM ledger_accounts"))).scalar()
-        assert int(stored) == amount
-        assert str(stored).lstrip("0") == str(amount)  # digits or NUMERIC, never a float
+        assert isinstance(stored, str | Decimal)  # digits or NUMERIC, never a float
+        assert int(stored) == amount and str(stored).lstrip("0") == str(amount)
 
 
 class TestSqliteLedger(LedgerContract, SqlLedgerChecks):
