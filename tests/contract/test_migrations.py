@@ -30,6 +30,11 @@ OUR_TABLES = {
     "processed_events",
     "cursors",
     "leases",
+    "ledger_accounts",
+    "ledger_supply",
+    "ledger_posting_sets",
+    "ledger_postings",
+    "ledger_supply_changes",
 }
 HEAD = "0007"
 
