@@ -18,15 +18,16 @@ from hypercorn.config import Config as HypercornConfig
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
 from logs import configure_logging
+from settings import ConfigurationError, Settings
 
 log = logging.getLogger("rwa")
 
 
-def _migrate(settings: bootstrap.Settings) -> None:
+def _migrate(settings: Settings) -> None:
     print(bootstrap.migrate(settings))
 
 
-async def _serve(settings: bootstrap.Settings) -> None:
+async def _serve(settings: Settings) -> None:
     runtime = bootstrap.build(settings)
     app = runtime.http_app()
     config = HypercornConfig()
@@ -41,10 +42,10 @@ async def _serve(settings: bootstrap.Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("serving profile=%s on http://%s:%s", settings.profile, settings.host, settings.port)
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
 
 
-def _token(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
+def _token(settings: Settings, args: argparse.Namespace) -> int:
     issuer = TokenIssuer(
         settings.jwt_secret,
         issuer=settings.jwt_issuer,
@@ -94,7 +95,7 @@ Walk-through, in a second terminal (needs curl and python3):
 """
 
 
-def taskiq_worker_argv(settings: bootstrap.Settings, args: argparse.Namespace) -> list[str]:
+def taskiq_worker_argv(settings: Settings, args: argparse.Namespace) -> list[str]:
     """``taskiq worker worker:broker`` with the arguments this service needs."""
     return [
         sys.executable,
@@ -120,7 +121,7 @@ def taskiq_worker_argv(settings: bootstrap.Settings, args: argparse.Namespace) -
     ]
 
 
-def _worker(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.jobs_kind != "redis":
         print(
             "configuration error: `rwa-market worker` consumes the Redis job queue; "
@@ -138,7 +139,7 @@ def _worker(settings: bootstrap.Settings, args: argparse.Namespace) -> int:
     os.execv(argv[0], argv)  # the worker keeps this PID: stop it by PID
 
 
-async def _poll(settings: bootstrap.Settings) -> None:
+async def _poll(settings: Settings) -> None:
     runtime = bootstrap.build(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,7 +154,7 @@ async def _poll(settings: bootstrap.Settings) -> None:
     await runtime.run_poller(stop)
 
 
-def _walkthrough(settings: bootstrap.Settings) -> None:
+def _walkthrough(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(WALKTHROUGH.format(profile=settings.profile, base=base))
 
@@ -204,9 +205,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = bootstrap.Settings.from_env()
+        settings = Settings.from_env()
         settings.check()
-    except bootstrap.ConfigurationError as exc:
+    except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.effective_log_format)

@@ -19,19 +19,19 @@ to register test-only job types on ``queue``.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from taskiq import TaskiqEvents, TaskiqState
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
 import bootstrap
 from logs import configure_logging
+from settings import Settings
 
 log = logging.getLogger("rwa.worker")
 
-settings = bootstrap.Settings.from_env()
+settings = Settings.from_env()
 configure_logging(settings.log_level, settings.effective_log_format)  # replaces taskiq's
 runtime = bootstrap.build(settings)
-broker: Any = runtime.job_broker()
+broker: AsyncBroker = runtime.job_broker()
 queue = runtime.container.jobs()
 
 
