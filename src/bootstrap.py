@@ -11,6 +11,9 @@ Profiles:
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +56,7 @@ from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
+from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
@@ -60,6 +64,13 @@ from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
 from settings import PROFILES as PROFILES
 
 log = logging.getLogger(__name__)
+
+POLLER_LEASE = "entity-permissions-core.poller"
+
+
+def process_holder_id() -> str:
+    """Who holds a lease: this host and process, and a random part (PIDs are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Container(containers.DeclarativeContainer):
@@ -162,10 +173,20 @@ class Container(containers.DeclarativeContainer):
     permission_feed_sync = providers.Singleton(
         PermissionFeedSync, permission_feed, permission_events, storage, clock
     )
+    # one active poller across processes: the holder of this lease in the shared database
+    permission_poller_lease = providers.Singleton(
+        StorageLease,
+        storage,
+        clock,
+        name=POLLER_LEASE,
+        holder=providers.Callable(process_holder_id),
+        ttl_seconds=providers.Callable(lambda s: s.poll_lease_seconds, settings),
+    )
     permission_poller = providers.Singleton(
         PermissionEventPoller,
         permission_feed_sync,
         interval_seconds=providers.Callable(lambda s: s.permissions_poll_seconds or 10.0, settings),
+        lease=permission_poller_lease,
     )
     sns_verifier = providers.Singleton(
         SnsVerifier,

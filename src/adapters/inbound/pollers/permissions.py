@@ -5,7 +5,10 @@ stored cursor, process each event through the webhook's path, store the cursor).
 is followed at once by the next one. An error backs off exponentially - ``interval``, twice
 that, four times, ... up to ``max_backoff`` - and a success resets the delay.
 
-It runs in the API process (embedded profile) or on its own (``rwa-market poll``).
+It runs in the API process (embedded profile) or on its own (``rwa-market poll``). With a
+``lease`` (a ``StorageLease`` in the shared database), only the poller holding it polls: the
+others stand by, trying to take it every ``interval``, and one of them takes over within the
+lease's time once the holder stops (or at once when it stops cleanly and releases it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import logging
 
 from core.markets.permission_events import PermissionFeedSync, SyncReport
+from core.shared.lease import StorageLease
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +31,14 @@ class PermissionEventPoller:
         *,
         interval_seconds: float = 10.0,
         max_backoff_seconds: float = 300.0,
+        lease: StorageLease | None = None,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("the polling interval must be positive")
         self._sync = sync
+        self.lease = lease
+        self.holding = lease is None  # whether this poller may poll now
+        self.standby_steps = 0  # steps passed over while another poller held the lease
         self.interval = interval_seconds
         self.max_backoff = max(max_backoff_seconds, interval_seconds)
         self.failures = 0  # consecutive failed steps
@@ -77,9 +85,35 @@ class PermissionEventPoller:
             )
         return 0.0 if report.full else self.interval
 
+    async def hold_lease(self) -> bool:
+        """Take or renew the lease (always True without one)."""
+        if self.lease is None:
+            return True
+        try:
+            holding = await self.lease.acquire()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # storage down: do not poll on a lease we cannot prove
+            log.warning("permission feed poller: the lease cannot be checked: %s", exc)
+            holding = False
+        if holding != self.holding:
+            log.info(
+                "permission feed poller %s: %s",
+                self.lease.holder,
+                "holds the lease, polling" if holding else "another poller holds the lease",
+            )
+        self.holding = holding
+        return holding
+
+    async def _step(self) -> float:
+        if not await self.hold_lease():
+            self.standby_steps += 1
+            return self.interval
+        return await self.poll_once()
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            delay = await self.poll_once()
+            delay = await self._step()
             self.delays.append(delay)
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
@@ -112,3 +146,9 @@ class PermissionEventPoller:
                 await task
         except Exception:  # the loop never raises, but a stop must not fail
             log.exception("permission feed poller ended with an error")
+        if self.lease is not None and self.holding:
+            self.holding = False
+            try:
+                await self.lease.release()
+            except Exception as exc:  # it expires by itself
+                log.warning("permission feed poller: the lease was not released: %s", exc)
