@@ -293,22 +293,21 @@ class PostingSet:
             isinstance(s, SupplyChange) for s in self.supply
         ):
             raise ValidationFailed("postings and supply changes must be typed values")
-        for token, gap in self._imbalance().items():
-            if gap:
-                raise ValidationFailed(
-                    f"posting set {self.key!r} does not balance for {token}: "
-                    f"accounts change by {gap} more than the supply",
-                    fields={"postings": "unbalanced"},
-                )
-
-    def _imbalance(self) -> dict[str, int]:
-        gaps: dict[str, int] = {}
+        moved: dict[str, int] = {}
         for posting in self.postings:
             token = posting.account.token
-            gaps[token] = gaps.get(token, 0) + posting.delta
+            moved[token] = moved.get(token, 0) + posting.delta
+        issued: dict[str, int] = {}
         for change in self.supply:
-            gaps[change.token] = gaps.get(change.token, 0) - change.outstanding_delta
-        return gaps
+            issued[change.token] = issued.get(change.token, 0) + change.outstanding_delta
+        for token in sorted(moved.keys() | issued.keys()):
+            if moved.get(token, 0) != issued.get(token, 0):
+                raise ValidationFailed(
+                    f"posting set {self.key!r} does not balance for {token}: the accounts "
+                    f"change by {moved.get(token, 0)}, the outstanding supply by "
+                    f"{issued.get(token, 0)}",
+                    fields={"postings": "unbalanced"},
+                )
 
     def net_changes(self) -> dict[AccountRef, tuple[int, int]]:
         """(available, locked) change per account, in account order (the lock order)."""
