@@ -20,7 +20,10 @@ class LedgerRepository(abc.ABC):
 
         Debits are conditional in the store itself: a bucket never goes below zero
         (``InsufficientFunds``) nor above ``2**256 - 1`` (``BalanceOverflow``). On either
-        error nothing of the set stays in the unit of work, which remains usable.
+        error nothing of the set stays in the unit of work, which remains usable. SQL stores
+        decide at ``apply`` (Postgres waits for a concurrent writer of the same row); the
+        memory store decides at ``apply`` and again at ``commit()``, which raises the same
+        error, applying nothing, when another unit spent the funds in between.
 
         A key applied before (committed, or earlier in this unit of work) with the same
         content returns the original result with ``replayed=True`` and changes nothing; with
