@@ -10,6 +10,7 @@ from types import TracebackType
 import attrs
 
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
+from core.ports.deployments import DeploymentRepository
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.ports.ledger import LedgerRepository
 from core.shared.events import DomainEvent
@@ -126,6 +127,7 @@ class UnitOfWork(abc.ABC):
     cursors: CursorRepository
     ledger: LedgerRepository
     leases: LeaseRepository
+    deployments: DeploymentRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

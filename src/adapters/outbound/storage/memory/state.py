@@ -10,6 +10,7 @@ from datetime import datetime
 
 import attrs
 
+from adapters.outbound.storage.memory.deployments import DeploymentChanges, MemoryDeploymentState
 from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.inbox import DuplicateEvent, ProcessedEvent
@@ -68,6 +69,7 @@ class ChangeSet:
     processed_base: dict[str, int] = attrs.Factory(dict)  # committed attempts we built on
     cursors: dict[str, tuple[str, datetime]] = attrs.Factory(dict)  # key -> (value, set at)
     ledger: LedgerChanges = attrs.Factory(LedgerChanges)  # staged posting sets
+    deployments: DeploymentChanges = attrs.Factory(DeploymentChanges)
 
 
 class MemoryState:
@@ -85,6 +87,7 @@ class MemoryState:
         self.processed: dict[str, ProcessedEvent] = {}  # the inbox, by event id
         self.cursors: dict[str, tuple[str, datetime]] = {}  # key -> (value, set at)
         self.ledger = MemoryLedgerState()  # accounts, supply counters, posting sets
+        self.deployments = MemoryDeploymentState()  # deployment transactions by hash
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -110,6 +113,7 @@ class MemoryState:
         with self.lock:
             self._check(changes)
             self.ledger.check(changes.ledger)
+            self.deployments.check(changes.deployments)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -145,6 +149,7 @@ class MemoryState:
             self.processed.update(changes.processed)
             self.cursors.update(changes.cursors)
             self.ledger.apply(changes.ledger)
+            self.deployments.apply(changes.deployments)
 
     def _check(self, changes: ChangeSet) -> None:
         for stream, base in changes.stream_bases.items():

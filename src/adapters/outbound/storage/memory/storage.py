@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.outbound.storage.memory.deployments import MemoryDeploymentRepository
 from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
 from adapters.outbound.storage.memory.repositories import (
     MemoryCursorRepository,
@@ -37,6 +38,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.cursors = MemoryCursorRepository(self._state, changes)
         self.ledger = MemoryLedgerRepository(self._state.ledger, changes.ledger)
         self.leases = MemoryLeaseRepository(self._state, changes)
+        self.deployments = MemoryDeploymentRepository(self._state.deployments, changes.deployments)
 
     async def _end(self) -> None:
         self._changes = None

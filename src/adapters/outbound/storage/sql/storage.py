@@ -9,6 +9,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
 from adapters.outbound.storage.sql.repositories import (
@@ -71,6 +72,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.outbox = SqlOutbox(conn, self._clock)
         self.processed_events = SqlProcessedEventRepository(conn)
         self.cursors = SqlCursorRepository(conn)
+        self.deployments = SqlDeploymentRepository(conn)
         self.ledger = SqlLedgerRepository(conn)
         self.leases = SqlLeaseRepository(conn)
 

@@ -174,6 +174,39 @@ cursors = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# Token deployments, recorded before they are sent (core/ports/deployments.py): at most one
+# open (signed, sent or mined) transaction per market.
+DEPLOYMENT_STATES = "state IN ('signed', 'sent', 'mined', 'failed', 'superseded')"
+OPEN_DEPLOYMENT = "state IN ('signed', 'sent', 'mined')"
+
+deployment_transactions = sa.Table(
+    "deployment_transactions",
+    metadata,
+    sa.Column("tx_hash", sa.String(66), primary_key=True),
+    sa.Column("market_id", sa.String(36), sa.ForeignKey("markets.id"), nullable=False),
+    sa.Column("chain_id", sa.BigInteger, nullable=False),
+    sa.Column("signer", sa.String(42), nullable=False),
+    sa.Column("nonce", sa.BigInteger, nullable=False),
+    sa.Column("raw_transaction", sa.Text, nullable=False),
+    sa.Column("contract_address", sa.String(42), nullable=False),
+    sa.Column("holder", sa.String(42), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("block_number", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint(DEPLOYMENT_STATES, name="state"),
+    sa.Index(
+        "uq_deployment_transactions_open_market",
+        "market_id",
+        unique=True,
+        sqlite_where=sa.text(OPEN_DEPLOYMENT),
+        postgresql_where=sa.text(OPEN_DEPLOYMENT),
+    ),
+    sa.Index("ix_deployment_transactions_signer_nonce", "signer", "nonce"),
+    sa.Index("ix_deployment_transactions_state_block_number", "state", "block_number"),
+)
+
 # -- the ledger (see docs/architecture.md, "The ledger") -------------------------------------
 # Amounts are Uint256: NUMERIC(78, 0) on Postgres, 78 zero-padded digits on SQLite; every
 # stored amount has a CHECK keeping it in 0 .. 2**256 - 1, so no balance is ever negative.

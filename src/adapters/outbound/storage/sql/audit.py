@@ -1,0 +1,77 @@
+"""``audit_log``: append-only entries in the unit of work's transaction.
+
+This repository only inserts and selects; the table's triggers (migration 0007) refuse an
+``UPDATE`` or ``DELETE`` from anyone, so even SQL written by hand cannot rewrite an entry.
+"""
+
+from __future__ import annotations
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.outbound.storage.sql.tables import audit_log as table
+from core.ports.audit import AuditEntry, AuditFilter, AuditLog, check_audit_entry
+from core.shared.errors import Conflict
+
+
+def _entry(row: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        seq=int(row["seq"]),
+        actor_id=row["actor_id"],
+        actor_type=row["actor_type"],
+        action=row["action"],
+        subject=row["subject"],
+        before=row["before"],
+        after=row["after"],
+        at=row["at"],
+    )
+
+
+class SqlAuditLog(AuditLog):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def append(self, entry: AuditEntry) -> AuditEntry:
+        check_audit_entry(entry)
+        values = {
+            "id": entry.id,
+            "actor_id": entry.actor_id,
+            "actor_type": entry.actor_type,
+            "action": entry.action,
+            "subject": entry.subject,
+            "before": entry.before,
+            "after": entry.after,
+            "at": entry.at,
+        }
+        try:
+            async with self._conn.begin_nested():
+                result = await self._conn.execute(
+                    sa.insert(table).values(**values).returning(table.c.seq)
+                )
+        except IntegrityError as exc:
+            if "uq_audit_log_id" in str(exc.orig) or "audit_log.id" in str(exc.orig):
+                raise Conflict(f"audit entry {entry.id} already exists") from exc
+            raise
+        seq = int(result.scalar_one())
+        return attrs.evolve(entry, seq=seq)
+
+    async def query(
+        self, audit_filter: AuditFilter, *, limit: int, before_seq: int | None = None
+    ) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        query = sa.select(table).order_by(table.c.seq.desc()).limit(limit)
+        if audit_filter.actor_id is not None:
+            query = query.where(table.c.actor_id == audit_filter.actor_id)
+        if audit_filter.action is not None:
+            query = query.where(table.c.action == audit_filter.action)
+        if audit_filter.since is not None:
+            query = query.where(table.c.at >= audit_filter.since)
+        if before_seq is not None:
+            query = query.where(table.c.seq < before_seq)
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [_entry(row) for row in rows]
