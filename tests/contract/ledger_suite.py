@@ -194,6 +194,19 @@ class LedgerContract:
         assert [b.account.owner for b in first + rest] == sorted(owners)  # code-point order
         assert (total.available, total.locked) == (50, 0)
 
+    async def test_lines_that_cancel_out_touch_no_account(self, storage: Storage) -> None:
+        await self._mint(storage, alice(), 5)
+        carol = AccountRef.user("carol", TOKEN)
+        lines = ops.credit(carol, 3) + ops.debit(carol, 3) + ops.transfer(alice(), bob(), 1)
+        applied = await self._apply(storage, ops.posting_set(key(), "wash", T0, lines))
+        async with storage.unit_of_work() as uow:
+            assert await uow.ledger.balances("carol") == []
+            assert await uow.ledger.get(applied.posting_set.key) == applied
+            assert [b.account.owner for b in await uow.ledger.accounts(TOKEN, limit=9)] == [
+                "alice",
+                "bob",
+            ]
+
     # -- atomicity --------------------------------------------------------------------------
 
     async def test_a_posting_set_that_fails_half_way_applies_nothing(

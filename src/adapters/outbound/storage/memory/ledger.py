@@ -118,6 +118,8 @@ class MemoryLedgerRepository(LedgerRepository):
         net = posting_set.net_changes()
         staged_accounts: dict[AccountRef, tuple[int, int]] = {}
         for account, delta in net.items():  # every check before any change: all or nothing
+            if delta == (0, 0):  # as in SQL: lines that cancel out touch no account
+                continue
             current = self._current(account)
             _check_buckets(account, current, delta)
             staged = self._changes.accounts.get(account, (0, 0))
