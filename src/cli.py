@@ -211,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.effective_log_format)
+    unknown = Settings.unknown_variables()
+    if unknown:
+        log.warning("ignoring unknown variables (typos?): %s", ", ".join(unknown))
     if args.command == "migrate":
         _migrate(settings)
     elif args.command == "walkthrough":

@@ -44,6 +44,8 @@ SECRET_FIELDS = frozenset(
         "webhook_secrets",
     }
 )
+# Read elsewhere: the migrations directory override (tests, packaging).
+OTHER_VARIABLES = frozenset({"RWA_MIGRATIONS_DIR"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -200,6 +202,15 @@ class Settings(BaseSettings):
         except Exception as exc:  # pydantic-settings' own parse errors name the variable
             raise ConfigurationError(str(exc).splitlines()[0]) from None
         return cls(**values)
+
+    @classmethod
+    def unknown_variables(cls, env: Mapping[str, str] | None = None) -> list[str]:
+        """``RWA_`` names in ``env`` that no setting reads (a typo such as ``RWA_PROFLE``)."""
+        known = {env_name(field) for field in cls.model_fields}
+        known |= {f"{env_name(field)}_FILE" for field in SECRET_FIELDS}
+        known |= OTHER_VARIABLES
+        environ = os.environ if env is None else env
+        return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
 
     # -- field rules ---------------------------------------------------------------------------
 

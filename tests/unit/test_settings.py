@@ -195,3 +195,9 @@ def test_every_variable_is_documented() -> None:
     for doc in ("README.md", "docs/operations.md"):
         text = (root / doc).read_text()
         assert not [name for name in sorted(names) if f"`{name}" not in text], doc
+
+
+def test_unknown_variables_are_named() -> None:
+    env = {"RWA_PROFLE": "production", "RWA_PORT": "1", "RWA_JWT_SECRET_FILE": "/x", "OTHER": "1"}
+    assert Settings.unknown_variables(env) == ["RWA_PROFLE"]
+    assert Settings.unknown_variables({"RWA_MIGRATIONS_DIR": "m"}) == []
