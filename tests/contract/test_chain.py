@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,8 @@ class ChainContract:
     async def test_a_reverting_deployment_is_a_chain_error(self, chain: Chain) -> None:
         with pytest.raises(ChainError, match="ZeroAddress"):
             await chain.deploy_token(spec(holder=ZERO_ADDRESS))
+        with pytest.raises(ChainError, match="ZeroAddress"):
+            await chain.prepare_deployment(spec(holder=ZERO_ADDRESS))
         # the adapter recovers: the next deployment gets a correct nonce
         assert await chain.deploy_token(spec())
 
@@ -116,6 +119,78 @@ class ChainContract:
             await chain.deploy_token(
                 TokenSpec(name="Six", symbol="SIX", decimals=6, initial_supply=1)
             )
+
+    # -- prepare, send, follow (the split the service records between) -----------------------
+
+    async def test_a_prepared_deployment_changes_nothing_until_sent(self, chain: Chain) -> None:
+        custody = await chain.custody_address()
+        before_block = await chain.block_number()
+        before_nonce = await chain.confirmed_nonce(custody)
+        prepared = await chain.prepare_deployment(spec("PREP", holder=OTHER))
+        tx = prepared.transaction
+        assert tx.signer == custody and tx.nonce == before_nonce
+        assert re.match(r"^0x[0-9a-f]{64}$", tx.tx_hash)
+        assert tx.raw_transaction.startswith("0x") and len(tx.raw_transaction) > 2
+        assert CHECKSUMMED.match(prepared.contract_address) and prepared.holder == OTHER
+        assert await chain.block_number() == before_block
+        assert await chain.confirmed_nonce(custody) == before_nonce
+        assert await chain.code_at(prepared.contract_address) == b""
+        assert await chain.transaction_receipt(tx.tx_hash) is None
+
+    async def test_sending_mines_the_predicted_contract(self, chain: Chain) -> None:
+        custody = await chain.custody_address()
+        prepared = await chain.prepare_deployment(spec("SEND", holder=OTHER))
+        tx = prepared.transaction
+        assert await chain.send_raw_transaction(tx.raw_transaction) == tx.tx_hash
+        receipt = await chain.wait_for_receipt(tx.tx_hash)
+        assert receipt.succeeded and receipt.tx_hash == tx.tx_hash
+        assert receipt.contract_address == prepared.contract_address
+        assert await chain.transaction_receipt(tx.tx_hash) == receipt
+        assert await chain.confirmed_nonce(custody) == tx.nonce + 1
+        assert await chain.total_supply(prepared.contract_address) == SUPPLY
+        assert await chain.balance_of(prepared.contract_address, OTHER) == SUPPLY
+        metadata = await chain.token_metadata(prepared.contract_address)
+        assert (metadata.name, metadata.symbol, metadata.decimals) == ("SEND Token", "SEND", 18)
+
+    async def test_sending_the_same_bytes_again_answers_the_same_hash(self, chain: Chain) -> None:
+        custody = await chain.custody_address()
+        prepared = await chain.prepare_deployment(spec("AGAIN"))
+        raw = prepared.transaction.raw_transaction
+        first = await chain.send_raw_transaction(raw)
+        await chain.wait_for_receipt(first)
+        block, nonce = await chain.block_number(), await chain.confirmed_nonce(custody)
+        assert await chain.send_raw_transaction(raw) == first
+        assert await chain.block_number() == block  # nothing new was mined
+        assert await chain.confirmed_nonce(custody) == nonce
+
+    async def test_a_used_nonce_is_refused_for_another_transaction(self, chain: Chain) -> None:
+        one = await chain.prepare_deployment(spec("NONCE1"))
+        two = await chain.prepare_deployment(spec("NONCE2"))  # same pending nonce: not sent yet
+        assert one.transaction.nonce == two.transaction.nonce
+        assert one.contract_address == two.contract_address
+        await chain.wait_for_receipt(
+            await chain.send_raw_transaction(one.transaction.raw_transaction)
+        )
+        with pytest.raises(ChainError):
+            await chain.send_raw_transaction(two.transaction.raw_transaction)
+        assert await chain.transaction_receipt(two.transaction.tx_hash) is None
+        metadata = await chain.token_metadata(one.contract_address)
+        assert metadata.symbol == "NONCE1"  # one contract at that address, the first one
+
+    async def test_unknown_and_malformed_transactions(self, chain: Chain) -> None:
+        assert await chain.transaction_receipt("0x" + "ab" * 32) is None
+        with pytest.raises(ChainError):
+            await chain.transaction_receipt("0x1234")
+        with pytest.raises(ChainError):
+            await chain.send_raw_transaction("0xdeadbeef")
+        with pytest.raises(ChainError):
+            await chain.send_raw_transaction("not hex")
+
+    async def test_token_metadata_where_there_is_no_token_is_a_chain_error(
+        self, chain: Chain
+    ) -> None:
+        with pytest.raises(ChainError):
+            await chain.token_metadata(NOBODY)
 
     async def test_a_closed_adapter_refuses_work(self, chain: Chain) -> None:
         await chain.close()
@@ -146,6 +221,16 @@ class TestEvmChain(ChainContract):
                 await adapter.deploy_token(spec())
         finally:
             await adapter.close()
+
+
+class TestDurableEvmChain(ChainContract):
+    """The embedded profile's chain: the same contract with its state in a SQLite file."""
+
+    @pytest.fixture
+    async def chain(self, tmp_path: Path) -> AsyncIterator[Chain]:
+        adapter = EvmChain(data_dir=tmp_path)
+        yield adapter
+        await adapter.close()
 
 
 @pytest.mark.hardhat

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from adapters.outbound.chain.memory import MemoryChain
-from core.ports.chain import DeployedToken, TokenSpec
+from core.ports.chain import PreparedDeployment, TokenSpec
 from core.ports.jobs import Job, JobHandler, JobQueue
 from core.shared.errors import ChainError
 
 
 class FlakyChain(MemoryChain):
-    """A memory chain whose next ``failures`` deployments fail."""
+    """A memory chain whose next ``failures`` deployments fail before anything is signed,
+    and whose next ``send_failures`` sends fail before the bytes reach the chain."""
 
-    def __init__(self, failures: int = 0) -> None:
-        super().__init__()
+    def __init__(self, failures: int = 0, *, auto_mine: bool = True) -> None:
+        super().__init__(auto_mine=auto_mine)
         self.failures = failures
+        self.send_failures = 0
         self.deploy_calls = 0
 
-    async def deploy_token(self, spec: TokenSpec) -> DeployedToken:
+    async def prepare_deployment(self, spec: TokenSpec) -> PreparedDeployment:
         self.deploy_calls += 1
         if self.failures > 0:
             self.failures -= 1
             raise ChainError("node unreachable (injected by the test)")
-        return await super().deploy_token(spec)
+        return await super().prepare_deployment(spec)
+
+    async def send_raw_transaction(self, raw_transaction: str) -> str:
+        if self.send_failures > 0:
+            self.send_failures -= 1
+            raise ChainError("connection reset before the node got it (injected by the test)")
+        return await super().send_raw_transaction(raw_transaction)
 
 
 class RecordingJobQueue(JobQueue):

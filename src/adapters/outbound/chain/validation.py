@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import rlp  # type: ignore[import-untyped]
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from core.ports.chain import TokenSpec
 from core.shared.errors import ChainError
@@ -28,3 +30,9 @@ def check_token_spec(spec: TokenSpec) -> None:
         raise ChainError(f"initial supply {spec.initial_supply} is outside uint256")
     if not spec.name or not spec.symbol:
         raise ChainError("token name and symbol must not be empty")
+
+
+def create_address(sender: str, nonce: int) -> ChecksumAddress:
+    """The address a contract created by ``sender`` with ``nonce`` gets (CREATE)."""
+    encoded = rlp.encode([bytes.fromhex(checksum_address(sender)[2:]), nonce])
+    return to_checksum_address(keccak(encoded)[-20:])

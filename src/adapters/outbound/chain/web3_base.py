@@ -1,8 +1,9 @@
 """Shared machinery of the web3-backed adapters (``EvmChain``, ``Web3Chain``).
 
 The sync ``Web3`` API runs in a single-thread executor: the event loop never blocks, and
-every transaction is built, signed and sent by that one thread, so the local nonce counter
-stays sequential even when callers deploy concurrently. Receipts are polled with short calls
+every transaction is built, signed and sent by that one thread. Nonces are the node's pending
+count at signing time; callers serialize prepare-then-send with ``Chain.signing_lock``.
+Receipts are polled with short calls
 on the same thread (not ``wait_for_transaction_receipt``, which would hold the only thread
 for the whole wait and stall every other read, including the health check).
 """
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -25,8 +27,15 @@ from web3.types import TxReceipt
 
 from adapters.outbound.chain.artifact import rwa_token_artifact
 from adapters.outbound.chain.errors import error_selectors, to_chain_error
-from adapters.outbound.chain.validation import check_token_spec, checksum_address
-from core.ports.chain import Chain, DeployedToken, TokenSpec
+from adapters.outbound.chain.validation import check_token_spec, checksum_address, create_address
+from core.ports.chain import (
+    Chain,
+    PreparedDeployment,
+    SignedTransaction,
+    TokenMetadata,
+    TokenSpec,
+    TransactionReceipt,
+)
 from core.shared.errors import ChainError
 
 T = TypeVar("T")
@@ -56,27 +65,42 @@ class Web3ChainBase(Chain):
         self._abi = artifact.abi
         self._factory = w3.eth.contract(abi=artifact.abi, bytecode=HexBytes(artifact.bytecode))
         self._selectors = error_selectors(artifact.abi)
-        self._nonce: int | None = None  # next nonce; None: ask the node
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
 
-    # -- port -------------------------------------------------------------------------------
+    # -- port: transactions -----------------------------------------------------------------
 
-    async def deploy_token(self, spec: TokenSpec) -> DeployedToken:
+    async def prepare_deployment(self, spec: TokenSpec) -> PreparedDeployment:
         check_token_spec(spec)
         holder = checksum_address(spec.holder or self._account.address, "holder")
-        tx_hash = await self._run(self._send_deployment, spec, holder)
-        receipt = await self._receipt(tx_hash)
-        if receipt["status"] != 1:
-            raise ChainError(f"deployment transaction {tx_hash.to_0x_hex()} failed (status 0)")
-        address = receipt["contractAddress"]
-        if not address:
-            raise ChainError(f"receipt of {tx_hash.to_0x_hex()} has no contract address")
-        return DeployedToken(
-            contract_address=checksum_address(address),
-            tx_hash=tx_hash.to_0x_hex(),
-            block_number=int(receipt["blockNumber"]),
-            holder=holder,
-        )
+        return await self._run(self._sign_deployment, spec, holder)
+
+    async def send_raw_transaction(self, raw_transaction: str) -> str:
+        raw = _raw_bytes(raw_transaction)
+        return await self._run(self._send_raw, raw)
+
+    async def transaction_receipt(self, tx_hash: str) -> TransactionReceipt | None:
+        wanted = _tx_hash(tx_hash)
+        receipt = await self._run(self._receipt_or_none, wanted)
+        return None if receipt is None else _receipt(receipt)
+
+    async def wait_for_receipt(self, tx_hash: str) -> TransactionReceipt:
+        """Poll with short calls until ``receipt_timeout`` seconds have passed."""
+        wanted = _tx_hash(tx_hash)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._receipt_timeout
+        while True:
+            receipt = await self._run(self._receipt_or_none, wanted)
+            if receipt is not None:
+                return _receipt(receipt)
+            if loop.time() >= deadline:
+                raise ChainError(f"no receipt for {tx_hash} after {self._receipt_timeout:g}s")
+            await asyncio.sleep(self._poll_interval)
+
+    async def confirmed_nonce(self, address: str) -> int:
+        owner = checksum_address(address)
+        return int(await self._run(self._w3.eth.get_transaction_count, owner, "latest"))
+
+    # -- port: reads ------------------------------------------------------------------------
 
     async def code_at(self, address: str) -> bytes:
         target = checksum_address(address)
@@ -90,6 +114,18 @@ class Web3ChainBase(Chain):
         token = self._token(token_address)
         owner = checksum_address(holder, "holder")
         return int(await self._run(token.functions.balanceOf(owner).call))
+
+    async def token_metadata(self, token_address: str) -> TokenMetadata:
+        token = self._token(token_address)
+
+        def read() -> TokenMetadata:
+            return TokenMetadata(
+                name=str(token.functions.name().call()),
+                symbol=str(token.functions.symbol().call()),
+                decimals=int(token.functions.decimals().call()),
+            )
+
+        return await self._run(read)
 
     async def custody_address(self) -> str:
         return str(self._account.address)
@@ -129,29 +165,45 @@ class Web3ChainBase(Chain):
         """The unsigned deployment with gas and fees filled in (a hook for Sapphire)."""
         return dict(constructor.build_transaction(params))
 
-    def _send_deployment(self, spec: TokenSpec, holder: str) -> HexBytes:
+    def _sign_deployment(self, spec: TokenSpec, holder: str) -> PreparedDeployment:
+        """Sign with the node's pending nonce (callers hold ``signing_lock`` until sent)."""
         constructor = self._factory.constructor(spec.name, spec.symbol, spec.initial_supply, holder)
+        sender = self._account.address
+        nonce = int(self._w3.eth.get_transaction_count(sender, "pending"))
+        chain_id = self._node_chain_id()
+        tx = self._deployment_transaction(
+            constructor, {"from": sender, "nonce": nonce, "chainId": chain_id}
+        )
+        signed = self._account.sign_transaction(tx)
+        return PreparedDeployment(
+            transaction=SignedTransaction(
+                signer=str(sender),
+                nonce=nonce,
+                tx_hash=HexBytes(signed.hash).to_0x_hex(),
+                raw_transaction=HexBytes(signed.raw_transaction).to_0x_hex(),
+                chain_id=chain_id,
+            ),
+            contract_address=create_address(sender, nonce),
+            holder=holder,
+        )
+
+    def _send_raw(self, raw: bytes) -> str:
+        tx_hash = HexBytes(keccak(raw)).to_0x_hex()
         try:
-            nonce = self._next_nonce()
-            tx = self._deployment_transaction(
-                constructor,
-                {"from": self._account.address, "nonce": nonce, "chainId": self._node_chain_id()},
-            )
-            signed = self._account.sign_transaction(tx)
-            tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
+            return HexBytes(self._w3.eth.send_raw_transaction(raw)).to_0x_hex()
         except Exception:
-            self._forget_nonce()  # after any failure the node's view is the truth
+            # Bytes the chain already has are not an error: eth-tester and most nodes refuse
+            # a mined transaction as "nonce too low", a pending one as "already known".
+            if self._receipt_or_none(HexBytes(tx_hash)) is not None or self._is_pending(tx_hash):
+                return tx_hash
             raise
-        self._nonce = nonce + 1
-        return tx_hash
 
-    def _forget_nonce(self) -> None:
-        self._nonce = None
-
-    def _next_nonce(self) -> int:
-        if self._nonce is None:
-            self._nonce = self._w3.eth.get_transaction_count(self._account.address, "pending")
-        return self._nonce
+    def _is_pending(self, tx_hash: str) -> bool:
+        try:
+            found = self._w3.eth.get_transaction(HexBytes(tx_hash))
+        except (TransactionNotFound, ValueError):
+            return False
+        return found is not None
 
     def _node_chain_id(self) -> int:
         if self._chain_id is None:
@@ -168,21 +220,37 @@ class Web3ChainBase(Chain):
         except TransactionNotFound:
             return None
 
-    async def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
-        """Poll for the receipt until ``receipt_timeout`` seconds have passed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._receipt_timeout
-        while True:
-            receipt = await self._run(self._receipt_or_none, tx_hash)
-            if receipt is not None:
-                return receipt
-            if loop.time() >= deadline:
-                await self._run(self._forget_nonce)
-                raise ChainError(
-                    f"no receipt for {tx_hash.to_0x_hex()} after {self._receipt_timeout:g}s"
-                )
-            await asyncio.sleep(self._poll_interval)
-
     def _token(self, address: str) -> Contract:
         address = checksum_address(address, "token address")
         return self._w3.eth.contract(address=address, abi=self._abi)
+
+
+def _raw_bytes(raw_transaction: str) -> bytes:
+    text = raw_transaction if isinstance(raw_transaction, str) else ""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if not text.startswith("0x") or not raw:
+        raise ChainError("a raw transaction must be 0x-prefixed hex of signed bytes")
+    return raw
+
+
+def _tx_hash(tx_hash: str) -> HexBytes:
+    text = tx_hash if isinstance(tx_hash, str) else ""
+    if len(text) != 66 or not text.startswith("0x"):
+        raise ChainError(f"invalid transaction hash: {tx_hash!r}")
+    try:
+        return HexBytes(bytes.fromhex(text[2:]))
+    except ValueError:
+        raise ChainError(f"invalid transaction hash: {tx_hash!r}") from None
+
+
+def _receipt(receipt: TxReceipt) -> TransactionReceipt:
+    address = receipt.get("contractAddress")
+    return TransactionReceipt(
+        tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+        block_number=int(receipt["blockNumber"]),
+        succeeded=int(receipt["status"]) == 1,
+        contract_address=checksum_address(address) if address else None,
+    )
