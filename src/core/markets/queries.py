@@ -8,6 +8,7 @@ import re
 
 import attrs
 
+from core.markets.chain_state import ChainStateGuard, ChainStateMismatch
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
 from core.ports.chain import Chain
 from core.ports.storage import MarketFilter, Storage
@@ -83,12 +84,17 @@ class OnChainToken:
     total_supply: int  # base units
     custody_address: str
     custody_balance: int  # base units
+    name: str = ""  # as the token contract answers them
+    symbol: str = ""
 
 
 class MarketQueries:
-    def __init__(self, storage: Storage, chain: Chain) -> None:
+    def __init__(
+        self, storage: Storage, chain: Chain, guard: ChainStateGuard | None = None
+    ) -> None:
         self._storage = storage
         self._chain = chain
+        self._guard = guard
 
     async def page(
         self, market_filter: MarketFilter, *, limit: int = 20, cursor: str | None = None
@@ -133,7 +139,11 @@ class MarketQueries:
         return StateReached(status=status, reached=False)
 
     async def on_chain(self, market_id: str) -> OnChainToken:
-        """Read the deployed token back from the chain (code, supply, custody balance)."""
+        """Read the deployed token back from the chain (code, supply, custody balance).
+
+        ``ChainStateMismatch`` (503) when the chain does not hold what the database recorded
+        (``ChainStateGuard``), or when the contract at the market's address is another token:
+        wrong data is never served as the market's."""
         market = await self.get(market_id)
         if market.contract_address is None:
             raise Conflict(
@@ -141,12 +151,29 @@ class MarketQueries:
                 details={"currentStatus": market.status.value},
                 code="not_deployed",
             )
+        if self._guard is not None:
+            await self._guard.ensure()
         address = market.contract_address
+        code = await self._chain.code_at(address)
+        if not code:
+            raise ChainStateMismatch(
+                f"market {market_id}'s token {address} has no code on the chain",
+                details={"marketId": market_id, "contractAddress": address},
+            )
+        metadata = await self._chain.token_metadata(address)
+        if metadata.symbol != market.token_symbol:
+            raise ChainStateMismatch(
+                f"the contract at {address} is token {metadata.symbol!r}, not market "
+                f"{market_id}'s {market.token_symbol!r}",
+                details={"marketId": market_id, "contractAddress": address},
+            )
         custody = await self._chain.custody_address()
         return OnChainToken(
             contract_address=address,
-            code_size=len(await self._chain.code_at(address)),
+            code_size=len(code),
             total_supply=await self._chain.total_supply(address),
             custody_address=custody,
             custody_balance=await self._chain.balance_of(address, custody),
+            name=metadata.name,
+            symbol=metadata.symbol,
         )
