@@ -29,6 +29,7 @@ from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.sns import SnsVerifier
 from adapters.outbound.cache.memory import MemoryCache
 from adapters.outbound.cache.redis import RedisCache
+from adapters.outbound.chain.durable_store import CHAIN_FILE
 from adapters.outbound.chain.evm import EvmChain
 from adapters.outbound.chain.memory import MemoryChain
 from adapters.outbound.chain.web3_rpc import Web3Chain
@@ -49,6 +50,7 @@ from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
+from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
 from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
 from core.markets.queries import MarketQueries
@@ -116,7 +118,9 @@ class Container(containers.DeclarativeContainer):
     chain = providers.Selector(
         providers.Callable(lambda s: s.chain_kind, settings),
         memory=providers.Singleton(MemoryChain),
-        evm=providers.Singleton(EvmChain),
+        evm=providers.Singleton(
+            EvmChain, data_dir=providers.Callable(lambda s: s.data_dir, settings)
+        ),
         rpc=providers.Singleton(
             Web3Chain,
             rpc_url=providers.Callable(lambda s: s.chain_rpc_url, settings),
@@ -197,13 +201,28 @@ class Container(containers.DeclarativeContainer):
             lambda s: s.webhook_tolerance_seconds, settings
         ),
     )
-    market_queries = providers.Singleton(MarketQueries, storage, chain)
+    chain_guard = providers.Singleton(
+        ChainStateGuard,
+        storage,
+        chain,
+        where=providers.Callable(
+            lambda s: (
+                f"the embedded chain file {s.data_dir / CHAIN_FILE}"
+                if s.chain_kind == "evm"
+                else "the chain"
+            ),
+            settings,
+        ),
+    )
+    market_queries = providers.Singleton(MarketQueries, storage, chain, chain_guard)
     retry_policy = providers.Singleton(
         RetryPolicy,
         max_attempts=providers.Callable(lambda s: s.deploy_max_attempts, settings),
         base_delay_seconds=providers.Callable(lambda s: s.deploy_backoff_seconds, settings),
     )
-    deployment = providers.Singleton(TokenDeployment, storage, chain, jobs, clock, retry_policy)
+    deployment = providers.Singleton(
+        TokenDeployment, storage, chain, jobs, clock, retry_policy, guard=chain_guard
+    )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
     token_issuer = providers.Singleton(
         TokenIssuer,
@@ -230,6 +249,8 @@ class Runtime:
         relay = c.relay()
         relay.on("market.activation_started", deployment.on_activation_started)
         c.storage().on_commit(relay.wake)
+        # Before any deployment runs: does the chain hold what the database recorded?
+        await c.chain_guard().verify()
         await jobs.start()
         # Jobs of an in-process queue die with the process: pick up interrupted deployments.
         resumed = 0 if jobs.durable else await deployment.resume_interrupted()
@@ -285,6 +306,7 @@ class Runtime:
         jobs = c.jobs()
         assert isinstance(jobs, TaskiqJobQueue)
         jobs.attach_to_worker()
+        await c.chain_guard().verify()
         jobs.register(DeployTokenJob, c.deployment().handle)
         log.info(
             "worker ready: profile=%s queue=%s", self.settings.profile, self.settings.jobs_queue
@@ -326,7 +348,7 @@ class Runtime:
         return {
             "storage": c.storage().ping,
             "eventBus": c.event_bus().ping,
-            "chain": c.chain().block_number,
+            "chain": c.chain_guard().ping,
             "jobs": c.jobs().ping,
             "permissions": c.permissions().ping,
         }
