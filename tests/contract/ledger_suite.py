@@ -207,6 +207,30 @@ class LedgerContract:
                 "bob",
             ]
 
+    async def test_history_lists_an_accounts_posting_sets_newest_first(
+        self, storage: Storage
+    ) -> None:
+        await self._apply(storage, ops.mint("h1", T0, alice(), 100, reference="m"))
+        await self._apply(storage, ops.transfer_between("h2", T0, alice(), bob(), 30))
+        await self._apply(storage, ops.mint("h3", T0, bob(), 1))  # not alice's
+        await self._apply(storage, ops.request_withdrawal("w9", T0, alice(), 20))
+        wash = ops.credit(alice(), 2) + ops.debit(alice(), 2) + ops.transfer(bob(), alice(), 1)
+        await self._apply(storage, ops.posting_set("h5", "wash", T0, wash))
+        async with storage.unit_of_work() as uow:
+            first = await uow.ledger.history(alice(), limit=2)
+            rest = await uow.ledger.history(alice(), limit=10, before_seq=first[-1].seq)
+            uncommitted = await uow.ledger.apply(ops.burn("h6", T0, alice(), 5))
+            with_staged = await uow.ledger.history(alice(), limit=1)
+            assert await uow.ledger.history(alice(), limit=0) == []
+            assert await uow.ledger.history(AccountRef.user("nobody", TOKEN), limit=5) == []
+        entries = first + rest
+        assert [e.key for e in entries] == ["h5", "withdrawal:w9:request", "h2", "h1"]
+        assert [(e.available, e.locked) for e in entries] == [(1, 0), (-20, 20), (-30, 0), (100, 0)]
+        assert entries[-1].kind == "mint" and entries[-1].reference == "m"
+        assert entries[1].reference == "w9" and entries[0].occurred_at == T0
+        assert entries[0].seq > entries[1].seq > entries[2].seq > entries[3].seq
+        assert [(e.key, e.seq) for e in with_staged] == [("h6", uncommitted.seq)]
+
     # -- atomicity --------------------------------------------------------------------------
 
     async def test_a_posting_set_that_fails_half_way_applies_nothing(

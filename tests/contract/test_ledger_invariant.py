@@ -315,6 +315,10 @@ class LedgerMachine(RuleBasedStateMachine):
                         await uow.ledger.supply(token),
                         await uow.ledger.total(token),
                     )
+                    for balance in accounts:  # the journal explains every balance
+                        entries = await uow.ledger.history(balance.account, limit=10_000)
+                        assert sum(e.available for e in entries) == balance.available
+                        assert sum(e.locked for e in entries) == balance.locked
             return found
 
         for token, (accounts, supply, total) in self.loop.run_until_complete(read()).items():

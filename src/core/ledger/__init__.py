@@ -3,6 +3,7 @@
 from core.ledger.model import (
     FEE_OWNER,
     SYSTEM_OWNER,
+    AccountEntry,
     AccountRef,
     AppliedPostingSet,
     Balance,
@@ -17,6 +18,7 @@ from core.ledger.model import (
     Supply,
     SupplyChange,
     SupplyCounter,
+    account_entry,
     check_amount,
     conservation_gap,
 )
@@ -24,6 +26,7 @@ from core.ledger.model import (
 __all__ = [
     "FEE_OWNER",
     "SYSTEM_OWNER",
+    "AccountEntry",
     "AccountRef",
     "AppliedPostingSet",
     "Balance",
@@ -38,6 +41,7 @@ __all__ = [
     "Supply",
     "SupplyChange",
     "SupplyCounter",
+    "account_entry",
     "check_amount",
     "conservation_gap",
 ]

@@ -357,6 +357,36 @@ class AppliedPostingSet:
     replayed: bool = False
 
 
+@attrs.frozen
+class AccountEntry:
+    """What one applied posting set did to one account: its net change per bucket."""
+
+    seq: int
+    key: str
+    kind: str
+    reference: str | None
+    occurred_at: datetime
+    available: int  # signed change
+    locked: int  # signed change
+
+
+def account_entry(applied: AppliedPostingSet, account: AccountRef) -> AccountEntry | None:
+    """The entry ``applied`` leaves in ``account``'s history, or None if it has no line there."""
+    if all(p.account != account for p in applied.posting_set.postings):
+        return None
+    posting_set = applied.posting_set
+    available, locked = posting_set.net_changes().get(account, (0, 0))
+    return AccountEntry(
+        seq=applied.seq,
+        key=posting_set.key,
+        kind=posting_set.kind,
+        reference=posting_set.reference,
+        occurred_at=posting_set.occurred_at,
+        available=available,
+        locked=locked,
+    )
+
+
 def conservation_gap(balances: Iterable[Balance], supply: Supply) -> int:
     """Sum of the token's balances minus its outstanding supply: zero when the books hold."""
     total = sum(b.total for b in balances if b.account.token == supply.token)

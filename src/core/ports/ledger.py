@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import abc
 
-from core.ledger.model import AccountRef, AppliedPostingSet, Balance, PostingSet, Supply
+from core.ledger.model import (
+    AccountEntry,
+    AccountRef,
+    AppliedPostingSet,
+    Balance,
+    PostingSet,
+    Supply,
+)
 
 
 class LedgerRepository(abc.ABC):
@@ -55,6 +62,13 @@ class LedgerRepository(abc.ABC):
     async def total(self, token: str) -> Balance:
         """Sums of ``available`` and ``locked`` over every account of ``token`` (the
         returned ``account`` is the token's system account, as a label)."""
+
+    @abc.abstractmethod
+    async def history(
+        self, account: AccountRef, *, limit: int, before_seq: int | None = None
+    ) -> list[AccountEntry]:
+        """One entry per posting set with a line on ``account``, newest (highest ``seq``)
+        first, ``limit`` at a time, below ``before_seq``."""
 
     @abc.abstractmethod
     async def supply(self, token: str) -> Supply:

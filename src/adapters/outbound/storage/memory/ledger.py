@@ -15,6 +15,7 @@ import attrs
 
 from core.ledger.model import (
     SYSTEM_OWNER,
+    AccountEntry,
     AccountRef,
     AppliedPostingSet,
     Balance,
@@ -25,6 +26,7 @@ from core.ledger.model import (
     PostingSet,
     Supply,
     SupplyCounter,
+    account_entry,
 )
 from core.ports.ledger import LedgerRepository
 from core.shared.errors import ConcurrentModification
@@ -181,6 +183,20 @@ class MemoryLedgerRepository(LedgerRepository):
                 available += current[0]
                 locked += current[1]
         return Balance(AccountRef(token=token, owner=SYSTEM_OWNER), available, locked)
+
+    async def history(
+        self, account: AccountRef, *, limit: int, before_seq: int | None = None
+    ) -> list[AccountEntry]:
+        if limit <= 0:
+            return []
+        applied = [*self._state.posting_sets.values(), *self._changes.applied.values()]
+        entries = [
+            entry
+            for entry in (account_entry(a, account) for a in applied)
+            if entry is not None and (before_seq is None or entry.seq < before_seq)
+        ]
+        entries.sort(key=lambda entry: entry.seq, reverse=True)
+        return entries[:limit]
 
     async def supply(self, token: str) -> Supply:
         counters = self._counters(token)

@@ -30,6 +30,7 @@ from adapters.outbound.storage.sql.tables import (
 )
 from core.ledger.model import (
     SYSTEM_OWNER,
+    AccountEntry,
     AccountRef,
     AppliedPostingSet,
     Balance,
@@ -293,6 +294,44 @@ class SqlLedgerRepository(LedgerRepository):
             available += row[0]
             locked += row[1]
         return Balance(label, available, locked)
+
+    async def history(
+        self, account: AccountRef, *, limit: int, before_seq: int | None = None
+    ) -> list[AccountEntry]:
+        if limit <= 0:
+            return []
+        lines, sets = ledger_postings, ledger_posting_sets
+        mine = (lines.c.token == account.token, lines.c.owner == account.owner)
+        page = sa.select(lines.c.posting_set_seq).where(*mine)
+        if before_seq is not None:
+            page = page.where(lines.c.posting_set_seq < before_seq)
+        page = (
+            page.group_by(lines.c.posting_set_seq)
+            .order_by(lines.c.posting_set_seq.desc())
+            .limit(limit)
+        )
+        seqs = [row[0] for row in await self._conn.execute(page)]
+        if not seqs:
+            return []
+        net: dict[int, list[int]] = {seq: [0, 0] for seq in seqs}
+        query = sa.select(lines).where(*mine, lines.c.posting_set_seq.in_(seqs))
+        for line in (await self._conn.execute(query)).mappings():
+            sign = 1 if line["side"] == Side.CREDIT.value else -1
+            bucket = 0 if line["bucket"] == Bucket.AVAILABLE.value else 1
+            net[line["posting_set_seq"]][bucket] += sign * line["amount"]
+        query = sa.select(sets).where(sets.c.seq.in_(seqs)).order_by(sets.c.seq.desc())
+        return [
+            AccountEntry(
+                seq=row["seq"],
+                key=row["key"],
+                kind=row["kind"],
+                reference=row["reference"],
+                occurred_at=row["occurred_at"],
+                available=net[row["seq"]][0],
+                locked=net[row["seq"]][1],
+            )
+            for row in (await self._conn.execute(query)).mappings()
+        ]
 
     async def supply(self, token: str) -> Supply:
         query = sa.select(ledger_supply).where(ledger_supply.c.token == token)
