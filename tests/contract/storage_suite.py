@@ -21,7 +21,6 @@ from core.markets.model import (
     Market,
     MarketAsset,
     MarketStatus,
-    RegulatoryInfo,
 )
 from core.ports.inbox import DuplicateEvent, ProcessedEvent, ProcessStatus
 from core.ports.storage import MarketFilter, ReadOnlyUnitOfWork, Storage
@@ -52,7 +51,9 @@ def make_market(**overrides: Any) -> Market:
 
 
 def make_asset(market: Market, **overrides: Any) -> MarketAsset:
-    return MarketAsset(market_id=market.id, **overrides)
+    fields: dict[str, Any] = {"market_id": market.id, "id": market.id}
+    fields.update(overrides)
+    return MarketAsset(**fields)
 
 
 def make_event(aggregate_id: str, event_type: str = "market.registered", **kw: Any) -> DomainEvent:
@@ -150,6 +151,10 @@ class StorageContract:
             activation_attempts=3,
             activation_error="nonce too low",
             version=7,
+            maker_fee_bps=10,
+            taker_fee_bps=25,
+            accredited_investors_only=True,
+            allowed_countries=("CH", "DE"),
         )
         asset = make_asset(
             market,
@@ -160,9 +165,18 @@ class StorageContract:
             compliance_documents=(
                 ComplianceDocument("Prospectus", "https://x.test/p.pdf", "ab" * 32, "prospectus"),
                 ComplianceDocument("Deed", "https://x.test/d.pdf"),
+                "doc-id-3",
             ),
-            regulatory_info=RegulatoryInfo("CH", "FINMA", "L-123", True, "Qualified only"),
-            attributes={"floors": 12, "green": True, "tags": ["a", "b"], "nested": {"x": None}},
+            regulatory_info={"jurisdiction": "CH", "regulator": "FINMA", "tier": 2},
+            attributes={
+                "floors": 12,
+                "green": True,
+                "tags": ["a", "b"],
+                "nested": {"x": None},
+                "occupancyRate": Decimal("0.95"),
+                "yield": Decimal("4.50"),
+                "big": 10**40,
+            },
         )
         async with storage.unit_of_work() as uow:
             await uow.markets.add(market, asset)
@@ -183,13 +197,28 @@ class StorageContract:
         assert got_asset.valuation.as_tuple() == asset.valuation.as_tuple()  # type: ignore[union-attr]
         assert got.lot_size.as_tuple() == Decimal("1.50").as_tuple()
         assert isinstance(got_asset.compliance_documents, tuple)
+        assert got.allowed_countries == ("CH", "DE") and got.accredited_investors_only is True
+        # free-form numbers come back exactly: the same Decimal text, never a float
+        rate = got_asset.attributes["occupancyRate"]
+        assert isinstance(rate, Decimal) and str(rate) == "0.95"
+        assert str(got_asset.attributes["yield"]) == "4.50"
+        assert got_asset.attributes["big"] == 10**40
+
+    async def test_free_form_json_refuses_floats_and_objects(self, storage: Storage) -> None:
+        for attributes in ({"rate": 0.95}, {"when": T0}, {"set": {1}}):
+            market = make_market()
+            with pytest.raises(TypeError):
+                async with storage.unit_of_work() as uow:
+                    await uow.markets.add(market, make_asset(market, attributes=attributes))
+                    await uow.commit()
+            assert await self._get(storage, market.id) is None
 
     async def test_defaults_round_trip(self, storage: Storage) -> None:
         market = make_market()
         await self._add(storage, market)
         async with storage.unit_of_work() as uow:
             assert await uow.markets.get(market.id) == market
-            assert await uow.markets.get_asset(market.id) == MarketAsset(market_id=market.id)
+            assert await uow.markets.get_asset(market.id) == make_asset(market)
 
     async def test_get_unknown_is_none(self, storage: Storage) -> None:
         async with storage.unit_of_work() as uow:

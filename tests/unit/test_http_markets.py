@@ -57,8 +57,9 @@ async def test_register_returns_pending_approval_with_every_field(
     response = await client.post(REGISTER, json=body(), headers=bearer(runtime, "iss-1", "issuer"))
     assert response.status_code == 201
     payload = await response.get_json()
-    data = payload["data"]
-    assert payload["message"]
+    data = payload["data"]["market"]
+    assert payload["message"] == "Market registered successfully, pending approval"
+    assert payload["data"]["asset"]["marketId"] == data["id"]
     assert data["status"] == "pending_approval"
     assert data["issuerId"] == "iss-1" and data["entityId"] == "entity-7"
     assert data["totalSupply"] == "1000000"
@@ -70,8 +71,10 @@ async def test_register_returns_pending_approval_with_every_field(
     assert asset["complianceDocuments"][0]["documentType"] == "deed"
     assert asset["regulatoryInfo"]["accreditedInvestorsOnly"] is True
     assert asset["attributes"] == {"floors": 12, "leed": "gold"}
-    events = await (await client.get(f"/api/v1/markets/{data['id']}/events")).get_json()
-    assert [e["type"] for e in events["data"]] == [
+    events = await (
+        await client.get(f"/api/v1/markets/{data['id']}/events?order=asc")
+    ).get_json()
+    assert [e["eventType"] for e in events["data"]] == [
         "market.registered",
         "market.approval_requested",
     ]
@@ -92,7 +95,7 @@ async def test_approval_of_a_market_not_pending_is_409_with_status(
     client: Any, runtime: Runtime
 ) -> None:
     created = await client.post(REGISTER, json=body(), headers=bearer(runtime, "i", "issuer"))
-    market_id = (await created.get_json())["data"]["id"]
+    market_id = (await created.get_json())["data"]["market"]["id"]
     admin = bearer(runtime, "adm", "admin")
     reject = {"decision": "reject", "reason": "valuation unsupported"}
     first = await client.post(f"/api/v1/markets/{market_id}/approve", json=reject, headers=admin)
@@ -275,7 +278,7 @@ async def test_lifecycle_over_http(client: Any, runtime: Runtime) -> None:
     issuer = bearer(runtime, "i", "issuer")
     admin = bearer(runtime, "adm", "admin")
     created = await client.post(REGISTER, json=body(), headers=issuer)
-    market_id = (await created.get_json())["data"]["id"]
+    market_id = (await created.get_json())["data"]["market"]["id"]
     approved = await client.post(
         f"/api/v1/markets/{market_id}/approve",
         json={"decision": "approve", "reason": "ok"},

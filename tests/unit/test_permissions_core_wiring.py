@@ -208,17 +208,26 @@ async def test_the_core_decides_and_an_outage_never_allows(
     issuer, admin = bearer(runtime, "iss-1", "issuer"), bearer(runtime, "adm-1", "admin")
     created = await client.post("/api/v1/markets/register", json=REGISTER, headers=issuer)
     assert created.status_code == 201
-    market_id = (await created.get_json())["data"]["id"]
+    market_id = (await created.get_json())["data"]["market"]["id"]
     request = permissions_core.requests_to("/api/v1/authorize")[-1]
     assert request.headers["x-api-key"] == TEST_API_KEY
     assert request.body["principalId"] == "iss-1" and request.body["action"] == "market.register"
-    # the Core refuses: 403 with its reasons
+    # an issuer's roles cannot approve at all: 403 before the Core is asked
+    asked = len(permissions_core.requests_to("/api/v1/authorize"))
     refused = await client.post(
         f"/api/v1/markets/{market_id}/approve", json={"decision": "approve"}, headers=issuer
     )
     assert refused.status_code == 403
-    reasons = (await refused.get_json())["error"]["details"]["reasons"]
-    assert "no role of the principal grants market.approve" in reasons
+    assert len(permissions_core.requests_to("/api/v1/authorize")) == asked
+    # the Core refuses an admin it denies: 403 with the Core's reasons
+    permissions_core.policy.denials.add(("adm-1", "market.approve"))
+    refused = await client.post(
+        f"/api/v1/markets/{market_id}/approve", json={"decision": "approve"}, headers=admin
+    )
+    assert refused.status_code == 403
+    assert (await refused.get_json())["error"]["details"]["reasons"]
+    assert permissions_core.requests_to("/api/v1/authorize")[-1].body["principalId"] == "adm-1"
+    permissions_core.policy.denials.clear()
     # the Core is down: an admin's approval is 503, and the market stays pending
     permissions_core.down()
     response = await client.post(

@@ -79,7 +79,7 @@ async def register(client: Any, runtime: Runtime) -> str:
         "/api/v1/markets/register", json=body, headers=bearer(runtime, "iss-1", "issuer")
     )
     assert response.status_code == 201
-    market_id: str = (await response.get_json())["data"]["id"]
+    market_id: str = (await response.get_json())["data"]["market"]["id"]
     return market_id
 
 

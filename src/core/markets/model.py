@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from core.shared.ids import new_id
+
 
 class AssetType(enum.StrEnum):
     REAL_ESTATE = "real_estate"
@@ -43,27 +45,27 @@ class ComplianceDocument:
     document_type: str | None = None
 
 
-@attrs.frozen
-class RegulatoryInfo:
-    jurisdiction: str | None = None
-    framework: str | None = None
-    license_number: str | None = None
-    accredited_investors_only: bool = False
-    notes: str | None = None
+# A compliance document is named by its id (a string) or described in full.
+ComplianceDocumentRef = str | ComplianceDocument
 
 
 @attrs.frozen
 class MarketAsset:
-    """What the token represents: valuation, place, papers. Exact valuation, never a float."""
+    """What the token represents: valuation, place, papers. Exact valuation, never a float.
+
+    ``regulatory_info`` and ``attributes`` are free-form JSON whose numbers are ``int`` or
+    ``Decimal`` (never ``float``), so they come back exactly as they were sent.
+    """
 
     market_id: str
     valuation: Decimal | None = None
     currency: str | None = None
     location: str | None = None
     description: str | None = None
-    compliance_documents: tuple[ComplianceDocument, ...] = ()
-    regulatory_info: RegulatoryInfo = attrs.field(factory=RegulatoryInfo)
+    compliance_documents: tuple[ComplianceDocumentRef, ...] = ()
+    regulatory_info: dict[str, Any] = attrs.field(factory=dict)
     attributes: dict[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(factory=new_id)
 
 
 @attrs.frozen
@@ -85,6 +87,10 @@ class Market:
     decimals: int = 18
     tick_size: Decimal | None = None
     lot_size: Decimal | None = None
+    maker_fee_bps: int | None = None
+    taker_fee_bps: int | None = None
+    accredited_investors_only: bool = False
+    allowed_countries: tuple[str, ...] = ()  # ISO 3166 alpha-2; empty: no restriction
     contract_address: str | None = None
     deployment_tx_hash: str | None = None
     approved_by: str | None = None

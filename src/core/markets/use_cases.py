@@ -13,15 +13,18 @@ from typing import Any
 
 import attrs
 
+from core.markets.audit import lifecycle_entry, registration_entry
 from core.markets.lifecycle import REGISTERED_EVENT, Action, transition_for
 from core.markets.model import Market, MarketAsset, MarketStatus
 from core.markets.registration import RegisterMarket, validate_registration
 from core.ports.clock import Clock
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
-from core.shared.errors import DuplicateSymbol, NotFound, ValidationFailed
+from core.shared.errors import DuplicateSymbol, NotFound, PermissionDenied, ValidationFailed
 from core.shared.events import Actor, DomainEvent
 from core.shared.ids import new_id
+from core.shared.roles import roles_allow_any
+from core.shared.text import TextError, clean_optional
 
 DECISIONS = ("approve", "reject")
 
@@ -36,11 +39,19 @@ async def load_market(uow: UnitOfWork, market_id: str) -> Market:
 MAX_REASON_CHARS = 2000
 
 
-def check_reason(reason: str | None) -> None:
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        raise ValidationFailed(
-            "reason is too long", fields={"reason": f"at most {MAX_REASON_CHARS} chars"}
-        )
+def clean_reason(reason: str | None) -> str | None:
+    """A reason by the text rules (multi-line, at most ``MAX_REASON_CHARS``), NFC-normalised."""
+    try:
+        return clean_optional(reason, max_length=MAX_REASON_CHARS, multiline=True)
+    except TextError as exc:
+        raise ValidationFailed("the reason is invalid", fields={"reason": str(exc)}) from exc
+
+
+def clean_entity_id(entity_id: str | None) -> str | None:
+    try:
+        return clean_optional(entity_id, max_length=200)
+    except TextError as exc:
+        raise ValidationFailed("the entity id is invalid", fields={"entityId": str(exc)}) from exc
 
 
 def make_event(
@@ -103,6 +114,18 @@ class MarketLifecycle:
                 )
             ]
         )
+        await uow.audit.append(
+            lifecycle_entry(
+                actor,
+                action,
+                market,
+                saved,
+                changed=changes or {},
+                at=now,
+                decision=decision,
+                reason=reason,
+            )
+        )
         return saved
 
 
@@ -122,21 +145,45 @@ class MarketUseCases:
 
     async def register(self, actor: Actor, cmd: RegisterMarket) -> Market:
         """Create a market and ask for approval at once: ``pending_approval``."""
-        await self._auth.require(actor, "market.register", entity_id=cmd.entity_id)
+        market, _ = await self.register_with_asset(actor, cmd)
+        return market
+
+    async def register_with_asset(
+        self, actor: Actor, cmd: RegisterMarket
+    ) -> tuple[Market, MarketAsset]:
+        """``register``, answering the market and its asset as stored.
+
+        Order: the body's rules (422), then ``issuerId`` (403 unless it is the caller or the
+        caller's roles may register for any issuer), then the permissions port (403).
+        """
         valid = validate_registration(cmd)
+        cmd = valid.command
+        issuer_id = cmd.issuer_id if cmd.issuer_id is not None else actor.id
+        if issuer_id != actor.id and not roles_allow_any(
+            actor.roles, ("market.register_for_issuer",)
+        ):
+            raise PermissionDenied(
+                "market.register",
+                ("issuerId must be the caller's own id; only an admin registers for another",),
+            )
+        await self._auth.require(actor, "market.register", entity_id=cmd.entity_id)
         now = self._clock.now()
         market = Market(
             id=new_id(),
-            name=cmd.name.strip(),
+            name=cmd.name,
             description=cmd.description,
             asset_type=valid.asset_type,
-            issuer_id=actor.id,
+            issuer_id=issuer_id,
             entity_id=cmd.entity_id if cmd.entity_id is not None else actor.entity_id,
             token_symbol=cmd.token_symbol,
-            token_name=cmd.token_name.strip(),
+            token_name=cmd.token_name,
             total_supply=valid.total_supply,
             tick_size=valid.tick_size,
             lot_size=valid.lot_size,
+            maker_fee_bps=cmd.maker_fee_bps,
+            taker_fee_bps=cmd.taker_fee_bps,
+            accredited_investors_only=valid.accredited_investors_only,
+            allowed_countries=cmd.allowed_countries,
             status=MarketStatus.DRAFT,
             created_at=now,
             updated_at=now,
@@ -148,13 +195,14 @@ class MarketUseCases:
             location=cmd.location,
             description=cmd.asset_description,
             compliance_documents=cmd.compliance_documents,
-            regulatory_info=cmd.regulatory_info,
+            regulatory_info=dict(cmd.regulatory_info),
             attributes=dict(cmd.attributes),
         )
         async with self._storage.unit_of_work() as uow:
             if await uow.markets.live_symbol_taken(market.token_symbol):
                 raise DuplicateSymbol(market.token_symbol)
             await uow.markets.add(market, asset)
+            await uow.audit.append(registration_entry(actor, market, now))
             await uow.events.append(
                 [
                     make_event(
@@ -168,7 +216,7 @@ class MarketUseCases:
             )
             pending = await self._lifecycle.apply(uow, market, Action.SUBMIT, actor)
             await uow.commit()
-        return pending
+        return pending, asset
 
     async def decide(
         self,
@@ -215,7 +263,8 @@ class MarketUseCases:
                 "decision must be approve or reject",
                 fields={"decision": "must be one of: approve, reject"},
             )
-        check_reason(reason)
+        reason = clean_reason(reason)
+        entity_id = clean_entity_id(entity_id)
         if decision == "reject" and not (reason and reason.strip()):
             raise ValidationFailed(
                 "a rejection needs a reason", fields={"reason": "is required to reject"}
@@ -289,7 +338,7 @@ class MarketUseCases:
     async def _simple(
         self, actor: Actor, market_id: str, action: Action, permission: str, reason: str | None
     ) -> Market:
-        check_reason(reason)
+        reason = clean_reason(reason)
         async with self._storage.unit_of_work() as uow:
             market = await load_market(uow, market_id)
             await self._auth.require(actor, permission, entity_id=market.entity_id)

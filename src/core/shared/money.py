@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 TOKEN_DECIMALS = 18
 MAX_UINT256 = 2**256 - 1
+MAX_AMOUNT_CHARS = 100  # longer digit strings are refused before any conversion
 
 _DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
 _INTEGER_RE = re.compile(r"^(0|[1-9][0-9]*)$")
@@ -22,7 +23,9 @@ def parse_whole_amount(value: object) -> int:
         raise AmountError("must be a whole number")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
+    if isinstance(value, str) and len(value) > MAX_AMOUNT_CHARS:
+        raise AmountError(f"must be at most {MAX_AMOUNT_CHARS} characters")
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
         return int(value.strip())
     if isinstance(value, str):
         raise AmountError("must be a whole number written with digits only")
@@ -37,8 +40,10 @@ def parse_decimal(value: object, *, max_places: int) -> Decimal:
         return Decimal(value)
     if not isinstance(value, str):
         raise AmountError('must be a decimal string such as "1250000.00"')
+    if len(value) > MAX_AMOUNT_CHARS:
+        raise AmountError(f"must be at most {MAX_AMOUNT_CHARS} characters")
     text = value.strip()
-    if not _DECIMAL_RE.match(text):
+    if not _DECIMAL_RE.fullmatch(text):
         raise AmountError('must be a plain non-negative decimal string such as "1250000.00"')
     try:
         amount = Decimal(text)

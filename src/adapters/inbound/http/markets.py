@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from quart import Blueprint, Response, current_app, jsonify, request
-from quart_schema import validate_request
+from quart import Blueprint, Quart, Response, current_app, jsonify
 
-from adapters.inbound.http.auth import bearer_actor
 from adapters.inbound.http.dependencies import HttpDependencies
-from adapters.inbound.http.schemas import ApprovalIn, ReasonIn, RegisterMarketIn
-from adapters.inbound.http.serialization import dump, dump_market
-from core.markets.model import ComplianceDocument, MarketStatus, RegulatoryInfo
+from adapters.inbound.http.guard import (
+    current_actor,
+    guarded,
+    public,
+    query_text,
+    read_body,
+    read_optional_body,
+)
+from adapters.inbound.http.jsonio import install_exact_json
+from adapters.inbound.http.schemas import (
+    ApprovalIn,
+    ComplianceDocumentIn,
+    ReasonIn,
+    RegisterMarketIn,
+)
+from adapters.inbound.http.serialization import dump, dump_asset, dump_event, dump_market
+from core.markets.model import ComplianceDocument, ComplianceDocumentRef, MarketStatus
 from core.markets.queries import parse_filter
 from core.markets.registration import RegisterMarket
 from core.shared.errors import ValidationFailed
 
 markets = Blueprint("markets", __name__, url_prefix="/api/v1/markets")
+# Request bodies read with exact numbers, responses written with them (see jsonio).
+markets.record_once(lambda state: install_exact_json(cast(Quart, state.app)))
+
+REGISTERED = "Market registered successfully, pending approval"
+APPROVED = "Market approved and activation initiated"
+REJECTED = "Market rejected"
 
 
 def deps() -> HttpDependencies:
@@ -37,9 +55,16 @@ def _text_amount(value: int | str | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _document(doc: str | ComplianceDocumentIn) -> ComplianceDocumentRef:
+    if isinstance(doc, str):
+        return doc
+    return ComplianceDocument(
+        name=doc.name, url=doc.url, sha256=doc.sha256, document_type=doc.document_type
+    )
+
+
 def to_command(body: RegisterMarketIn) -> RegisterMarket:
-    asset = body.asset
-    regulatory = asset.regulatory_info
+    asset = body.asset_in
     return RegisterMarket(
         name=body.name,
         description=body.description,
@@ -48,91 +73,84 @@ def to_command(body: RegisterMarketIn) -> RegisterMarket:
         token_name=body.token_name,
         total_supply=body.total_supply,
         entity_id=body.entity_id,
+        issuer_id=body.issuer_id,
         tick_size=_text_amount(body.tick_size),
         lot_size=_text_amount(body.lot_size),
+        maker_fee_bps=body.maker_fee_bps,
+        taker_fee_bps=body.taker_fee_bps,
+        accredited_investors_only=body.accredited_investors_only,
+        allowed_countries=tuple(body.allowed_countries or ()),
         valuation=asset.valuation,
         currency=asset.currency,
         location=asset.location,
         asset_description=asset.description,
-        compliance_documents=tuple(
-            ComplianceDocument(
-                name=d.name, url=d.url, sha256=d.sha256, document_type=d.document_type
-            )
-            for d in asset.compliance_documents
-        ),
-        regulatory_info=RegulatoryInfo(**regulatory.model_dump())
-        if regulatory
-        else RegulatoryInfo(),
+        compliance_documents=tuple(_document(d) for d in asset.compliance_documents),
+        regulatory_info=dict(asset.regulatory_info or {}),
         attributes=dict(asset.attributes),
     )
 
 
 async def optional_reason() -> str | None:
     """Lifecycle actions take an optional JSON body ``{"reason": ...}``."""
-    raw = await request.get_data()
-    if not raw.strip():
-        return None
-    payload = await request.get_json()
-    return ReasonIn.model_validate(payload).reason
+    body = await read_optional_body(ReasonIn)
+    return None if body is None else body.reason
 
 
 @markets.post("/register")
-@validate_request(RegisterMarketIn)
-async def register(data: RegisterMarketIn) -> Response:
-    """Register a tokenized asset; it is pending approval at once."""
-    actor = bearer_actor(deps().tokens)
-    market = await deps().markets.register(actor, to_command(data))
-    return ok(dump_market(market), 201, "market registered; pending approval")
+@guarded("market.register")
+async def register() -> Response:
+    """Register a tokenized asset; it is pending approval at once. Answers ``{market, asset}``."""
+    data = await read_body(RegisterMarketIn)
+    market, asset = await deps().markets.register_with_asset(current_actor(), to_command(data))
+    return ok({"market": dump_market(market), "asset": dump_asset(asset)}, 201, REGISTERED)
 
 
 @markets.post("/<market_id>/approve")
-@validate_request(ApprovalIn)
-async def approve(market_id: str, data: ApprovalIn) -> Response:
+@guarded("market.approve", "market.reject")
+async def approve(market_id: str) -> Response:
     """Approve (starts token deployment) or reject a pending market."""
-    actor = bearer_actor(deps().tokens)
+    data = await read_body(ApprovalIn)
     market = await deps().markets.decide(
-        actor, market_id, data.decision, reason=data.reason, entity_id=data.entity_id
+        current_actor(), market_id, data.decision, reason=data.reason, entity_id=data.entity_id
     )
-    message = (
-        "market approved; token deployment started"
-        if data.decision == "approve"
-        else "market rejected"
-    )
-    return ok(dump_market(market), message=message)
+    return ok(dump_market(market), message=APPROVED if data.decision == "approve" else REJECTED)
 
 
 @markets.post("/<market_id>/activate")
+@guarded("market.activate")
 async def activate(market_id: str) -> Response:
     """Start, or retry by hand, the token deployment of an approved market."""
-    actor = bearer_actor(deps().tokens)
-    market = await deps().markets.activate(actor, market_id)
+    market = await deps().markets.activate(current_actor(), market_id)
     return ok(dump_market(market), 202, "token deployment started")
 
 
 @markets.post("/<market_id>/pause")
+@guarded("market.pause")
 async def pause(market_id: str) -> Response:
-    actor = bearer_actor(deps().tokens)
-    market = await deps().markets.pause(actor, market_id, await optional_reason())
+    reason = await optional_reason()
+    market = await deps().markets.pause(current_actor(), market_id, reason)
     return ok(dump_market(market), message="market paused")
 
 
 @markets.post("/<market_id>/resume")
+@guarded("market.resume")
 async def resume(market_id: str) -> Response:
-    actor = bearer_actor(deps().tokens)
-    market = await deps().markets.resume(actor, market_id, await optional_reason())
+    reason = await optional_reason()
+    market = await deps().markets.resume(current_actor(), market_id, reason)
     return ok(dump_market(market), message="market resumed")
 
 
 @markets.post("/<market_id>/archive")
+@guarded("market.archive")
 async def archive(market_id: str) -> Response:
-    actor = bearer_actor(deps().tokens)
-    market = await deps().markets.archive(actor, market_id, await optional_reason())
+    reason = await optional_reason()
+    market = await deps().markets.archive(current_actor(), market_id, reason)
     return ok(dump_market(market), message="market archived")
 
 
 def _limit() -> int:
-    raw = request.args.get("limit", "20")
-    if not raw.isdigit():
+    raw = query_text("limit", max_length=3) or "20"
+    if not raw.isascii() or not raw.isdigit():
         raise ValidationFailed("bad limit", fields={"limit": "must be a whole number"})
     return int(raw)
 
@@ -141,10 +159,12 @@ def _limit() -> int:
 async def list_markets() -> Response:
     """Markets, newest first. Filters: status, assetType, issuerId. Cursor pagination."""
     market_filter = parse_filter(
-        request.args.get("status"), request.args.get("assetType"), request.args.get("issuerId")
+        query_text("status", max_length=50),
+        query_text("assetType", max_length=50),
+        query_text("issuerId", max_length=200),
     )
     page = await deps().market_queries.page(
-        market_filter, limit=_limit(), cursor=request.args.get("cursor") or None
+        market_filter, limit=_limit(), cursor=query_text("cursor", max_length=500)
     )
     return ok(
         [dump_market(m) for m in page.items],
@@ -157,25 +177,34 @@ async def list_markets() -> Response:
 
 
 @markets.get("/<market_id>")
+@public
 async def get_market(market_id: str) -> Response:
     return ok(dump_market(await deps().market_queries.get(market_id)))
 
 
 @markets.get("/<market_id>/details")
+@public
 async def market_details(market_id: str) -> Response:
+    """``{market, asset}``."""
     details = await deps().market_queries.details(market_id)
-    data = dump_market(details.market)
-    data["asset"] = dump(details.asset)
-    return ok(data)
+    return ok({"market": dump_market(details.market), "asset": dump_asset(details.asset)})
 
 
 @markets.get("/<market_id>/events")
+@public
 async def market_events(market_id: str) -> Response:
+    """The market's history, newest first (``?order=asc``: oldest first)."""
+    order = query_text("order", max_length=4) or "desc"
+    if order not in ("asc", "desc"):
+        raise ValidationFailed("bad order", fields={"order": "must be asc or desc"})
     events = await deps().market_queries.events(market_id)
-    return ok([dump(e) for e in events])
+    if order == "desc":
+        events.reverse()
+    return ok([dump_event(e) for e in events])
 
 
 @markets.get("/<market_id>/reached/<status>")
+@public
 async def market_reached(market_id: str, status: str) -> Response:
     """Whether the market ever entered ``status``, and when."""
     try:
@@ -187,6 +216,7 @@ async def market_reached(market_id: str, status: str) -> Response:
 
 
 @markets.get("/<market_id>/onchain")
+@public
 async def market_on_chain(market_id: str) -> Response:
     """The token as the chain reports it: code size, total supply, custody balance."""
     token = await deps().market_queries.on_chain(market_id)

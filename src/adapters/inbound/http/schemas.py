@@ -1,25 +1,106 @@
-"""Request bodies (pydantic, for validation and OpenAPI). Money is never a float here."""
+"""Request bodies (pydantic, for validation and OpenAPI). Money is never a float here.
+
+Every string goes through ``core.shared.text`` (NFC, no control, bidi or surrogate
+characters, not blank, bounded); free-form JSON through ``clean_json``. The JSON provider of
+the app (``adapters.inbound.http.json``) reads fractions as ``Decimal`` and over-long numbers
+as ``OversizedNumber``, which the validators below refuse with a field error.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from core.shared.text import MAX_DIGITS, OversizedNumber, TextError, clean_json, clean_text
 
 
 def _refuse_float(value: Any) -> Any:
-    if isinstance(value, float):
+    if isinstance(value, OversizedNumber):
+        raise ValueError(f"must be at most {MAX_DIGITS} characters")
+    if isinstance(value, float | Decimal):
         raise ValueError(
             'must be a decimal string such as "1250000.50" or a whole JSON integer; '
             "JSON numbers with a fraction are refused"
         )
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError('must be a decimal string such as "1250000.50" or a whole JSON integer')
+    if isinstance(value, str):
+        if len(value) > MAX_DIGITS:
+            raise ValueError(f"must be at most {MAX_DIGITS} characters")
+        return clean_text(value, max_length=MAX_DIGITS)
     return value
 
 
-Amount = Annotated[StrictInt | StrictStr, BeforeValidator(_refuse_float)]
+Amount = Annotated[
+    StrictInt | StrictStr,
+    BeforeValidator(_refuse_float),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(0|[1-9][0-9]*)(\.[0-9]+)?$", "maxLength": 100},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
+
+
+def _clean(max_length: int, *, multiline: bool = False) -> BeforeValidator:
+    """The core's text rules for a client string of at most ``max_length`` characters."""
+
+    def check(value: Any) -> str:
+        return clean_text(value, max_length=max_length, multiline=multiline)
+
+    return BeforeValidator(check)
+
+
+def _bounds(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length)
+
+
+Code = Annotated[StrictStr, _clean(20), _bounds(20)]  # symbols, currencies: checked in core
+CountryCode = Annotated[StrictStr, _clean(2), _bounds(2)]
+Identifier = Annotated[StrictStr, _clean(200), _bounds(200)]
+ShortText = Annotated[StrictStr, _clean(100), _bounds(100)]
+Name = Annotated[StrictStr, _clean(200), _bounds(200)]
+Place = Annotated[StrictStr, _clean(500), _bounds(500)]
+Url = Annotated[StrictStr, _clean(2000), _bounds(2000)]
+Reason = Annotated[StrictStr, _clean(2000, multiline=True), _bounds(2000)]
+LongText = Annotated[StrictStr, _clean(5000, multiline=True), _bounds(5000)]
+
+
+def _free_json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TextError("must be a JSON object")
+    cleaned: dict[str, Any] = clean_json(value)
+    return cleaned
+
+
+FreeJson = Annotated[
+    Any,
+    BeforeValidator(_free_json_object),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 100,
+            "propertyNames": {"maxLength": 100},
+            "description": "free-form JSON; numbers come back exactly as sent",
+        }
+    ),
+]
 
 
 class Body(BaseModel):
@@ -29,56 +110,65 @@ class Body(BaseModel):
 
 
 class ComplianceDocumentIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=2000)
+    name: Name
+    url: Url
+    # pydantic matches with Rust regex, whose $ is the very end (no trailing-newline escape)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    document_type: str | None = Field(default=None, max_length=100)
-
-
-class RegulatoryInfoIn(Body):
-    jurisdiction: str | None = Field(default=None, max_length=100)
-    framework: str | None = Field(default=None, max_length=200)
-    license_number: str | None = Field(default=None, max_length=200)
-    accredited_investors_only: bool = False
-    notes: str | None = Field(default=None, max_length=5000)
+    document_type: ShortText | None = None
 
 
 class AssetIn(Body):
     valuation: Amount | None = None
-    currency: str | None = None
-    location: str | None = None
-    description: str | None = None
-    compliance_documents: list[ComplianceDocumentIn] = Field(default_factory=list, max_length=50)
-    regulatory_info: RegulatoryInfoIn | None = None
-    attributes: dict[str, StrictStr | StrictInt | bool | None] = Field(
-        default_factory=dict, max_length=100
+    currency: Code | None = None
+    location: Place | None = None
+    description: LongText | None = None
+    compliance_documents: list[Identifier | ComplianceDocumentIn] = Field(
+        default_factory=list, max_length=50
     )
+    regulatory_info: FreeJson | None = None
+    attributes: FreeJson = Field(default_factory=dict)
 
 
 class RegisterMarketIn(Body):
-    """POST /api/v1/markets/register"""
+    """POST /api/v1/markets/register: the seeds' body (``assetDetails``) or ``asset``."""
 
-    name: StrictStr
-    asset_type: StrictStr
-    token_symbol: StrictStr
-    token_name: StrictStr
+    name: Name
+    asset_type: ShortText
+    token_symbol: Code
+    token_name: ShortText
     total_supply: Amount
-    description: StrictStr | None = None
-    entity_id: StrictStr | None = Field(default=None, max_length=200)
+    issuer_id: Identifier | None = None
+    description: LongText | None = None
+    entity_id: Identifier | None = None
     tick_size: Amount | None = None
     lot_size: Amount | None = None
-    asset: AssetIn = Field(default_factory=AssetIn)
+    maker_fee_bps: StrictInt | None = Field(default=None, ge=0, le=10_000)
+    taker_fee_bps: StrictInt | None = Field(default=None, ge=0, le=10_000)
+    accredited_investors_only: StrictBool | None = None
+    allowed_countries: list[CountryCode] | None = Field(default=None, max_length=250)
+    asset_details: AssetIn | None = None
+    asset: AssetIn | None = None
+
+    @model_validator(mode="after")
+    def _one_asset(self) -> RegisterMarketIn:
+        if self.asset is not None and self.asset_details is not None:
+            raise ValueError("send the asset as assetDetails or as asset, not both")
+        return self
+
+    @property
+    def asset_in(self) -> AssetIn:
+        return self.asset_details or self.asset or AssetIn()
 
 
 class ApprovalIn(Body):
     """POST /api/v1/markets/:id/approve"""
 
     decision: Literal["approve", "reject"]
-    reason: StrictStr | None = Field(default=None, max_length=2000)
-    entity_id: StrictStr | None = Field(default=None, max_length=200)
+    reason: Reason | None = None
+    entity_id: Identifier | None = None
 
 
 class ReasonIn(Body):
     """Optional body of pause, resume and archive."""
 
-    reason: StrictStr | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None

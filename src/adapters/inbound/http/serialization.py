@@ -1,4 +1,9 @@
-"""Domain objects to JSON: camelCase keys, decimal strings, ISO-8601 UTC times. No floats."""
+"""Domain objects to JSON: camelCase keys, decimal strings, ISO-8601 UTC times. No floats.
+
+Free-form JSON (an asset's ``attributes`` and ``regulatoryInfo``, an event's ``metadata``) is
+passed through untouched: its ``Decimal`` numbers are written by the app's exact JSON
+provider as the numbers the client sent, not as strings.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from core.markets.model import Market
+from core.markets.model import ComplianceDocument, Market, MarketAsset
+from core.shared.events import DomainEvent
 from core.shared.money import format_decimal
 
 
@@ -31,11 +37,21 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(enum.Enum, lambda e: e.value)
 
     def camel_hook(cls: type) -> Any:
-        overrides = {a.name: override(rename=to_camel(a.name)) for a in attrs.fields(cls)}
+        attrs.resolve_types(cls)
+        overrides: dict[str, Any] = {
+            a.name: override(rename=to_camel(a.name), unstruct_hook=_free_json)
+            if a.type == dict[str, Any]
+            else override(rename=to_camel(a.name))
+            for a in attrs.fields(cls)
+        }
         return make_dict_unstructure_fn(cls, conv, **overrides)
 
     conv.register_unstructure_hook_factory(attrs.has, camel_hook)
     return conv
+
+
+def _free_json(value: dict[str, Any]) -> dict[str, Any]:
+    return value
 
 
 converter = _make_converter()
@@ -51,3 +67,30 @@ def dump_market(market: Market) -> dict[str, Any]:
     data["totalSupply"] = str(market.total_supply)
     data["totalSupplyBaseUnits"] = str(market.total_supply * 10**market.decimals)
     return data
+
+
+def dump_asset(asset: MarketAsset) -> dict[str, Any]:
+    """An asset: ``{id, marketId, valuation, currency, location, description,
+    complianceDocuments (ids or objects, as sent), regulatoryInfo, attributes}``."""
+    data: dict[str, Any] = converter.unstructure(asset)
+    data["complianceDocuments"] = [
+        converter.unstructure(d) if isinstance(d, ComplianceDocument) else d
+        for d in asset.compliance_documents
+    ]
+    return data
+
+
+def dump_event(event: DomainEvent) -> dict[str, Any]:
+    """An event as the seeds show it: ``{id, marketId, eventType, actorId, actorType,
+    decision, reason, metadata, createdAt}``."""
+    return {
+        "id": event.id,
+        "marketId": event.aggregate_id,
+        "eventType": event.type,
+        "actorId": event.actor_id,
+        "actorType": event.actor_type,
+        "decision": event.decision,
+        "reason": event.reason,
+        "metadata": event.metadata,
+        "createdAt": _iso(event.occurred_at),
+    }

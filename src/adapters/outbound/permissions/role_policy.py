@@ -1,34 +1,11 @@
-"""The role table shared by the local policies: which role may do which action."""
+"""The local policies decide by the role table of ``core.shared.roles``."""
 
 from __future__ import annotations
 
 from core.ports.permissions import AuthorizationDecision, AuthorizationRequest
+from core.shared.roles import OWNER_ONLY, ROLE_ACTIONS
 
-ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        {
-            "market.register",
-            "market.approve",
-            "market.reject",
-            "market.activate",
-            "market.pause",
-            "market.resume",
-            "market.archive",
-            "token.create",
-            "token.mint",
-            "token.transfer",
-            "compliance.update",
-            "withdrawal.approve",
-            "order.submit",
-            "order.cancel",
-        }
-    ),
-    "issuer": frozenset({"market.register", "market.activate", "token.transfer"}),
-    "trader": frozenset({"order.submit", "order.cancel", "token.transfer"}),
-}
-
-# Actions an issuer may take only on what it owns.
-OWNER_ONLY = {("issuer", "market.activate")}
+__all__ = ["OWNER_ONLY", "ROLE_ACTIONS", "decide_by_roles"]
 
 
 def decide_by_roles(request: AuthorizationRequest) -> AuthorizationDecision:

@@ -32,6 +32,7 @@ from core.ports.storage import (
     Outbox,
     OutboxMessage,
 )
+from core.shared import exact_json
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, check_event
 
@@ -44,6 +45,10 @@ class MemoryMarketRepository(MarketRepository):
         self._changes = changes
 
     async def add(self, market: Market, asset: MarketAsset) -> None:
+        # what the SQL columns refuse (a float, a non-JSON value) is refused here too
+        exact_json.check(market.allowed_countries, where="allowed_countries")
+        exact_json.check(asset.regulatory_info, where="regulatory_info")
+        exact_json.check(asset.attributes, where="attributes")
         if market.id in self._changes.markets or market.id in self._state.markets:
             raise Conflict(f"market {market.id} already exists")
         if is_live(market) and await self.live_symbol_taken(market.token_symbol):

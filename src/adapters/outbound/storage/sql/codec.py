@@ -10,7 +10,7 @@ from typing import Any
 
 import cattrs
 
-from core.markets.model import Market, MarketAsset
+from core.markets.model import ComplianceDocument, ComplianceDocumentRef, Market, MarketAsset
 from core.shared.events import DomainEvent
 
 converter = cattrs.Converter()
@@ -24,6 +24,16 @@ converter.register_structure_hook(datetime, lambda value, _: value)
 # Enums (StrEnum included) are stored as their plain string values.
 converter.register_unstructure_hook(enum.Enum, lambda value: value.value)
 converter.register_unstructure_hook(enum.StrEnum, lambda value: value.value)
+
+
+def _structure_document(value: Any, _: Any) -> ComplianceDocumentRef:
+    """A compliance document is stored as its id (a string) or as an object."""
+    if isinstance(value, str):
+        return value
+    return converter.structure(value, ComplianceDocument)
+
+
+converter.register_structure_hook(ComplianceDocumentRef, _structure_document)
 
 
 def market_to_row(market: Market) -> dict[str, Any]:

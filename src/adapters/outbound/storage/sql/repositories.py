@@ -40,6 +40,7 @@ from core.ports.storage import (
     Outbox,
     OutboxMessage,
 )
+from core.shared import exact_json
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, check_event
 
@@ -58,6 +59,10 @@ class SqlMarketRepository(MarketRepository):
         self._conn = connection
 
     async def add(self, market: Market, asset: MarketAsset) -> None:
+        # refused before any statement, as the memory adapter refuses them
+        exact_json.check(market.allowed_countries, where="allowed_countries")
+        exact_json.check(asset.regulatory_info, where="regulatory_info")
+        exact_json.check(asset.attributes, where="attributes")
         if market.status not in TERMINAL_STATUSES and await self.live_symbol_taken(
             market.token_symbol
         ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from adapters.outbound.storage.sql.types import DecimalText, IntegerText, UtcDateTime
+from adapters.outbound.storage.sql.types import DecimalText, ExactJson, IntegerText, UtcDateTime
 from adapters.outbound.storage.sql.uint import Uint256, uint_checks
 
 NAMING_CONVENTION = {
@@ -41,6 +41,10 @@ markets = sa.Table(
     sa.Column("decimals", sa.Integer, nullable=False),
     sa.Column("tick_size", DecimalText),
     sa.Column("lot_size", DecimalText),
+    sa.Column("maker_fee_bps", sa.Integer),
+    sa.Column("taker_fee_bps", sa.Integer),
+    sa.Column("accredited_investors_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("allowed_countries", ExactJson, nullable=False, server_default="[]"),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("contract_address", sa.Text),
     sa.Column("deployment_tx_hash", sa.Text),
@@ -80,9 +84,11 @@ market_assets = sa.Table(
     sa.Column("currency", sa.Text),
     sa.Column("location", sa.Text),
     sa.Column("description", sa.Text),
-    sa.Column("compliance_documents", Json, nullable=False),
-    sa.Column("regulatory_info", Json, nullable=False),
-    sa.Column("attributes", Json, nullable=False),
+    # free-form JSON as exact text: numbers come back as sent (0.95 stays 0.95)
+    sa.Column("compliance_documents", ExactJson, nullable=False),
+    sa.Column("regulatory_info", ExactJson, nullable=False),
+    sa.Column("attributes", ExactJson, nullable=False),
+    sa.Column("id", sa.String(36), nullable=False),
 )
 
 

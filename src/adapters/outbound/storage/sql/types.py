@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+from core.shared import exact_json
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -69,3 +72,25 @@ class IntegerText(sa.types.TypeDecorator[int]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> int | None:
         return None if value is None else int(value)
+
+
+class ExactJson(sa.types.TypeDecorator[Any]):
+    """Free-form JSON stored as its text, numbers exactly as given (``Decimal`` stays
+    ``Decimal``: ``0.95`` is written ``0.95`` and read back as ``Decimal("0.95")``).
+
+    A driver's JSON column would go through ``float`` on the way back (asyncpg decodes JSONB
+    with the engine's deserializer). Floats and other non-JSON values are refused on write,
+    as the memory adapter refuses them.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        exact_json.check(value)
+        return exact_json.dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else exact_json.loads(value)

@@ -1,0 +1,51 @@
+"""The coarse roles of a bearer token and the actions each may ever take.
+
+Two uses: the local permission policies decide by this table, and every endpoint refuses at
+once (403, before looking at the body) a caller none of whose roles could take any of the
+endpoint's actions. The precise decision (entity, ownership) stays with the permissions port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(
+        {
+            "market.register",
+            "market.register_for_issuer",
+            "market.approve",
+            "market.reject",
+            "market.activate",
+            "market.pause",
+            "market.resume",
+            "market.archive",
+            "token.create",
+            "token.mint",
+            "token.transfer",
+            "compliance.update",
+            "withdrawal.approve",
+            "order.submit",
+            "order.cancel",
+            "wallet.read",
+            "wallet.register",
+            "wallet.manage_any",  # any user's wallet, not only the caller's own
+            "audit.read",
+        }
+    ),
+    "issuer": frozenset(
+        {"market.register", "market.activate", "token.transfer", "wallet.read", "wallet.register"}
+    ),
+    "trader": frozenset(
+        {"order.submit", "order.cancel", "token.transfer", "wallet.read", "wallet.register"}
+    ),
+}
+
+# Actions an issuer may take only on what it owns.
+OWNER_ONLY = {("issuer", "market.activate")}
+
+
+def roles_allow_any(roles: Iterable[str], actions: Iterable[str]) -> bool:
+    """Whether some role in ``roles`` grants at least one of ``actions``."""
+    wanted = frozenset(actions)
+    return any(wanted & ROLE_ACTIONS.get(role, frozenset()) for role in roles)
