@@ -78,7 +78,7 @@ Walk-through, in a second terminal (needs curl and python3):
     -d '{{"name": "Harbour View Offices", "assetType": "real_estate", "tokenSymbol": "HVO",
          "tokenName": "Harbour View Offices Token", "totalSupply": 1000000,
          "asset": {{"valuation": "25000000.00", "currency": "USD", "location": "Lisbon, PT"}}}}' \\
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["market"]["id"])')
 
   # 2. approve it: activation starts by itself and the worker deploys the ERC-20 token
   curl -s -X POST {base}/api/v1/markets/$MARKET/approve \\
@@ -88,7 +88,7 @@ Walk-through, in a second terminal (needs curl and python3):
   # 3. a moment later it is active, with its contract address and tx hash
   curl -s {base}/api/v1/markets/$MARKET
   curl -s {base}/api/v1/markets/$MARKET/onchain     # code size and totalSupply read from the chain
-  curl -s {base}/api/v1/markets/$MARKET/events      # the audit trail
+  curl -s {base}/api/v1/markets/$MARKET/events      # the audit trail, newest first
 
   # 4. pause, resume, archive (admin)
   curl -s -X POST {base}/api/v1/markets/$MARKET/pause -H "Authorization: Bearer $ADMIN"

@@ -94,7 +94,9 @@ class MarketsApi:
         response = self.client.post(
             f"{API}/register", json=body or market_body(), headers=bearer(self.issuer)
         )
-        market: dict[str, Any] = data_of(response, 201)
+        registered: dict[str, Any] = data_of(response, 201)
+        market: dict[str, Any] = registered["market"]
+        assert registered["asset"]["marketId"] == market["id"], registered
         return market
 
     def approve(self, market_id: str, reason: str = "documents verified") -> dict[str, Any]:
@@ -114,7 +116,9 @@ class MarketsApi:
         return market
 
     def events(self, market_id: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = data_of(self.client.get(f"{API}/{market_id}/events"), 200)
+        """The market's history, oldest first."""
+        response = self.client.get(f"{API}/{market_id}/events", params={"order": "asc"})
+        events: list[dict[str, Any]] = data_of(response, 200)
         return events
 
     def onchain(self, market_id: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ HAPPY_EVENTS = [
 
 
 def event_types(events: list[dict[str, object]]) -> list[object]:
-    return [e["type"] for e in events]
+    return [e["eventType"] for e in events]
 
 
 def assert_deployed(market: dict[str, object], api: MarketsApi) -> None:
@@ -94,11 +94,11 @@ def test_embedded_lifecycle_register_approve_activate_pause_resume_archive(
     assert worker["actorId"] not in {api.issuer_id, api.admin_id}, worker
     assert worker["metadata"]["contractAddress"] == market["contractAddress"], worker
     assert worker["metadata"]["txHash"] == market["deploymentTxHash"], worker
-    assert all(e["aggregateId"] == market_id for e in events), events
+    assert all(e["marketId"] == market_id for e in events), events
 
     details = data_of(http.get(f"{API}/{market_id}/details"), 200)
     assert details["asset"]["currency"] == "USD", details
-    assert details["status"] == "active"
+    assert details["market"]["status"] == "active"
 
     ready = http.get("/readyz")
     assert ready.status_code == 200, describe(ready)

@@ -49,7 +49,7 @@ def register(server: RwaServer, http: httpx.Client, symbol: str) -> str:
         headers={"Authorization": f"Bearer {server.token('iss-e2e', 'issuer')}"},
     )
     assert response.status_code == 201, response.text
-    market_id: str = response.json()["data"]["id"]
+    market_id: str = response.json()["data"]["market"]["id"]
     return market_id
 
 
@@ -88,7 +88,7 @@ def test_webhook_and_in_process_poller(core: PermissionsCore, tmp_path: Path) ->
             core.publish(approval_event("evt-e2e-poll", by_poll))
             wait_active(server, http, by_poll)
             events = http.get(f"{API}/{by_webhook}/events").json()["data"]
-            assert [e["type"] for e in events].count("market.approved") == 1
+            assert [e["eventType"] for e in events].count("market.approved") == 1
     finally:
         assert server.stop() == 0
 
@@ -130,7 +130,7 @@ def test_poll_as_its_own_process(core: PermissionsCore, tmp_path: Path) -> None:
             finally:
                 assert stop_poller(again) == 0
             events = http.get(f"{API}/{market_id}/events").json()["data"]
-            assert [e["type"] for e in events].count("market.approved") == 1
+            assert [e["eventType"] for e in events].count("market.approved") == 1
     finally:
         assert server.stop() == 0
 

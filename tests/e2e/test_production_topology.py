@@ -67,7 +67,7 @@ def register(topology: Topology, http: httpx.Client, symbol: str) -> str:
         headers={"Authorization": f"Bearer {topology.api.token('issuer-top', 'issuer')}"},
     )
     assert response.status_code == 201, response.text
-    market_id: str = response.json()["data"]["id"]
+    market_id: str = response.json()["data"]["market"]["id"]
     return market_id
 
 
@@ -103,7 +103,9 @@ def test_signed_webhook_approval_is_deployed_by_the_worker(topology: Topology) -
         market = wait_status(http, market_id, "active")
         assert market["approvedBy"] == "core-admin-9"
         assert_token_on_chain(topology, market)
-        events = [e["type"] for e in http.get(f"{API}/{market_id}/events").json()["data"]]
+        events = [
+            e["eventType"] for e in http.get(f"{API}/{market_id}/events?order=asc").json()["data"]
+        ]
         assert events[-1] == "market.activated"
         # the API does not deploy in production: a worker process did
         assert "deploy-token" in "".join(topology.log(f"worker-{n}") for n in range(9))
@@ -116,7 +118,9 @@ def test_signed_webhook_approval_is_deployed_by_the_worker(topology: Topology) -
             WEBHOOK_SECRET,
         )
         assert status == 200
-        again = [e["type"] for e in http.get(f"{API}/{market_id}/events").json()["data"]]
+        again = [
+            e["eventType"] for e in http.get(f"{API}/{market_id}/events?order=asc").json()["data"]
+        ]
         assert again == events
 
 
