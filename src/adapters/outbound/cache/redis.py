@@ -16,7 +16,9 @@ class RedisCache(Cache):
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
-        return None if value is None else bytes(value)
+        if value is None:
+            return None
+        return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes | str, *, ttl_seconds: float | None = None) -> None:
         check_ttl(ttl_seconds)

@@ -48,7 +48,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -257,20 +257,26 @@ class RedisStreamJobBroker(RedisStreamBroker):
     async def _claim_stale(self, conn: Redis) -> list[AckableMessage]:
         """Claim messages other (dead) consumers left unacknowledged for too long."""
         idle_ms = int(self.claim_idle_seconds * 1000)
-        pending = await conn.xpending_range(
-            self.queue_name, self.consumer_group_name, "-", "+", 100, idle=idle_ms
+        pending = cast(
+            "list[dict[str, Any]]",
+            await conn.xpending_range(
+                self.queue_name, self.consumer_group_name, "-", "+", 100, idle=idle_ms
+            ),
         )
         claimed: list[AckableMessage] = []
         for entry in pending:
             message_id = entry["message_id"]
             if entry["consumer"] in (self.consumer_name, self.consumer_name.encode()):
                 continue  # ours: running here, its lease is renewed
-            got = await conn.xclaim(
-                self.queue_name,
-                self.consumer_group_name,
-                self.consumer_name,
-                min_idle_time=idle_ms,
-                message_ids=[message_id],
+            got = cast(
+                "list[tuple[bytes, dict[bytes, bytes] | None]]",
+                await conn.xclaim(
+                    self.queue_name,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    min_idle_time=idle_ms,
+                    message_ids=[message_id],
+                ),
             )
             if not got:
                 continue  # another consumer won, or the entry is gone
@@ -287,7 +293,8 @@ class RedisStreamJobBroker(RedisStreamBroker):
                     self.dead_key,
                 )
                 async with conn.pipeline(transaction=True) as pipe:
-                    pipe.xadd(self.dead_key, {**fields, b"origin_id": message_id})
+                    dead: dict[Any, Any] = {**fields, b"origin_id": message_id}
+                    pipe.xadd(self.dead_key, dead)
                     pipe.xack(self.queue_name, self.consumer_group_name, message_id)
                     pipe.xdel(self.queue_name, message_id)
                     await pipe.execute()
@@ -322,12 +329,15 @@ class RedisStreamJobBroker(RedisStreamBroker):
                             next_claim = loop.time() + self.claim_interval_seconds
                             for message in await self._claim_stale(conn):
                                 yield message
-                        fetched = await conn.xreadgroup(
-                            self.consumer_group_name,
-                            self.consumer_name,
-                            {self.queue_name: ">"},
-                            block=block_ms,
-                            count=self.count,
+                        fetched = cast(
+                            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+                            await conn.xreadgroup(
+                                self.consumer_group_name,
+                                self.consumer_name,
+                                {self.queue_name: ">"},
+                                block=block_ms,
+                                count=self.count,
+                            ),
                         )
                     except ResponseError as exc:
                         if "NOGROUP" not in str(exc):

@@ -87,7 +87,7 @@ class TaskiqJobQueue(JobQueue):
             try:
                 await handler(converter.structure(payload, job_type))
             finally:
-                running.discard(task)  # type: ignore[arg-type]
+                running.discard(task)
 
         run.__name__ = job_type.name.replace("-", "_")
         self.broker.register_task(run, task_name=job_type.name)
