@@ -12,6 +12,7 @@ from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.docs import docs
 from adapters.inbound.http.errors import install_error_handlers
 from adapters.inbound.http.health import health
+from adapters.inbound.http.jsonio import install_exact_json
 from adapters.inbound.http.markets import markets
 from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
@@ -40,6 +41,7 @@ def create_app(
         security_schemes=SECURITY_SCHEMES,
         openapi_provider_class=RwaOpenAPIProvider,
     )
+    install_exact_json(app)  # numbers in bodies and answers exactly as sent
     install_error_handlers(app)
     app.register_blueprint(docs)
     app.register_blueprint(health)
@@ -53,6 +55,8 @@ def create_app(
     @app.before_request
     async def require_json_bodies() -> None:
         if request.blueprint == webhooks.name:  # SNS posts JSON as text/plain; raw bodies
+            return
+        if request.blueprint == markets.name:  # checked after authentication (guard.read_body)
             return
         if request.method in {"POST", "PUT", "PATCH"} and request.mimetype != "application/json":
             body = await request.get_data()

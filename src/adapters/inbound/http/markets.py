@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from quart import Blueprint, Quart, Response, current_app, jsonify
+from quart import Blueprint, Response, current_app, jsonify
 
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.guard import (
@@ -15,7 +15,6 @@ from adapters.inbound.http.guard import (
     read_body,
     read_optional_body,
 )
-from adapters.inbound.http.jsonio import install_exact_json
 from adapters.inbound.http.schemas import (
     ApprovalIn,
     ComplianceDocumentIn,
@@ -29,8 +28,6 @@ from core.markets.registration import RegisterMarket
 from core.shared.errors import ValidationFailed
 
 markets = Blueprint("markets", __name__, url_prefix="/api/v1/markets")
-# Request bodies read with exact numbers, responses written with them (see jsonio).
-markets.record_once(lambda state: install_exact_json(cast(Quart, state.app)))
 
 REGISTERED = "Market registered successfully, pending approval"
 APPROVED = "Market approved and activation initiated"
