@@ -115,10 +115,19 @@ class TokenDeployment:
         except Exception as exc:  # every failure counts as a failed attempt
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return
+        for _ in range(3):  # a concurrent job for the same market may activate it first
+            try:
+                await self._activate(job, deployed)
+                return
+            except ConcurrentModification:
+                continue
+
+    async def _activate(self, job: DeployTokenJob, deployed: DeployedToken) -> None:
         async with self._storage.unit_of_work() as uow:
             current = await load_market(uow, job.market_id)
             if current.status is not MarketStatus.ACTIVATING:
-                log.warning("deploy-token: market %s left activating meanwhile", current.id)
+                if current.contract_address != deployed.contract_address:
+                    log.warning("deploy-token: market %s left activating meanwhile", current.id)
                 return
             await self._lifecycle.apply(
                 uow,
