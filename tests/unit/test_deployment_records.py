@@ -7,6 +7,7 @@ a crash between send and receipt is played, with mining held back (``auto_mine=F
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from adapters.outbound.permissions.local import LocalPolicyPermissions
@@ -134,6 +135,24 @@ async def test_a_transaction_recorded_but_never_sent_is_sent_on_retry() -> None:
     assert market.contract_address == record.contract_address
     assert world.chain.sent == [record.tx_hash]  # the recorded bytes, not a new signature
     assert world.chain.deploy_calls == 1
+    [final] = await world.records(market_id)
+    assert final.state is DeploymentState.MINED and final.block_number == 1
+
+
+async def test_two_jobs_of_one_market_at_once_follow_one_transaction() -> None:
+    """The relay's job and the start-up resume of the same market, running side by side."""
+    world = World(FlakyChain())
+    market_id = await world.approved("TWICE")
+    world.chain.send_failures = 1
+    await world.run(market_id)  # recorded, never sent
+    await asyncio.gather(world.run(market_id, attempt=2), world.run(market_id, attempt=2))
+    [record] = await world.records(market_id)
+    assert record.state is DeploymentState.MINED
+    assert world.chain.sent == [record.tx_hash] and world.chain.deploy_calls == 1
+    market = await world.market(market_id)
+    assert (
+        market.status is MarketStatus.ACTIVE and market.contract_address == record.contract_address
+    )
 
 
 async def test_another_deployment_sends_a_waiting_recorded_transaction_first() -> None:

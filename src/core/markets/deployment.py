@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 WORKER = Actor.system("deploy-token-worker")
 RESEND_LIMIT = 20  # unmined recorded transactions sent again before signing a new one
+FINAL_STATES = frozenset(
+    {DeploymentState.MINED, DeploymentState.FAILED, DeploymentState.SUPERSEDED}
+)
 
 
 @attrs.frozen
@@ -166,7 +169,7 @@ class TokenDeployment:
                 record.nonce,
                 record.state.value,
             )
-            receipt = await self._follow(record)
+            record, receipt = await self._follow(record)
             if receipt is not None:
                 return await self._settle(record, receipt)
         spec = TokenSpec(
@@ -187,7 +190,9 @@ class TokenDeployment:
         receipt = await self._chain.wait_for_receipt(record.tx_hash)
         return await self._settle(record, receipt)
 
-    async def _follow(self, record: DeploymentRecord) -> TransactionReceipt | None:
+    async def _follow(
+        self, record: DeploymentRecord
+    ) -> tuple[DeploymentRecord, TransactionReceipt | None]:
         """The receipt of a recorded transaction, sending its exact bytes again while it is
         not mined. None when it can never be mined (its nonce went to another transaction):
         then, and only then, a new one may be signed."""
@@ -195,7 +200,7 @@ class TokenDeployment:
         confirmed = await self._chain.confirmed_nonce(record.signer)
         receipt = await self._chain.transaction_receipt(record.tx_hash)
         if receipt is not None:
-            return receipt
+            return record, receipt
         if record.state is DeploymentState.MINED:
             raise ChainStateMismatch(
                 f"transaction {record.tx_hash} was recorded as mined in block "
@@ -214,12 +219,12 @@ class TokenDeployment:
                 record.market_id,
                 record.nonce,
             )
-            return None
+            return record, None
         async with self._chain.signing_lock:
             await self._chain.send_raw_transaction(record.raw_transaction)
         if record.state is DeploymentState.SIGNED:
             record = await self._move(record, DeploymentState.SENT)
-        return await self._chain.wait_for_receipt(record.tx_hash)
+        return record, await self._chain.wait_for_receipt(record.tx_hash)
 
     async def _resend_unmined(self, signer: str) -> None:
         """Send again the recorded, unmined transactions of ``signer`` (lowest nonce first)
@@ -289,23 +294,29 @@ class TokenDeployment:
         block_number: int | None = None,
         error: str | None = None,
     ) -> DeploymentRecord:
-        """Record a new state; if someone else moved the record first, keep theirs."""
-        moved = attrs.evolve(
-            record,
-            state=state,
-            block_number=block_number if block_number is not None else record.block_number,
-            error=error,
-            updated_at=self._clock.now(),
-        )
-        try:
-            async with self._storage.unit_of_work() as uow:
-                await uow.deployments.update(moved, expected_state=record.state)
-                await uow.commit()
-        except Conflict:
-            async with self._storage.unit_of_work() as uow:
-                current = await uow.deployments.get(record.tx_hash)
-            return current or moved
-        return moved
+        """Record a new state. If someone else moved the record meanwhile (a concurrent job
+        of the same market), move it on from where they left it, unless it is already final
+        or in the wanted state."""
+        for _ in range(3):
+            moved = attrs.evolve(
+                record,
+                state=state,
+                block_number=block_number if block_number is not None else record.block_number,
+                error=error,
+                updated_at=self._clock.now(),
+            )
+            try:
+                async with self._storage.unit_of_work() as uow:
+                    await uow.deployments.update(moved, expected_state=record.state)
+                    await uow.commit()
+                return moved
+            except Conflict:
+                async with self._storage.unit_of_work() as uow:
+                    current = await uow.deployments.get(record.tx_hash)
+                if current is None or current.state is state or current.state in FINAL_STATES:
+                    return current or moved
+                record = current
+        return record
 
     async def _failed(self, job: DeployTokenJob, error: str) -> None:
         final = job.attempt >= self._retry.max_attempts
