@@ -34,6 +34,8 @@ from adapters.outbound.chain.evm import EvmChain
 from adapters.outbound.chain.memory import MemoryChain
 from adapters.outbound.chain.web3_rpc import Web3Chain
 from adapters.outbound.clock.system import SystemClock
+from adapters.outbound.custody.eth_signatures import EthAccountSignatureVerifier
+from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
 from adapters.outbound.events.memory import MemoryEventBus
 from adapters.outbound.events.redis import RedisEventBus
 from adapters.outbound.jobs.memory import MemoryJobQueue
@@ -56,10 +58,12 @@ from core.markets.permission_events import PermissionEventProcessor, PermissionF
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob
+from core.shared.audit import AuditQueries
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
 from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
+from core.tokens.wallets import WalletUseCases
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
 from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
@@ -215,6 +219,15 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     market_queries = providers.Singleton(MarketQueries, storage, chain, chain_guard)
+    # custodial addresses: m/44'/60'/0'/0/<user number> of RWA_CUSTODY_MNEMONIC
+    custody_keys = providers.Singleton(
+        BipUtilsKeyDerivation, providers.Callable(lambda s: s.custody_mnemonic, settings)
+    )
+    signature_verifier = providers.Singleton(EthAccountSignatureVerifier)
+    wallet_use_cases = providers.Singleton(
+        WalletUseCases, storage, custody_keys, signature_verifier, clock
+    )
+    audit_queries = providers.Singleton(AuditQueries, storage)
     retry_policy = providers.Singleton(
         RetryPolicy,
         max_attempts=providers.Callable(lambda s: s.deploy_max_attempts, settings),
@@ -358,6 +371,8 @@ class Runtime:
         deps = HttpDependencies(
             markets=c.market_use_cases(),
             market_queries=c.market_queries(),
+            wallets=c.wallet_use_cases(),
+            audit=c.audit_queries(),
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,

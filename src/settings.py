@@ -258,6 +258,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("custody_mnemonic")
+    @classmethod
+    def _mnemonic(cls, value: str) -> str:
+        from bip_utils import Bip39MnemonicValidator  # type: ignore[import-untyped]
+
+        phrase = " ".join(value.split())
+        if not Bip39MnemonicValidator().IsValid(phrase):
+            raise ValueError("must be a BIP-39 mnemonic (12 to 24 English words, valid checksum)")
+        return phrase
+
     @field_validator("quote_token_address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
@@ -373,6 +383,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "RWA_JWT_SECRET / RWA_WEBHOOK_SECRETS: the production profile refuses the "
                 "DEVELOPMENT-ONLY secrets"
+            )
+        if self.custody_mnemonic == DEV_CUSTODY_MNEMONIC:
+            raise ConfigurationError(
+                "RWA_CUSTODY_MNEMONIC: the production profile refuses the DEVELOPMENT-ONLY "
+                "mnemonic (its keys are public)"
             )
         if len(self.jwt_secret.encode()) < 32:
             raise ConfigurationError("RWA_JWT_SECRET: must be at least 32 bytes in production")

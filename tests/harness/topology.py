@@ -116,6 +116,8 @@ def production_env(
         "RWA_PERMISSIONS_POLL_SECONDS": "0.5",
         "RWA_WEBHOOK_SECRETS": WEBHOOK_SECRET,
         "RWA_JWT_SECRET": JWT_SECRET,
+        # a public BIP-39 test vector: production refuses only the DEVELOPMENT-ONLY default
+        "RWA_CUSTODY_MNEMONIC": "abandon " * 11 + "about",
         "RWA_DEPLOY_BACKOFF_SECONDS": "0.5",
         "RWA_JOBS_CLAIM_IDLE_SECONDS": "3",
         "PYTHONUNBUFFERED": "1",

@@ -19,6 +19,8 @@ PRODUCTION = {
     "RWA_REDIS_URL": "redis://127.0.0.1:6379/0",
     "RWA_JWT_SECRET": STRONG,
     "RWA_WEBHOOK_SECRETS": "w-1",
+    # a valid BIP-39 test vector, not the DEVELOPMENT-ONLY default (which production refuses)
+    "RWA_CUSTODY_MNEMONIC": "abandon " * 11 + "about",
 }
 
 
@@ -115,7 +117,9 @@ def test_secrets_from_files(tmp_path: Path) -> None:
     secret = tmp_path / "jwt"
     secret.write_text("from-a-file-" + "x" * 30 + "\n")
     mnemonic = tmp_path / "mnemonic"
-    mnemonic.write_text("legal winner thank year wave sausage worth useful legal winner thank")
+    mnemonic.write_text(
+        "legal winner thank year wave sausage worth useful legal winner thank yellow\n"
+    )
     s = Settings.from_env(
         {"RWA_JWT_SECRET_FILE": str(secret), "RWA_CUSTODY_MNEMONIC_FILE": str(mnemonic)}
     )
@@ -201,3 +205,20 @@ def test_unknown_variables_are_named() -> None:
     env = {"RWA_PROFLE": "production", "RWA_PORT": "1", "RWA_JWT_SECRET_FILE": "/x", "OTHER": "1"}
     assert Settings.unknown_variables(env) == ["RWA_PROFLE"]
     assert Settings.unknown_variables({"RWA_MIGRATIONS_DIR": "m"}) == []
+
+
+def test_the_custody_mnemonic_is_checked_and_never_shown() -> None:
+    bad = "legal winner thank year wave sausage worth useful legal winner thank thank"
+    with pytest.raises(ConfigurationError, match=r"^RWA_CUSTODY_MNEMONIC: must be a BIP-39") as e:
+        Settings.from_env({"RWA_CUSTODY_MNEMONIC": bad})
+    assert "legal" not in str(e.value)
+    spaced = Settings.from_env({"RWA_CUSTODY_MNEMONIC": "  abandon " * 11 + "\tabout \n"})
+    assert spaced.custody_mnemonic == "abandon " * 11 + "about"
+
+
+def test_production_refuses_the_development_mnemonic() -> None:
+    development = {k: v for k, v in PRODUCTION.items() if k != "RWA_CUSTODY_MNEMONIC"}
+    with pytest.raises(ConfigurationError, match=r"^RWA_CUSTODY_MNEMONIC: .*DEVELOPMENT-ONLY"):
+        Settings.from_env(development).check()
+    Settings.from_env(PRODUCTION).check()
+    Settings.from_env({"RWA_PROFILE": "embedded"}).check()  # development may use it

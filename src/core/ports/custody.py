@@ -10,6 +10,7 @@ hand-written code; keys never leave the adapter except inside a ``TransactionSig
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,8 @@ class KeyDerivation(abc.ABC):
 
 
 class MalformedAddress(ValidationFailed):
+    code = "invalid_address"
+
     def __init__(self, field: str = "address") -> None:
         super().__init__(
             "the address is malformed",
@@ -81,11 +84,24 @@ class MalformedAddress(ValidationFailed):
 
 
 class MalformedSignature(ValidationFailed):
+    code = "invalid_signature"
+
     def __init__(self, field: str = "signature") -> None:
         super().__init__(
             "the signature is malformed",
             fields={field: "must be an EIP-191 signature: 0x and 130 hex digits (r, s, v)"},
         )
+
+
+SIGNATURE_PATTERN = re.compile(r"0x[0-9a-fA-F]{130}")
+
+
+def check_signature_format(signature: object, field: str = "signature") -> str:
+    """``signature`` if it has the shape of an EIP-191 signature; ``MalformedSignature`` if
+    not (whether it recovers to anything is the verifier's to say)."""
+    if not isinstance(signature, str) or not SIGNATURE_PATTERN.fullmatch(signature):
+        raise MalformedSignature(field)
+    return signature
 
 
 class SignatureVerifier(abc.ABC):

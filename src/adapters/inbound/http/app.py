@@ -8,6 +8,7 @@ from quart import Quart, request
 from quart_schema import QuartSchema
 from werkzeug.exceptions import UnsupportedMediaType
 
+from adapters.inbound.http.audit import audit
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.docs import docs
 from adapters.inbound.http.errors import install_error_handlers
@@ -16,6 +17,7 @@ from adapters.inbound.http.jsonio import install_exact_json
 from adapters.inbound.http.markets import markets
 from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
+from adapters.inbound.http.wallets import wallets
 from adapters.inbound.webhooks.blueprint import webhooks
 
 LifecycleHook = Callable[[], Awaitable[None]]
@@ -46,6 +48,8 @@ def create_app(
     app.register_blueprint(docs)
     app.register_blueprint(health)
     app.register_blueprint(markets)
+    app.register_blueprint(wallets)
+    app.register_blueprint(audit)
     if deps.webhooks is not None:
         app.register_blueprint(webhooks)
 

@@ -11,6 +11,8 @@ from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
+from core.shared.audit import AuditQueries
+from core.tokens.wallets import WalletUseCases
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 
@@ -24,3 +26,5 @@ class HttpDependencies:
     max_body_bytes: int = 64 * 1024
     webhooks: WebhookDependencies | None = None  # None: no webhook endpoints
     rate_limit: HttpRateLimit | None = None  # None: no request limits
+    wallets: WalletUseCases = attrs.field(kw_only=True)
+    audit: AuditQueries = attrs.field(kw_only=True)

@@ -51,14 +51,15 @@ class BipUtilsKeyDerivation(KeyDerivation):
 
     @functools.lru_cache(maxsize=CACHE_SIZE)  # noqa: B019 - one instance per process
     def _child(self, index: int) -> tuple[str, bytes]:
-        check_index(index)
         node = self._external_chain.AddressIndex(index)
         return node.PublicKey().ToAddress(), bytes(node.PrivateKey().Raw().ToBytes())
 
     def address_for(self, index: int) -> str:
+        check_index(index)  # before the cache: True == 1 there
         return self._child(index)[0]
 
     def signer_for(self, index: int) -> TransactionSigner:
+        check_index(index)
         address, key = self._child(index)
         signer = EthAccountTransactionSigner(key)
         if signer.address != address:  # two libraries agree, or nothing is signed

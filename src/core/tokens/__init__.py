@@ -1,0 +1,1 @@
+"""Tokens, compliance, custody addresses, mint, transfer, deposits, withdrawals."""
