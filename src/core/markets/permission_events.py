@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ from core.shared.errors import (
     ValidationFailed,
 )
 from core.shared.events import Actor
+from core.shared.text import escape, is_blank, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ class PermissionEvent:
     event_type: str
     payload: dict[str, Any]
     context: dict[str, Any]
+    # Text that breaks the text rules (``core.shared.text``), by field: such an event can
+    # never be applied; it is recorded as failed, with these strings escaped.
+    text_problems: tuple[tuple[str, str], ...] = ()
 
     @property
     def known(self) -> bool:
@@ -108,7 +113,7 @@ def parse_permission_event(raw: str | bytes | Mapping[str, Any]) -> PermissionEv
     if isinstance(raw, str | bytes):
         try:
             data: Any = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MalformedEvent("the event is not valid JSON", code="malformed_json") from exc
     else:
         data = raw
@@ -116,12 +121,15 @@ def parse_permission_event(raw: str | bytes | Mapping[str, Any]) -> PermissionEv
         raise MalformedEvent("the event must be a JSON object")
     fields: dict[str, str] = {}
     event_id = data.get("event_id")
-    if not isinstance(event_id, str) or not event_id.strip():
+    if not isinstance(event_id, str) or is_blank(event_id):
         fields["event_id"] = "is required: a non-empty string"
     elif len(event_id) > MAX_ID_LENGTH:
         fields["event_id"] = f"at most {MAX_ID_LENGTH} characters"
+    elif (problem := text_problem(event_id)) is not None:
+        # without a usable id the event cannot even be recorded: the sender must fix it
+        fields["event_id"] = problem
     event_type = data.get("event_type")
-    if not isinstance(event_type, str) or not event_type.strip():
+    if not isinstance(event_type, str) or is_blank(event_type):
         fields["event_type"] = "is required: a non-empty string"
     elif len(event_type) > MAX_ID_LENGTH:
         fields["event_type"] = f"at most {MAX_ID_LENGTH} characters"
@@ -144,12 +152,48 @@ def parse_permission_event(raw: str | bytes | Mapping[str, Any]) -> PermissionEv
             "the event is not a valid Entity Permissions Core event", fields=fields
         )
     assert isinstance(event_id, str) and isinstance(event_type, str)
+    problems: list[tuple[str, str]] = []
+    type_problem = text_problem(event_type)
+    if type_problem is not None:
+        problems.append(("event_type", type_problem))
+        event_type = escape(event_type)[:MAX_ID_LENGTH]
     return PermissionEvent(
-        event_id=event_id,
-        event_type=event_type,
-        payload=dict(payload),
-        context=dict(context),
+        event_id=unicodedata.normalize("NFC", event_id),
+        event_type=unicodedata.normalize("NFC", event_type),
+        payload=_sanitize(payload, "payload", problems),
+        context=_sanitize(context, "context", problems),
+        text_problems=tuple(problems),
     )
+
+
+# Strings of the payload and context that are one line (ids, the decision); others (the
+# reason) may hold line breaks.
+_SINGLE_LINE = frozenset({"market_id", "entity_id", "decision", "actor_id", "event_id"})
+
+
+def _sanitize(value: Any, path: str, problems: list[tuple[str, str]]) -> Any:
+    """``value`` with every string NFC-normalised, or escaped (and named in ``problems``)
+    when it breaks the text rules: what is recorded must be storable and loggable."""
+
+    def clean(text: str, where: str, *, multiline: bool) -> str:
+        problem = text_problem(text, multiline=multiline)
+        if problem is None:
+            return unicodedata.normalize("NFC", text)
+        problems.append((where, problem))
+        return escape(text, max_length=len(text))
+
+    if isinstance(value, str):
+        leaf = path.rsplit(".", 1)[-1]
+        return clean(value, path, multiline=leaf not in _SINGLE_LINE)
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            name = clean(str(key), f"{path} (a key)", multiline=False)
+            result[name] = _sanitize(item, f"{path}.{name}", problems)
+        return result
+    if isinstance(value, list):
+        return [_sanitize(item, f"{path}[{index}]", problems) for index, item in enumerate(value)]
+    return value
 
 
 def _payload_problems(event_type: str, payload: Mapping[str, Any]) -> dict[str, str]:
@@ -252,6 +296,14 @@ class PermissionEventProcessor:
             existing = await uow.processed_events.get(event.event_id)
             if existing is not None and existing.status is not ProcessStatus.FAILED:
                 return self._duplicate(event, existing)
+            if event.text_problems:
+                error = "invalid_text: " + "; ".join(
+                    f"{where} {problem}" for where, problem in event.text_problems
+                )
+                await self._record(uow, event, source, ProcessStatus.FAILED, error, existing)
+                await uow.commit()
+                log.warning("permission event %s failed: %s", event.event_id, error)
+                return self._outcome(event, ProcessStatus.FAILED, error)
             if not event.known:
                 error = f"unknown event type {event.event_type}"
                 await self._record(uow, event, source, ProcessStatus.SKIPPED, error, existing)

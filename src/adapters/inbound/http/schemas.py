@@ -19,7 +19,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -127,6 +129,34 @@ class AssetIn(Body):
     )
     regulatory_info: FreeJson | None = None
     attributes: FreeJson = Field(default_factory=dict)
+
+    @field_validator("compliance_documents", mode="before")
+    @classmethod
+    def _documents(cls, value: Any) -> Any:
+        """Ids or objects, each checked here so that an error names the document, not the
+        branches of the union."""
+        if not isinstance(value, list):
+            return value
+        return [_document(index, item) for index, item in enumerate(value)]
+
+
+def _document(index: int, value: Any) -> str | ComplianceDocumentIn:
+    if isinstance(value, str):
+        try:
+            return clean_text(value, max_length=200)
+        except TextError as exc:
+            raise ValueError(f"document {index}: {exc}") from None
+    if isinstance(value, dict):
+        try:
+            return ComplianceDocumentIn.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"document {index}: {where} {message}") from None
+    raise ValueError(
+        f"document {index}: must be an id (a string) or {{name, url, sha256?, documentType?}}"
+    )
 
 
 class RegisterMarketIn(Body):

@@ -75,7 +75,10 @@ def _malformed_json() -> Response:
 
 
 def _loads(raw: bytes) -> Any:
-    return json.loads(raw, parse_constant=lambda name: _raise_value_error(name))
+    try:
+        return json.loads(raw, parse_constant=lambda name: _raise_value_error(name))
+    except RecursionError as exc:  # nested deeper than the decoder goes: not an event
+        raise ValueError("the JSON is nested too deeply") from exc
 
 
 def _raise_value_error(name: str) -> Any:

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from adapters.inbound.webhooks.signatures import SignatureError
 from core.ports.sns import SnsGateway
 from core.shared.errors import ServiceUnavailable
+from core.shared.text import escape, text_problem
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -56,6 +57,21 @@ _CONFIRMATION_FIELDS = (
 )
 _SIGNATURE_FIELDS = ("Signature", "SignatureVersion", "SigningCertURL")
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
+# The longest value we accept in each field SNS defines (its own limits, with room).
+_FIELD_LIMITS = {
+    "Type": 40,
+    "MessageId": 100,
+    "TopicArn": 300,
+    "Subject": 100,
+    "Message": 262_144,
+    "Timestamp": 40,
+    "SignatureVersion": 4,
+    "Signature": 2048,
+    "SigningCertURL": 2048,
+    "SubscribeURL": 2048,
+    "Token": 2048,
+    "UnsubscribeURL": 2048,
+}
 SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
@@ -112,7 +128,7 @@ def sns_url_problem(url: str, *, pem: bool) -> str | None:
         return "must be https"
     if parts.username or parts.password or port not in (None, 443):
         return "must not carry credentials or a port"
-    if not SNS_HOST.match((parts.hostname or "").lower()):
+    if not SNS_HOST.fullmatch((parts.hostname or "").lower()):
         return "must be on an SNS host (sns.<region>.amazonaws.com)"
     if pem and not parts.path.endswith(".pem"):
         return "must name a .pem certificate"
@@ -153,7 +169,8 @@ def parse(data: Any, *, header_type: str | None = None) -> SnsMessage:
         )
     if header_type is not None and header_type != kind:
         raise MalformedSnsMessage(
-            f"the {SNS_TYPE_HEADER} header says {header_type} but the body is {kind}"
+            f"the {SNS_TYPE_HEADER} header says {escape(header_type, max_length=40)} "
+            f"but the body is {kind}"
         )
     missing_signature = [f for f in _SIGNATURE_FIELDS if not isinstance(data.get(f), str)]
     if missing_signature:
@@ -170,6 +187,18 @@ def parse(data: Any, *, header_type: str | None = None) -> SnsMessage:
             fields[name] = "is required: a string"
     if fields:
         raise MalformedSnsMessage("the SNS message lacks required fields", fields)
+    for name, limit in _FIELD_LIMITS.items():
+        value = data.get(name)
+        if not isinstance(value, str):
+            continue
+        if len(value) > limit:
+            fields[name] = f"at most {limit} characters"
+        elif (problem := text_problem(value, multiline=name == "Message")) is not None:
+            # SNS signs UTF-8: a lone surrogate cannot be authentic; control characters
+            # in the other fields would forge log lines
+            fields[name] = problem
+    if fields:
+        raise MalformedSnsMessage("the SNS message has fields that break the text rules", fields)
     return SnsMessage(
         type=kind,
         message_id=data["MessageId"],

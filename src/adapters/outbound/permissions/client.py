@@ -87,7 +87,7 @@ class PermissionsCoreClient:
             raise self._unavailable(what, f"answered HTTP {response.status_code}")
         try:
             return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise self._unavailable(what, "answered something that is not JSON") from exc
 
     def _unavailable(self, what: str, why: str) -> ServiceUnavailable:

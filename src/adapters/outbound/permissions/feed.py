@@ -21,6 +21,9 @@ from adapters.outbound.permissions.client import (
     unwrap,
 )
 from core.ports.permission_feed import FeedPage, PermissionEventFeed
+from core.shared.text import text_problem
+
+MAX_CURSOR_LENGTH = 500
 
 
 def _text(event: Any) -> str:
@@ -53,6 +56,11 @@ class HttpPermissionEventFeed(PermissionEventFeed):
             cursor = str(cursor)
         if cursor is not None and not isinstance(cursor, str):
             raise self.client.malformed(what, "`nextCursor` is neither a string nor null")
+        if cursor is not None and (
+            len(cursor) > MAX_CURSOR_LENGTH or text_problem(cursor) is not None
+        ):
+            # it is stored and sent back: it must be short, printable text
+            raise self.client.malformed(what, "`nextCursor` is not a short printable string")
         return FeedPage(events=tuple(_text(e) for e in answer["events"]), next_cursor=cursor)
 
     async def close(self) -> None:
