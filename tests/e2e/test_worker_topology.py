@@ -1,5 +1,8 @@
 """The API and a separate ``rwa-market worker`` (taskiq worker) process on Redis deploy tokens
-on a Hardhat node; a worker killed in the middle of a deployment does not lose the job.
+on a Hardhat node; a worker killed in the middle of a deployment does not lose the job, and
+the market still gets exactly one contract (the recorded transaction is followed, never
+signed again): whether the killed worker's transaction was mined meanwhile, or dropped by
+the node and sent again from the record.
 
 Processes, all on loopback: redis-server, a Hardhat node, ``rwa-market serve`` (embedded
 storage: SQLite in WAL, shared by file with the worker; ``RWA_WORKER_IN_PROCESS=false`` so the
@@ -11,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,8 +115,9 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             orphan = w3.eth.get_transaction_receipt(orphan_tx["hash"])["contractAddress"]
             assert api.get(second)["status"] == "activating"
 
-            # 3. Worker B claims the job once A's lease ran out and deploys again.
-            new_worker("worker-b")
+            # 3. Worker B claims the job once A's lease ran out and follows A's recorded
+            #    transaction: its receipt, no second deployment.
+            worker_b = new_worker("worker-b")
             market = api.wait_settled(second, timeout=60)
             recovered = time.monotonic() - killed_at
             assert_deployed(market, api)
@@ -120,14 +125,48 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             assert types == HAPPY_EVENTS, types  # activated exactly once
             assert market["activationAttempts"] == 1, market
             address = Web3.to_checksum_address(market["contractAddress"])
-            assert address != orphan  # A's transaction landed, but was never recorded
+            assert address == orphan  # A's transaction, recorded before it was sent
+            assert market["deploymentTxHash"] == orphan_tx["hash"].to_0x_hex()
             assert len(w3.eth.get_code(address)) > 0
-            assert "re-delivering job message" in workers[-1].log(), logs()
+            assert "re-delivering job message" in worker_b.log(), logs()
+            assert _creations(w3) == 2, logs()  # one contract per market, nothing more
             print(f"deployment recovered {recovered:.2f}s after SIGKILL of worker A")
+
+            # 4. Worker B sends a deployment, is killed, and the node drops the pending
+            #    transaction (as a restarted node forgets its mempool). Worker C sends the
+            #    recorded bytes again: same nonce, same hash, the predicted address.
+            w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+            third = api.register(market_body())["id"]
+            api.approve(third)
+            deadline = time.monotonic() + 30
+            while not w3.eth.get_block("pending")["transactions"]:
+                assert time.monotonic() < deadline, logs()
+                time.sleep(0.05)
+            worker_b.kill()
+            [dropped] = w3.eth.get_block("pending")["transactions"]
+            w3.provider.make_request("hardhat_dropTransaction", [dropped.to_0x_hex()])  # type: ignore[arg-type]
+            w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+            assert not w3.eth.get_block("pending")["transactions"]
+            new_worker("worker-c")
+            market = api.wait_settled(third, timeout=60)
+            assert_deployed(market, api)
+            assert market["deploymentTxHash"] == dropped.to_0x_hex()  # re-sent, not re-signed
+            assert event_types(api.events(third)) == HAPPY_EVENTS
+            assert _creations(w3) == 3, logs()
     finally:
         for worker in workers:
             worker.stop()
         server.stop()
+
+
+def _creations(w3: Any) -> int:
+    """Contract creations the platform's signer made on the node (every block, every tx)."""
+    count = 0
+    for number in range(w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"] == HARDHAT_DEV_ADDRESS and tx.get("to") is None:
+                count += 1
+    return count
 
 
 def test_deployment_retries_wait_in_redis_between_worker_attempts(
