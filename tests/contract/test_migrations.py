@@ -29,6 +29,7 @@ OUR_TABLES = {
     "outbox",
     "processed_events",
     "cursors",
+    "deployment_transactions",
     "leases",
     "ledger_accounts",
     "ledger_supply",

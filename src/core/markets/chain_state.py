@@ -51,6 +51,9 @@ class ChainStateGuard:
         except ChainError as exc:
             log.warning("chain state not verified yet (the chain did not answer): %s", exc)
             return None
+        except Exception as exc:  # e.g. a database not migrated yet: try again on next use
+            log.warning("chain state not verified yet (storage): %s: %s", type(exc).__name__, exc)
+            return None
         self._verified = True
         self.problem = problem
         if problem is not None:
