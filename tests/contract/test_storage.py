@@ -64,6 +64,15 @@ class SqlStorageChecks:
             ).one()
         assert tuple(row) == (str(10**40), "0.010", "0.1")
 
+    async def test_a_read_only_unit_cannot_write(self, storage: Storage) -> None:
+        """SQLite: a query_only connection; Postgres: a READ ONLY transaction."""
+        market = make_market()
+        with pytest.raises(sa.exc.DBAPIError):
+            async with storage.unit_of_work(read_only=True) as uow:
+                await uow.markets.add(market, make_asset(market))
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.markets.get(market.id) is None
+
     async def test_naive_datetimes_are_refused(self, storage: Storage) -> None:
         market = make_market(created_at=datetime(2026, 1, 1))
         with pytest.raises(sa.exc.StatementError, match="naive"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
@@ -20,6 +21,7 @@ from adapters.outbound.storage.sql.repositories import (
     SqlOutbox,
     SqlProcessedEventRepository,
 )
+from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
 from core.ports.clock import Clock
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 from core.shared.errors import ServiceUnavailable
@@ -41,15 +43,55 @@ class SqlUnitOfWork(UnitOfWork):
     other and with the writer. On Postgres a read-only unit is a READ ONLY transaction.
     """
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        read_only: bool = False,
+        reader: Engine | None = None,
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._read_only = read_only
+        self._reader = reader if read_only else None
         self._conn: AsyncConnection | None = None
+        self._sync: Connection | None = None
+
+    def _begin_on_loop_thread(self, reader: Engine) -> AsyncConnection:
+        """A read-only SQLite unit: a deferred transaction on the loop's thread (see
+        ``sqlite_reader``), behind the part of ``AsyncConnection`` the repositories use."""
+        try:
+            sync = reader.connect()
+        except sa_exc.OperationalError as exc:
+            raise ServiceUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
+        try:
+            sync.begin()
+        except BaseException as exc:
+            sync.close()
+            if isinstance(exc, sa_exc.OperationalError):
+                raise ServiceUnavailable("the database is busy; try again") from exc
+            raise
+        self._sync = sync
+        return cast(AsyncConnection, LoopThreadConnection(sync))
 
     async def _begin(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None or self._sync is not None:
             raise RuntimeError("this unit of work is already open")
+        if self._reader is not None:
+            conn = self._begin_on_loop_thread(self._reader)
+        else:
+            conn = await self._begin_async()
+        self.markets = SqlMarketRepository(conn)
+        self.events = SqlEventLog(conn)
+        self.outbox = SqlOutbox(conn, self._clock)
+        self.processed_events = SqlProcessedEventRepository(conn)
+        self.cursors = SqlCursorRepository(conn)
+        self.deployments = SqlDeploymentRepository(conn)
+        self.ledger = SqlLedgerRepository(conn)
+        self.leases = SqlLeaseRepository(conn)
+
+    async def _begin_async(self) -> AsyncConnection:
         try:
             conn = await self._engine.connect()
         except (OSError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
@@ -67,16 +109,16 @@ class SqlUnitOfWork(UnitOfWork):
                 raise ServiceUnavailable("the database is busy; try again") from exc
             raise
         self._conn = conn
-        self.markets = SqlMarketRepository(conn)
-        self.events = SqlEventLog(conn)
-        self.outbox = SqlOutbox(conn, self._clock)
-        self.processed_events = SqlProcessedEventRepository(conn)
-        self.cursors = SqlCursorRepository(conn)
-        self.deployments = SqlDeploymentRepository(conn)
-        self.ledger = SqlLedgerRepository(conn)
-        self.leases = SqlLeaseRepository(conn)
+        return conn
 
     async def _end(self) -> None:
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            try:
+                if sync.in_transaction():
+                    sync.rollback()
+            finally:
+                sync.close()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -87,9 +129,9 @@ class SqlUnitOfWork(UnitOfWork):
             await conn.close()
 
     async def commit(self) -> None:
-        if self._conn is None:
+        if self._conn is None and self._sync is None:
             raise RuntimeError("commit() outside of the unit of work's async with block")
-        if self._read_only:
+        if self._read_only or self._conn is None:
             raise ReadOnlyUnitOfWork("commit() in a read-only unit of work")
         try:
             await self._conn.commit()
@@ -110,6 +152,7 @@ class SqlStorage(Storage):
         else:
             self._engine, self._owns_engine = create_engine(url), True
         self._clock = clock or UtcClock()
+        self._reader = loop_thread_reader(self._engine)
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine, *, clock: Clock | None = None) -> SqlStorage:
@@ -120,7 +163,7 @@ class SqlStorage(Storage):
         return self._engine
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        return SqlUnitOfWork(self._engine, self._clock, read_only=read_only)
+        return SqlUnitOfWork(self._engine, self._clock, read_only=read_only, reader=self._reader)
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
@@ -129,5 +172,7 @@ class SqlStorage(Storage):
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
         if self._owns_engine:
             await self._engine.dispose()
