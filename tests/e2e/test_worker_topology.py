@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hexbytes import HexBytes
 
 from tests.e2e.api import MarketsApi, market_body
 from tests.e2e.server import RwaServer, start_server
@@ -101,9 +102,10 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             second = api.register(market_body())["id"]
             api.approve(second)
             deadline = time.monotonic() + 30
-            while w3.eth.get_transaction_count(
-                HARDHAT_DEV_ADDRESS, "pending"
-            ) == w3.eth.get_transaction_count(HARDHAT_DEV_ADDRESS, "latest"):
+            signer = Web3.to_checksum_address(HARDHAT_DEV_ADDRESS)
+            while w3.eth.get_transaction_count(signer, "pending") == w3.eth.get_transaction_count(
+                signer, "latest"
+            ):
                 assert time.monotonic() < deadline, logs()
                 time.sleep(0.05)
             worker_a.kill()
@@ -111,7 +113,8 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
             w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
             orphan_block = w3.eth.get_block("latest", full_transactions=True)
-            [orphan_tx] = orphan_block["transactions"]
+            orphan_txs: list[Any] = list(orphan_block["transactions"])
+            [orphan_tx] = orphan_txs
             orphan = w3.eth.get_transaction_receipt(orphan_tx["hash"])["contractAddress"]
             assert api.get(second)["status"] == "activating"
 
@@ -126,7 +129,7 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             assert market["activationAttempts"] == 1, market
             address = Web3.to_checksum_address(market["contractAddress"])
             assert address == orphan  # A's transaction, recorded before it was sent
-            assert market["deploymentTxHash"] == orphan_tx["hash"].to_0x_hex()
+            assert market["deploymentTxHash"] == HexBytes(orphan_tx["hash"]).to_0x_hex()
             assert len(w3.eth.get_code(address)) > 0
             assert "re-delivering job message" in worker_b.log(), logs()
             assert _creations(w3) == 2, logs()  # one contract per market, nothing more
@@ -143,14 +146,15 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
                 assert time.monotonic() < deadline, logs()
                 time.sleep(0.05)
             worker_b.kill()
-            [dropped] = w3.eth.get_block("pending")["transactions"]
-            w3.provider.make_request("hardhat_dropTransaction", [dropped.to_0x_hex()])  # type: ignore[arg-type]
+            [pending] = w3.eth.get_block("pending")["transactions"]
+            dropped = HexBytes(pending).to_0x_hex()  # type: ignore[arg-type]
+            w3.provider.make_request("hardhat_dropTransaction", [dropped])  # type: ignore[arg-type]
             w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
             assert not w3.eth.get_block("pending")["transactions"]
             new_worker("worker-c")
             market = api.wait_settled(third, timeout=60)
             assert_deployed(market, api)
-            assert market["deploymentTxHash"] == dropped.to_0x_hex()  # re-sent, not re-signed
+            assert market["deploymentTxHash"] == dropped  # re-sent, not re-signed
             assert event_types(api.events(third)) == HAPPY_EVENTS
             assert _creations(w3) == 3, logs()
     finally:

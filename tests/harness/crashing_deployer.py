@@ -42,12 +42,12 @@ async def main(mode: str, symbol: str) -> None:
     async def send_then_die(raw: str) -> str:
         if mode == "before-send":
             os.kill(os.getpid(), signal.SIGKILL)
-        tx_hash = await send(raw)
+        tx_hash: str = await send(raw)
         print(f"sent {tx_hash}", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         return tx_hash  # pragma: no cover - never reached
 
-    chain.send_raw_transaction = send_then_die  # type: ignore[method-assign]
+    chain.send_raw_transaction = send_then_die
     uc = c.market_use_cases()
     market = await uc.register(
         ISSUER,
