@@ -44,6 +44,7 @@ from core.shared.errors import (
     ValidationFailed,
 )
 from core.shared.events import Actor
+from core.shared.exact_json import check_nesting
 from core.shared.text import escape, is_blank, text_problem
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def parse_permission_event(raw: str | bytes | Mapping[str, Any]) -> PermissionEv
     """
     if isinstance(raw, str | bytes):
         try:
+            check_nesting(raw)
             data: Any = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MalformedEvent("the event is not valid JSON", code="malformed_json") from exc
@@ -177,6 +179,8 @@ def _sanitize(value: Any, path: str, problems: list[tuple[str, str]]) -> Any:
 
     def clean(text: str, where: str, *, multiline: bool) -> str:
         problem = text_problem(text, multiline=multiline)
+        if problem is None and not multiline and len(text) > MAX_ID_LENGTH:
+            problem = f"must be at most {MAX_ID_LENGTH} characters"
         if problem is None:
             return unicodedata.normalize("NFC", text)
         problems.append((where, problem))

@@ -33,8 +33,41 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+MAX_NESTING = 64
+
+
+def check_nesting(text: str | bytes, *, max_depth: int = MAX_NESTING) -> None:
+    """``ValueError`` when arrays and objects nest deeper than ``max_depth``.
+
+    Checked before decoding: the C decoder recurses on the C stack, and with a raised
+    recursion limit deep input can overflow it (a crash, not an exception).
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"the JSON nests deeper than {max_depth} levels")
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+
+
 def loads(text: str | bytes) -> Any:
     """Decode JSON with exact numbers. ``ValueError`` for anything that is not JSON."""
+    check_nesting(text)
     try:
         return json.loads(
             text,

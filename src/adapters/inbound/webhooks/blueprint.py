@@ -38,6 +38,7 @@ from adapters.inbound.webhooks.sns import (
     sns_url_problem,
 )
 from core.markets.permission_events import EventOutcome, MalformedEvent
+from core.shared.exact_json import check_nesting
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def _malformed_json() -> Response:
 
 
 def _loads(raw: bytes) -> Any:
+    check_nesting(raw)
     try:
         return json.loads(raw, parse_constant=lambda name: _raise_value_error(name))
     except RecursionError as exc:  # nested deeper than the decoder goes: not an event
