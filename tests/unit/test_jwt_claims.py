@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
 from adapters.inbound.http.auth import MAX_ID_LENGTH, AuthError, TokenIssuer
+from tests.e2e.server import rwa_market_command, server_env
+from tests.harness.common import free_port
 
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
 
@@ -136,3 +140,29 @@ def test_another_secret_or_algorithm_is_refused() -> None:
     refused(TokenIssuer(SECRET), signed(secret="another-secret-of-at-least-32-bytes!!"), "invalid")
     unsigned = jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, None, algorithm="none")
     refused(TokenIssuer(SECRET), unsigned, "invalid")
+
+
+def _cli_token(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*rwa_market_command(), "token", "--sub", "cli-1", "--role", "admin", *args],
+        env=server_env(tmp_path, free_port(), {"RWA_JWT_SECRET": SECRET, **env}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_token_command_follows_the_claim_settings(tmp_path: Path) -> None:
+    settings = {"RWA_JWT_ISSUER": "https://issuer.example", "RWA_JWT_MAX_TTL_SECONDS": "600"}
+    done = _cli_token(tmp_path, **settings)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip().splitlines()[-1]
+    issuer = TokenIssuer(SECRET, issuer="https://issuer.example", max_ttl_seconds=600)
+    assert issuer.verify(token).id == "cli-1"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="https://issuer.example")
+    assert claims["exp"] - claims["iat"] == 600
+    too_long = _cli_token(tmp_path, "--ttl", "601", **settings)
+    assert too_long.returncode == 2
+    assert too_long.stderr.strip() == "error: the token lifetime must be 1 to 600 seconds"
