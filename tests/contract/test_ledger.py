@@ -3,6 +3,7 @@ schema itself enforces."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +14,11 @@ import sqlalchemy as sa
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade, upgrade_async
+from core.ledger import AccountRef
 from core.ledger import operations as ops
 from core.ports.storage import Storage
-from tests.contract.ledger_suite import T0, LedgerContract, alice, key
+from core.shared.errors import ConcurrentModification
+from tests.contract.ledger_suite import T0, TOKEN, LedgerContract, alice, bob, key
 from tests.harness.postgres import PostgresServer, unique_database_name
 
 
@@ -98,3 +101,36 @@ class TestPostgresLedger(LedgerContract, SqlLedgerChecks):
         storage = SqlStorage(ledger_postgres_url)
         yield storage
         await storage.close()
+
+    async def test_a_deadlock_between_units_is_a_retryable_conflict(self, storage: Storage) -> None:
+        """Two units that each hold one account and then need the other's: Postgres breaks
+        the cycle; the victim gets ``ConcurrentModification`` and the other one commits."""
+        for account in (alice(), bob()):
+            async with storage.unit_of_work() as uow:
+                await uow.ledger.apply(ops.mint(key(), T0, account, 10))
+                await uow.commit()
+        both_hold = asyncio.Barrier(2)
+
+        async def crossing(first: AccountRef, second: AccountRef) -> str:
+            receiver = AccountRef.user(f"shop-of-{first.owner}", first.token)  # one each
+            try:
+                async with storage.unit_of_work() as uow:
+                    await uow.ledger.apply(ops.transfer_between(key(), T0, first, receiver, 1))
+                    await asyncio.wait_for(both_hold.wait(), 10)
+                    await uow.ledger.apply(ops.transfer_between(key(), T0, second, receiver, 1))
+                    await uow.commit()
+            except ConcurrentModification:
+                return "retry"
+            return "committed"
+
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(crossing(alice(), bob()), crossing(bob(), alice())), 30
+        )
+        assert sorted(outcomes) == ["committed", "retry"]
+        async with storage.unit_of_work() as uow:
+            moved = [
+                (await uow.ledger.balance(AccountRef.user(f"shop-of-{a.owner}", TOKEN))).available
+                for a in (alice(), bob())
+            ]
+            total = await uow.ledger.total(TOKEN)
+        assert sorted(moved) == [0, 2] and total.total == 20

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.outbound.storage.sql import uint
@@ -49,6 +49,8 @@ from core.ports.ledger import LedgerRepository
 from core.shared.errors import ConcurrentModification
 
 _COUNTERS = tuple(SupplyCounter)
+# Postgres gave up on this statement so another transaction could go on: retry the unit.
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
 class _DuplicateKey(Exception):
@@ -91,6 +93,15 @@ class SqlLedgerRepository(LedgerRepository):
                 "beyond 2**256 - 1",
                 details={"key": posting_set.key},
             ) from exc
+        except DBAPIError as exc:
+            await savepoint.rollback()
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                raise ConcurrentModification(
+                    f"posting set {posting_set.key!r} collided with a concurrent unit of work "
+                    "(deadlock); roll back and retry",
+                    details={"key": posting_set.key},
+                ) from exc
+            raise
         except BaseException:
             if savepoint.is_active:
                 await savepoint.rollback()
