@@ -27,6 +27,7 @@ from core.ports.storage import MarketFilter, ReadOnlyUnitOfWork, Storage
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, InvalidEvent, market_stream
 from core.shared.ids import new_id
+from tests.contract.deployment_suite import DeploymentRecordsContract
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -98,7 +99,7 @@ def assert_aware(*values: datetime | None) -> None:
         assert value is not None and value.tzinfo is not None and value.utcoffset() is not None
 
 
-class StorageContract:
+class StorageContract(DeploymentRecordsContract):
     """Async tests of the storage port. Subclasses provide the ``storage`` fixture."""
 
     @pytest.fixture
