@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,11 +22,25 @@ import pytest
 from adapters.outbound.chain.artifact import rwa_token_artifact
 from adapters.outbound.chain.durable_store import CHAIN_FILE, ChainStore
 from adapters.outbound.chain.evm import EvmChain
+from adapters.outbound.clock.system import SystemClock
+from adapters.outbound.jobs.memory import MemoryJobQueue
+from adapters.outbound.permissions.local import LocalPolicyPermissions
+from adapters.outbound.storage.memory import MemoryStorage
+from core.markets.chain_state import ChainStateGuard
+from core.markets.deployment import TokenDeployment
+from core.markets.registration import RegisterMarket
+from core.markets.use_cases import MarketUseCases
 from core.ports.chain import TokenSpec
+from core.ports.deployments import DeploymentState
+from core.ports.jobs import DeployTokenJob
+from core.shared.authorization import Authorizer
 from core.shared.errors import ChainError
+from core.shared.events import Actor
 
 REPO = Path(__file__).resolve().parents[2]
 HOLDER = "0x1111111111111111111111111111111111111111"
+ADMIN = Actor(id="admin-1", roles=("admin",))
+ISSUER = Actor(id="issuer-1", roles=("issuer",))
 
 
 def spec(symbol: str, supply: int) -> TokenSpec:
@@ -135,3 +150,40 @@ def test_a_deployment_survives_sigkill_of_the_process(tmp_path: Path) -> None:
             await chain.close()
 
     asyncio.run(reopen())
+
+
+async def test_an_older_copy_of_the_chain_file_is_a_mismatch(tmp_path: Path) -> None:
+    """A chain file restored from before the last recorded deployment: the database knows a
+    block the chain has not reached, and the guard refuses."""
+    chain_dir, backup = tmp_path / "chain", tmp_path / "backup"
+    storage = MemoryStorage()
+    uc = MarketUseCases(storage, Authorizer(LocalPolicyPermissions()), SystemClock())
+
+    async def deploy(chain: EvmChain, symbol: str) -> None:
+        market = await uc.register(
+            ISSUER, RegisterMarket(f"{symbol} Tower", "real_estate", symbol, f"{symbol} Token", 10)
+        )
+        await uc.decide(ADMIN, market.id, "approve")
+        deployment = TokenDeployment(storage, chain, MemoryJobQueue(), SystemClock())
+        await deployment.handle(DeployTokenJob(market_id=market.id))
+        async with storage.unit_of_work() as uow:
+            [record] = await uow.deployments.for_market(market.id)
+        assert record.state is DeploymentState.MINED
+
+    chain = EvmChain(data_dir=chain_dir)
+    await deploy(chain, "OLD")
+    await chain.close()
+    shutil.copytree(chain_dir, backup)
+    chain = EvmChain(data_dir=chain_dir)
+    await deploy(chain, "NEW")
+    assert await ChainStateGuard(storage, chain).verify() is None
+    await chain.close()
+
+    shutil.rmtree(chain_dir)
+    shutil.copytree(backup, chain_dir)
+    restored = EvmChain(data_dir=chain_dir)
+    try:
+        problem = await ChainStateGuard(storage, restored).verify()
+        assert problem is not None and "head is block 1" in problem, problem
+    finally:
+        await restored.close()
