@@ -30,6 +30,7 @@ from core.ports.storage import Storage
 from core.shared.authorization import Authorizer
 from core.shared.errors import IllegalTransition
 from core.shared.events import Actor
+from core.shared.text import text_problem
 from tests.harness.permissions_core import approval_event
 from tests.harness.postgres import PostgresServer, unique_database_name
 
@@ -213,3 +214,44 @@ async def test_concurrent_http_deliveries_on_sqlite(tmp_path: Path) -> None:
         assert (await history(storage, market_id)).count("market.approved") == 1
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda e: e["payload"].update(reason="ok\ud800"),
+        lambda e: e["context"].update(actor_id="core\u0000admin"),
+        lambda e: e["payload"].update(entity_id="e\u202e", note={"k\udc00": "\u0000"}),
+        lambda e: e.update(event_type="market.approved\n"),
+    ],
+)
+async def test_an_event_with_bad_text_is_stored_as_failed_on_every_storage(
+    storage: Storage, markets: MarketUseCases, processor: PermissionEventProcessor, spoil: Any
+) -> None:
+    """Lone surrogates and NUL cannot go into Postgres text or JSONB: the record keeps them
+    escaped, the market is untouched, and a redelivery is recorded again, never a crash."""
+    market_id = await pending_market(markets)
+    event = approval_event("evt-bad-text", market_id)
+    spoil(event)
+    raw = json.dumps(event)
+    for attempt in (1, 2):
+        outcome = await processor.handle(raw, source="webhook")
+        assert outcome.status == "failed" and outcome.error is not None
+        assert outcome.error.startswith("invalid_text: ")
+        async with storage.unit_of_work() as uow:
+            record = await uow.processed_events.get("evt-bad-text")
+        assert record is not None and record.status is ProcessStatus.FAILED
+        assert record.attempts == attempt
+        assert all_text_clean([record.event_type, record.payload, record.context])
+    assert await history(storage, market_id) == ["market.registered", "market.approval_requested"]
+
+
+def all_text_clean(value: Any) -> bool:
+    """No string (key or value) breaks the text rules."""
+    if isinstance(value, str):
+        return text_problem(value, multiline=True) is None
+    if isinstance(value, dict):
+        return all(all_text_clean(k) and all_text_clean(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(all_text_clean(item) for item in value)
+    return True
