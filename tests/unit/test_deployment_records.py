@@ -122,6 +122,16 @@ async def test_a_duplicate_job_after_success_changes_nothing() -> None:
     assert world.chain.deploy_calls == 1 and len(world.chain.sent) == 1
 
 
+async def test_two_first_jobs_of_one_market_at_once_sign_once() -> None:
+    world = World(FlakyChain())
+    market_id = await world.approved("BOTH")
+    await asyncio.gather(world.run(market_id), world.run(market_id))
+    [record] = await world.records(market_id)
+    assert world.chain.deploy_calls == 1 and world.chain.sent == [record.tx_hash]
+    market = await world.market(market_id)
+    assert market.status is MarketStatus.ACTIVE and market.activation_error is None
+
+
 async def test_a_transaction_recorded_but_never_sent_is_sent_on_retry() -> None:
     world = World(FlakyChain())
     market_id = await world.approved("UNSENT")

@@ -159,36 +159,44 @@ class TokenDeployment:
     async def _deploy(self, market: Market) -> DeployedToken:
         """The market's token: from its recorded transaction if there is one that can still
         be (or was) mined; otherwise from a new one, recorded before it is sent."""
-        async with self._storage.unit_of_work() as uow:
-            record = await uow.deployments.open_for_market(market.id)
-        if record is not None:
-            log.info(
-                "deploy-token: market %s already has transaction %s (nonce %d, %s); following it",
-                market.id,
-                record.tx_hash,
-                record.nonce,
-                record.state.value,
-            )
-            record, receipt = await self._follow(record)
-            if receipt is not None:
-                return await self._settle(record, receipt)
         spec = TokenSpec(
             name=market.token_name,
             symbol=market.token_symbol,
             decimals=market.decimals,
             initial_supply=to_base_units(market.total_supply, market.decimals),
         )
-        async with self._chain.signing_lock:
-            await self._resend_unmined(await self._chain.custody_address())
-            prepared = await self._chain.prepare_deployment(spec)
-            record = self._new_record(market.id, prepared)
-            async with self._storage.unit_of_work() as uow:
-                await uow.deployments.add(record)
-                await uow.commit()
-            await self._chain.send_raw_transaction(record.raw_transaction)
-            record = await self._move(record, DeploymentState.SENT)
-        receipt = await self._chain.wait_for_receipt(record.tx_hash)
-        return await self._settle(record, receipt)
+        for _ in range(3):
+            record = await self._open_record(market.id)
+            if record is not None:
+                log.info(
+                    "deploy-token: market %s already has transaction %s (nonce %d, %s); "
+                    "following it",
+                    market.id,
+                    record.tx_hash,
+                    record.nonce,
+                    record.state.value,
+                )
+                record, receipt = await self._follow(record)
+                if receipt is not None:
+                    return await self._settle(record, receipt)
+            async with self._chain.signing_lock:
+                if await self._open_record(market.id) is not None:
+                    continue  # a concurrent job of this market recorded one meanwhile
+                await self._resend_unmined(await self._chain.custody_address())
+                prepared = await self._chain.prepare_deployment(spec)
+                record = self._new_record(market.id, prepared)
+                async with self._storage.unit_of_work() as uow:
+                    await uow.deployments.add(record)
+                    await uow.commit()
+                await self._chain.send_raw_transaction(record.raw_transaction)
+                record = await self._move(record, DeploymentState.SENT)
+            receipt = await self._chain.wait_for_receipt(record.tx_hash)
+            return await self._settle(record, receipt)
+        raise ChainError(f"market {market.id}: its deployment record kept changing; retry later")
+
+    async def _open_record(self, market_id: str) -> DeploymentRecord | None:
+        async with self._storage.unit_of_work() as uow:
+            return await uow.deployments.open_for_market(market_id)
 
     async def _follow(
         self, record: DeploymentRecord
