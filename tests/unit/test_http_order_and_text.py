@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
+from adapters.outbound.permissions.feed import HttpPermissionEventFeed
 from adapters.outbound.permissions.memory import MemoryPermissions
 from bootstrap import Runtime
 from core.ports.inbox import ProcessStatus
+from core.shared.errors import ServiceUnavailable
 from tests.harness.permissions_core import approval_event
 from tests.harness.sns import TOPIC_ARN, SnsSigner
 from tests.unit.conftest import bearer
@@ -310,3 +313,24 @@ async def test_sns_envelopes_with_bad_text_are_400(
     assert response.status_code == 200, await response.get_data()
     assert (await response.get_json())["data"]["status"] == "failed"
     assert await snapshot(runtime) == before
+
+
+# -- the polled feed ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cursor", ["42\nforged", "\ud800", "c\u202e", "x" * 501])
+async def test_a_feed_cursor_that_breaks_the_rules_is_never_stored(cursor: str) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.dumps({"events": [], "nextCursor": cursor})
+        return httpx.Response(
+            200, content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+
+    feed = HttpPermissionEventFeed(
+        "http://core.test", api_key="k", transport=httpx.MockTransport(answer)
+    )
+    try:
+        with pytest.raises(ServiceUnavailable, match="nextCursor"):
+            await feed.fetch(None, 10)
+    finally:
+        await feed.close()
