@@ -73,10 +73,6 @@ class BufferedChainDB(BaseDB):
             return False
         return True
 
-    @property
-    def pending_writes(self) -> int:
-        return len(self._pending)
-
     def flush(self, meta: dict[str, str]) -> None:
         """Write the buffered changes and ``meta`` in one transaction, then forget them."""
         writes = [(k, v) for k, v in self._pending.items() if v is not _DELETED]
@@ -106,7 +102,6 @@ class ChainStore:
         self.path = self.data_dir / CHAIN_FILE
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.data_dir / LOCK_FILE)
-        self.existed = self.path.exists()
         try:
             # The chain thread is the only user after construction (see Web3ChainBase).
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
