@@ -25,8 +25,12 @@ def is_live(market: Market) -> bool:
 
 
 def copy_asset(asset: MarketAsset) -> MarketAsset:
-    """Frozen attrs objects are shared; only the mutable ``attributes`` dict is copied."""
-    return attrs.evolve(asset, attributes=copy.deepcopy(asset.attributes))
+    """Frozen attrs objects are shared; the mutable free-form dicts are copied."""
+    return attrs.evolve(
+        asset,
+        attributes=copy.deepcopy(asset.attributes),
+        regulatory_info=copy.deepcopy(asset.regulatory_info),
+    )
 
 
 def copy_event(event: DomainEvent) -> DomainEvent:
