@@ -16,7 +16,10 @@ markets over HTTP, then runs ``wrk`` against, in turn:
 With ``--runs N`` the four are measured N times, interleaved on the same server, and each
 figure is the median of the N runs. The HTTP rate limit is turned off for the run
 (``RWA_HTTP_RATE_LIMIT=0``). Prints ONE JSON line: req/s, p50 and p99 (ms), non-2xx answers
-and socket errors for each endpoint, and its req/s as a fraction of ``/healthz``.
+and socket errors for each endpoint, its req/s as a fraction of ``/healthz``
+(``vs_healthz``), and the server's CPU time per request (``cpu_ms``, from /proc, all its
+threads) with ``/healthz``'s CPU time as a fraction of it (``cpu_vs_healthz``): on a machine
+shared with other work req/s swing from run to run, CPU time per request much less.
 ``wrk`` is the Debian package ``wrk`` (``apt-get install wrk``).
 """
 
@@ -165,6 +168,11 @@ class Server:
         self.stop()
         raise SystemExit(f"the server did not answer /healthz in {timeout:g}s")
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def token(self, sub: str, role: str) -> str:
         done = subprocess.run(
             [*rwa_market(), "token", "--sub", sub, "--role", role],
@@ -212,12 +220,29 @@ def seed(server: Server, token: str, count: int) -> list[str]:
     return ids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all threads (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    url: str, script: str, args: list[str], *, connections: int, threads: int, duration: int
+    url: str,
+    script: str,
+    args: list[str],
+    *,
+    connections: int,
+    threads: int,
+    duration: int,
+    server_pid: int,
 ) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script + _REPORT_LUA)
         path = handle.name
+    cpu_before = cpu_seconds(server_pid)
     try:
         command = [
             "wrk",
@@ -235,6 +260,7 @@ def wrk(
         done = subprocess.run(command, capture_output=True, text=True, check=True)
     finally:
         os.unlink(path)
+    cpu = cpu_seconds(server_pid) - cpu_before
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     seconds = raw["duration_us"] / 1e6
@@ -244,6 +270,7 @@ def wrk(
         "p99_ms": round(raw["p99_us"] / 1000, 2),
         "non2xx": raw["non2xx"],
         "errors": raw["errors"],
+        "cpu_ms": round(1000 * cpu / raw["requests"], 3) if raw["requests"] else 0.0,
     }
 
 
@@ -288,12 +315,15 @@ def main() -> None:
                         connections=options.connections,
                         threads=options.threads,
                         duration=options.duration,
+                        server_pid=server.pid,
                     )
                 )
         results = {name: median_of(values) for name, values in samples.items()}
-        floor = results["healthz"]["rps"]
+        floor, floor_cpu = results["healthz"]["rps"], results["healthz"]["cpu_ms"]
         for figures in results.values():
             figures["vs_healthz"] = round(figures["rps"] / floor, 3) if floor else 0.0
+            cpu = figures["cpu_ms"]
+            figures["cpu_vs_healthz"] = round(floor_cpu / cpu, 3) if cpu else 0.0
         print(
             json.dumps(
                 {

@@ -149,29 +149,28 @@ class SqlEventLog(EventLog):
     async def append(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
         for event in events:
             check_event(event)
-        heads: dict[str, int] = {}
         numbered = []
         for event in events:
-            if event.stream not in heads:
-                query = sa.select(sa.func.max(market_events.c.stream_seq)).where(
-                    market_events.c.stream == event.stream
-                )
-                heads[event.stream] = (await self._conn.execute(query)).scalar_one() or 0
-            heads[event.stream] += 1
-            numbered.append(attrs.evolve(event, seq=heads[event.stream]))
+            # the stream's next seq, computed by the INSERT itself: one statement per event
+            row = codec.event_to_row(event)
+            row["stream_seq"] = (
+                sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0) + 1)
+                .where(market_events.c.stream == event.stream)
+                .scalar_subquery()
+            )
+            statement = sa.insert(market_events).values(row).returning(market_events.c.stream_seq)
+            try:
+                seq = (await self._conn.execute(statement)).scalar_one()
+            except IntegrityError as exc:
+                if _violates(exc, "stream_seq"):  # another unit of work appended to the stream
+                    raise ConcurrentModification(
+                        f"event stream {event.stream} was appended to meanwhile",
+                        details={"stream": event.stream},
+                    ) from exc
+                raise
+            numbered.append(attrs.evolve(event, seq=seq))
         if not numbered:
             return []
-        try:
-            await self._conn.execute(
-                sa.insert(market_events), [codec.event_to_row(e) for e in numbered]
-            )
-        except IntegrityError as exc:
-            if _violates(exc, "stream_seq"):  # another unit of work appended to the stream
-                raise ConcurrentModification(
-                    "an event stream was appended to meanwhile",
-                    details={"streams": sorted(heads)},
-                ) from exc
-            raise
         await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in numbered])
         return numbered
 
