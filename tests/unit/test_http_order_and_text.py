@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.inbound.http.guard import is_guarded
 from adapters.outbound.permissions.feed import HttpPermissionEventFeed
 from adapters.outbound.permissions.memory import MemoryPermissions
 from bootstrap import Runtime
@@ -334,3 +335,29 @@ async def test_a_feed_cursor_that_breaks_the_rules_is_never_stored(cursor: str) 
             await feed.fetch(None, 10)
     finally:
         await feed.close()
+
+
+async def test_every_guarded_route_answers_401_first(client: Any, runtime: Runtime) -> None:
+    """Whatever the body (not JSON, not sent as JSON, malformed), no token is 401, and a
+    token whose roles allow nothing (no roles at all) is 403, on every guarded route."""
+    app = runtime.http_app()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not is_guarded(app.view_functions[rule.endpoint]):
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<{argument}>", "x\u0000")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            for headers, data in [
+                ({"Content-Type": "text/plain"}, "name=x"),
+                ({"Content-Type": "application/json"}, "{not json"),
+                ({"Content-Type": "application/json"}, '{"name": "\\ud800"}'),
+            ]:
+                answer = await client.open(path, method=method, headers=headers, data=data)
+                assert answer.status_code == 401, (method, path)
+                nobody = {**headers, **bearer(runtime, "nobody")}
+                answer = await client.open(path, method=method, headers=nobody, data=data)
+                assert answer.status_code == 403, (method, path)
+            checked += 1
+    assert checked >= 6  # register, approve, activate, pause, resume, archive at least

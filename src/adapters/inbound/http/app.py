@@ -12,6 +12,7 @@ from adapters.inbound.http.audit import audit
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.docs import docs
 from adapters.inbound.http.errors import install_error_handlers
+from adapters.inbound.http.guard import is_guarded
 from adapters.inbound.http.health import health
 from adapters.inbound.http.jsonio import install_exact_json
 from adapters.inbound.http.markets import markets
@@ -60,8 +61,8 @@ def create_app(
     async def require_json_bodies() -> None:
         if request.blueprint == webhooks.name:  # SNS posts JSON as text/plain; raw bodies
             return
-        if request.blueprint == markets.name:  # checked after authentication (guard.read_body)
-            return
+        if is_guarded(app.view_functions.get(request.endpoint or "")):
+            return  # checked after authentication, by guard.read_body
         if request.method in {"POST", "PUT", "PATCH"} and request.mimetype != "application/json":
             body = await request.get_data()
             if body.strip():

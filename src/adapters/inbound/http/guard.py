@@ -33,6 +33,7 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_PATH_PARAM = 100
 _ACTOR = "rwa_actor"
+_GUARDED = "rwa_guarded"
 
 
 def _tokens() -> TokenIssuer:
@@ -76,9 +77,15 @@ def guarded(*actions: str) -> Callable[[V], V]:
             setattr(g, _ACTOR, actor)
             return await view(*args, **_clean_path(kwargs))
 
+        setattr(wrapper, _GUARDED, True)
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def is_guarded(view: object) -> bool:
+    """Whether ``view`` is behind ``@guarded`` (it reads its body only after the token)."""
+    return bool(getattr(view, _GUARDED, False))
 
 
 def public(view: V) -> V:
