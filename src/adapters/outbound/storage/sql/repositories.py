@@ -52,6 +52,13 @@ def _violates(exc: IntegrityError, *needles: str) -> bool:
     return any(needle in message for needle in needles)
 
 
+# Built once: the hottest reads (GET /markets/:id) skip building their statement each time.
+_MARKET_BY_ID = sa.select(markets).where(markets.c.id == sa.bindparam("market_id"))
+_ASSET_BY_MARKET_ID = sa.select(market_assets).where(
+    market_assets.c.market_id == sa.bindparam("market_id")
+)
+
+
 class SqlMarketRepository(MarketRepository):
     """Markets and their assets in ``markets`` and ``market_assets``."""
 
@@ -75,13 +82,13 @@ class SqlMarketRepository(MarketRepository):
         await self._conn.execute(sa.insert(market_assets), [codec.asset_to_row(asset)])
 
     async def get(self, market_id: str) -> Market | None:
-        result = await self._conn.execute(sa.select(markets).where(markets.c.id == market_id))
+        result = await self._conn.execute(_MARKET_BY_ID, {"market_id": market_id})
         row = result.mappings().first()
         return None if row is None else codec.market_from_row(row)
 
     async def get_asset(self, market_id: str) -> MarketAsset | None:
-        query = sa.select(market_assets).where(market_assets.c.market_id == market_id)
-        row = (await self._conn.execute(query)).mappings().first()
+        result = await self._conn.execute(_ASSET_BY_MARKET_ID, {"market_id": market_id})
+        row = result.mappings().first()
         return None if row is None else codec.asset_from_row(row)
 
     async def save(self, market: Market) -> Market:
