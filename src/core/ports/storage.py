@@ -10,9 +10,11 @@ from types import TracebackType
 import attrs
 
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
+from core.ports.audit import AuditLog
 from core.ports.deployments import DeploymentRepository
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.ports.ledger import LedgerRepository
+from core.ports.wallets import WalletRepository
 from core.shared.events import DomainEvent
 
 
@@ -128,6 +130,8 @@ class UnitOfWork(abc.ABC):
     ledger: LedgerRepository
     leases: LeaseRepository
     deployments: DeploymentRepository
+    audit: AuditLog
+    wallets: WalletRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

@@ -10,8 +10,10 @@ from datetime import datetime
 
 import attrs
 
+from adapters.outbound.storage.memory.audit import AuditChanges, MemoryAuditState
 from adapters.outbound.storage.memory.deployments import DeploymentChanges, MemoryDeploymentState
 from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
+from adapters.outbound.storage.memory.wallets import MemoryWalletState, WalletChanges
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.inbox import DuplicateEvent, ProcessedEvent
 from core.ports.storage import OutboxMessage
@@ -74,6 +76,8 @@ class ChangeSet:
     cursors: dict[str, tuple[str, datetime]] = attrs.Factory(dict)  # key -> (value, set at)
     ledger: LedgerChanges = attrs.Factory(LedgerChanges)  # staged posting sets
     deployments: DeploymentChanges = attrs.Factory(DeploymentChanges)
+    audit: AuditChanges = attrs.Factory(AuditChanges)
+    wallets: WalletChanges = attrs.Factory(WalletChanges)
 
 
 class MemoryState:
@@ -92,6 +96,8 @@ class MemoryState:
         self.cursors: dict[str, tuple[str, datetime]] = {}  # key -> (value, set at)
         self.ledger = MemoryLedgerState()  # accounts, supply counters, posting sets
         self.deployments = MemoryDeploymentState()  # deployment transactions by hash
+        self.audit = MemoryAuditState()  # append-only audit entries
+        self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -118,6 +124,8 @@ class MemoryState:
             self._check(changes)
             self.ledger.check(changes.ledger)
             self.deployments.check(changes.deployments)
+            self.audit.check(changes.audit)
+            self.wallets.check(changes.wallets)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -154,6 +162,8 @@ class MemoryState:
             self.cursors.update(changes.cursors)
             self.ledger.apply(changes.ledger)
             self.deployments.apply(changes.deployments)
+            self.audit.apply(changes.audit)
+            self.wallets.apply(changes.wallets)
 
     def _check(self, changes: ChangeSet) -> None:
         for stream, base in changes.stream_bases.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.outbound.storage.memory.audit import MemoryAuditLog
 from adapters.outbound.storage.memory.deployments import MemoryDeploymentRepository
 from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
 from adapters.outbound.storage.memory.repositories import (
@@ -13,6 +14,7 @@ from adapters.outbound.storage.memory.repositories import (
     MemoryProcessedEventRepository,
 )
 from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
+from adapters.outbound.storage.memory.wallets import MemoryWalletRepository
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 
 
@@ -39,6 +41,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.ledger = MemoryLedgerRepository(self._state.ledger, changes.ledger)
         self.leases = MemoryLeaseRepository(self._state, changes)
         self.deployments = MemoryDeploymentRepository(self._state.deployments, changes.deployments)
+        self.audit = MemoryAuditLog(self._state.audit, changes.audit)
+        self.wallets = MemoryWalletRepository(self._state.wallets, changes.wallets)
 
     async def _end(self) -> None:
         self._changes = None

@@ -10,6 +10,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.outbound.storage.sql.audit import SqlAuditLog
 from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
@@ -22,6 +23,7 @@ from adapters.outbound.storage.sql.repositories import (
     SqlProcessedEventRepository,
 )
 from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
+from adapters.outbound.storage.sql.wallets import SqlWalletRepository
 from core.ports.clock import Clock
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 from core.shared.errors import ServiceUnavailable
@@ -90,6 +92,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.deployments = SqlDeploymentRepository(conn)
         self.ledger = SqlLedgerRepository(conn)
         self.leases = SqlLeaseRepository(conn)
+        self.audit = SqlAuditLog(conn)
+        self.wallets = SqlWalletRepository(conn)
 
     async def _begin_async(self) -> AsyncConnection:
         try:

@@ -304,3 +304,56 @@ ledger_supply_changes = sa.Table(
     sa.CheckConstraint(LEDGER_COUNTERS, name="counter"),
     *uint_checks("amount"),
 )
+
+# -- wallets and the audit log (migration 0007) ------------------------------------------------
+# One row per user who has needed an address. ``user_number`` is the BIP-44 index of the
+# user's custodial address (m/44'/60'/0'/0/<n>): assigned once, from 1, never reused (SQLite
+# AUTOINCREMENT, a Postgres sequence). An external address belongs to at most one user.
+wallets = sa.Table(
+    "wallets",
+    metadata,
+    sa.Column("user_number", Position, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("external_address", sa.String(42)),
+    sa.Column("external_registered_at", UtcDateTime),
+    sa.Column("verified_on_chain", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("user_id", name="uq_wallets_user_id"),
+    sa.Index("uq_wallets_external_address", "external_address", unique=True),
+    sqlite_autoincrement=True,
+)
+
+# Challenges to sign (EIP-191) before registering an external address; each used once.
+wallet_challenges = sa.Table(
+    "wallet_challenges",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("used_at", UtcDateTime),
+    sa.Index("ix_wallet_challenges_user_id_created_at", "user_id", "created_at"),
+)
+
+# Append-only: triggers created by migration 0007 refuse UPDATE and DELETE (and, on Postgres,
+# TRUNCATE). ``seq`` orders the entries; ``before``/``after`` are plain JSON.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", Position, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("actor_type", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("before", Json),
+    sa.Column("after", Json),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("id", name="uq_audit_log_id"),
+    sa.Index("ix_audit_log_actor_id_seq", "actor_id", "seq"),
+    sa.Index("ix_audit_log_action_seq", "action", "seq"),
+    sa.Index("ix_audit_log_at", "at"),
+    sqlite_autoincrement=True,
+)
