@@ -28,6 +28,7 @@ from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, InvalidEvent, market_stream
 from core.shared.ids import new_id
 from tests.contract.deployment_suite import DeploymentRecordsContract
+from tests.contract.token_suite import TokenStorageContract
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -99,7 +100,7 @@ def assert_aware(*values: datetime | None) -> None:
         assert value is not None and value.tzinfo is not None and value.utcoffset() is not None
 
 
-class StorageContract(DeploymentRecordsContract):
+class StorageContract(DeploymentRecordsContract, TokenStorageContract):
     """Async tests of the storage port. Subclasses provide the ``storage`` fixture."""
 
     @pytest.fixture

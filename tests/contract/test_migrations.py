@@ -36,8 +36,10 @@ OUR_TABLES = {
     "ledger_posting_sets",
     "ledger_postings",
     "ledger_supply_changes",
+    "tokens",
+    "compliance_records",
 }
-HEAD = "0007"
+HEAD = "0010"  # 0008-0010 are reserved in the chain; empty ones change nothing
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:

@@ -14,6 +14,7 @@ from core.ports.audit import AuditLog
 from core.ports.deployments import DeploymentRepository
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.ports.ledger import LedgerRepository
+from core.ports.tokens import ComplianceRepository, TokenRepository
 from core.ports.wallets import WalletRepository
 from core.shared.events import DomainEvent
 
@@ -132,6 +133,8 @@ class UnitOfWork(abc.ABC):
     deployments: DeploymentRepository
     audit: AuditLog
     wallets: WalletRepository
+    tokens: TokenRepository
+    compliance: ComplianceRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

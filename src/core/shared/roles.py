@@ -31,13 +31,33 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
             "wallet.register",
             "wallet.manage_any",  # any user's wallet, not only the caller's own
             "audit.read",
+            "balance.read",
+            "balance.read_any",  # any user's balances, not only the caller's own
+            "compliance.read",
+            "compliance.read_any",  # any user's compliance records
         }
     ),
     "issuer": frozenset(
-        {"market.register", "market.activate", "token.transfer", "wallet.read", "wallet.register"}
+        {
+            "market.register",
+            "market.activate",
+            "token.transfer",
+            "wallet.read",
+            "wallet.register",
+            "balance.read",
+            "compliance.read",
+        }
     ),
     "trader": frozenset(
-        {"order.submit", "order.cancel", "token.transfer", "wallet.read", "wallet.register"}
+        {
+            "order.submit",
+            "order.cancel",
+            "token.transfer",
+            "wallet.read",
+            "wallet.register",
+            "balance.read",
+            "compliance.read",
+        }
     ),
 }
 

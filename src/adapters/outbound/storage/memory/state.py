@@ -13,6 +13,7 @@ import attrs
 from adapters.outbound.storage.memory.audit import AuditChanges, MemoryAuditState
 from adapters.outbound.storage.memory.deployments import DeploymentChanges, MemoryDeploymentState
 from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
+from adapters.outbound.storage.memory.tokens import MemoryTokenState, TokenChanges
 from adapters.outbound.storage.memory.wallets import MemoryWalletState, WalletChanges
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.inbox import DuplicateEvent, ProcessedEvent
@@ -78,6 +79,7 @@ class ChangeSet:
     deployments: DeploymentChanges = attrs.Factory(DeploymentChanges)
     audit: AuditChanges = attrs.Factory(AuditChanges)
     wallets: WalletChanges = attrs.Factory(WalletChanges)
+    tokens: TokenChanges = attrs.Factory(TokenChanges)  # tokens and compliance records
 
 
 class MemoryState:
@@ -98,6 +100,7 @@ class MemoryState:
         self.deployments = MemoryDeploymentState()  # deployment transactions by hash
         self.audit = MemoryAuditState()  # append-only audit entries
         self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
+        self.tokens = MemoryTokenState()  # tokens and compliance records
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -126,6 +129,7 @@ class MemoryState:
             self.deployments.check(changes.deployments)
             self.audit.check(changes.audit)
             self.wallets.check(changes.wallets)
+            self.tokens.check(changes.tokens)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -164,6 +168,7 @@ class MemoryState:
             self.deployments.apply(changes.deployments)
             self.audit.apply(changes.audit)
             self.wallets.apply(changes.wallets)
+            self.tokens.apply(changes.tokens)
 
     def _check(self, changes: ChangeSet) -> None:
         for stream, base in changes.stream_bases.items():

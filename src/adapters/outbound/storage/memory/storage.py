@@ -14,6 +14,10 @@ from adapters.outbound.storage.memory.repositories import (
     MemoryProcessedEventRepository,
 )
 from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
+from adapters.outbound.storage.memory.tokens import (
+    MemoryComplianceRepository,
+    MemoryTokenRepository,
+)
 from adapters.outbound.storage.memory.wallets import MemoryWalletRepository
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 
@@ -43,6 +47,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.deployments = MemoryDeploymentRepository(self._state.deployments, changes.deployments)
         self.audit = MemoryAuditLog(self._state.audit, changes.audit)
         self.wallets = MemoryWalletRepository(self._state.wallets, changes.wallets)
+        self.tokens = MemoryTokenRepository(self._state.tokens, changes.tokens)
+        self.compliance = MemoryComplianceRepository(self._state.tokens, changes.tokens)
 
     async def _end(self) -> None:
         self._changes = None

@@ -23,6 +23,7 @@ from adapters.outbound.storage.sql.repositories import (
     SqlProcessedEventRepository,
 )
 from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
+from adapters.outbound.storage.sql.tokens import SqlComplianceRepository, SqlTokenRepository
 from adapters.outbound.storage.sql.wallets import SqlWalletRepository
 from core.ports.clock import Clock
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
@@ -94,6 +95,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.leases = SqlLeaseRepository(conn)
         self.audit = SqlAuditLog(conn)
         self.wallets = SqlWalletRepository(conn)
+        self.tokens = SqlTokenRepository(conn)
+        self.compliance = SqlComplianceRepository(conn)
 
     async def _begin_async(self) -> AsyncConnection:
         try:

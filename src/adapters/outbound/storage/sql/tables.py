@@ -357,3 +357,54 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
     sqlite_autoincrement=True,
 )
+
+# -- tokens and compliance records (migration 0008) ---------------------------------------------
+TOKEN_TYPES = "type IN ('RWA', 'CRYPTO', 'STABLE')"
+TOKEN_DECIMALS = "decimals BETWEEN 0 AND 36"
+KYC_STATUSES = "kyc_status IN ('PENDING', 'APPROVED', 'REJECTED', 'EXPIRED')"
+# ``scope`` is '*' for the general record or the token's id: a primary key cannot hold NULL.
+COMPLIANCE_SCOPE = "(token_id IS NULL AND scope = '*') OR scope = token_id"
+
+# The ledger keys its accounts by ``tokens.id``. Symbol unique; contract address and market
+# unique when set (one market, one token).
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("symbol", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("decimals", sa.Integer, nullable=False),
+    sa.Column("contract_address", sa.String(42)),
+    sa.Column("market_id", sa.String(36), sa.ForeignKey("markets.id")),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("symbol", name="uq_tokens_symbol"),
+    sa.Index("uq_tokens_contract_address", "contract_address", unique=True),
+    sa.Index("uq_tokens_market_id", "market_id", unique=True),
+    sa.Index("ix_tokens_type_id", "type", "id"),
+    sa.CheckConstraint(TOKEN_TYPES, name="type"),
+    sa.CheckConstraint(TOKEN_DECIMALS, name="decimals"),
+)
+
+# One general record per user (scope '*') and one per (user, token); ``version`` makes every
+# change conditional on the one it was built from.
+compliance_records = sa.Table(
+    "compliance_records",
+    metadata,
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("scope", sa.String(36), primary_key=True),
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id")),
+    sa.Column("kyc_status", sa.String(16), nullable=False),
+    sa.Column("whitelisted", sa.Boolean, nullable=False),
+    sa.Column("accredited", sa.Boolean, nullable=False),
+    sa.Column("jurisdiction", sa.String(2), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_compliance_records_expires_at", "expires_at"),
+    sa.CheckConstraint(KYC_STATUSES, name="kyc_status"),
+    sa.CheckConstraint(COMPLIANCE_SCOPE, name="scope"),
+)
