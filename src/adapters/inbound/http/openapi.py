@@ -365,6 +365,9 @@ class MarketListQuery(BaseModel):
     cursor: str | None = Field(default=None, max_length=500)
 
 
+STATUS_ENUM = {"enum": [status.value for status in MarketStatus]}
+
+
 class EventsQuery(BaseModel):
     """``GET /api/v1/markets/{id}/events``"""
 
@@ -446,6 +449,7 @@ def documented(
     headers: type[BaseModel] | None = None,
     examples: Mapping[str, Any] | None = None,
     path: Mapping[str, Mapping[str, Any]] | None = None,
+    summary: str | None = None,
     api: bool = True,
     implied: bool = True,
 ) -> Callable[[F], F]:
@@ -455,7 +459,8 @@ def documented(
     is still parsed, so it can answer 400, 413, 415 and 422. ``implied=False`` documents only
     ``errors`` (and, with ``api``, 429 and 503): for a route with rules of its own.
     ``examples`` are named request bodies (clients and schemathesis use them); ``path`` adds
-    JSON-schema constraints to path parameters, e.g. ``{"status": {"enum": [...]}}``.
+    JSON-schema constraints to path parameters, e.g. ``{"status": {"enum": [...]}}``;
+    ``summary`` is the operation's summary when the route has no docstring.
     """
     codes = set(errors)
     if implied and auth:
@@ -483,8 +488,12 @@ def documented(
             func = document_querystring(query)(func)
         if headers is not None:
             func = document_headers(headers)(func)
-        if examples or path:
-            extra = {"examples": dict(examples or {}), "path": dict(path or {})}
+        if examples or path or summary:
+            extra = {
+                "examples": dict(examples or {}),
+                "path": dict(path or {}),
+                "summary": summary,
+            }
             setattr(func, _EXTRA_ATTRIBUTE, extra)
         return func
 
@@ -497,6 +506,8 @@ _EXTRA_ATTRIBUTE = "_rwa_openapi_extra"
 
 
 def _add_extra(operation: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    if extra["summary"] and not operation.get("summary"):
+        operation["summary"] = extra["summary"]
     media = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if media is not None and extra["examples"]:
         media["examples"] = {name: {"value": value} for name, value in extra["examples"].items()}
