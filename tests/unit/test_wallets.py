@@ -5,7 +5,9 @@ single-use, expiring challenge, each registration audited with it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -14,9 +16,12 @@ from eth_account.messages import encode_defunct
 from adapters.outbound.custody.eth_signatures import EthAccountSignatureVerifier
 from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation, InvalidMnemonic
 from adapters.outbound.storage.memory import MemoryStorage
+from adapters.outbound.storage.sql import SqlStorage
+from adapters.outbound.storage.sql.migrate import upgrade_async
 from core.ports.audit import AuditFilter
 from core.ports.clock import Clock
 from core.ports.custody import derivation_path
+from core.ports.storage import Storage
 from core.shared.errors import PermissionDenied
 from core.shared.events import Actor
 from core.tokens.wallets import (
@@ -56,13 +61,20 @@ def clock() -> StepClock:
     return StepClock()
 
 
-@pytest.fixture
-def storage() -> MemoryStorage:
-    return MemoryStorage()
+@pytest.fixture(params=["memory", "sqlite"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    if request.param == "memory":
+        found: Storage = MemoryStorage()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'wallets.db'}"
+        await upgrade_async(url)
+        found = SqlStorage(url)
+    yield found
+    await found.close()
 
 
 @pytest.fixture
-def wallets(storage: MemoryStorage, clock: StepClock) -> WalletUseCases:
+def wallets(storage: Storage, clock: StepClock) -> WalletUseCases:
     keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
     return WalletUseCases(
         storage, keys, EthAccountSignatureVerifier(), clock, challenge_ttl_seconds=60
@@ -140,7 +152,7 @@ async def test_a_trader_acts_only_on_their_own_wallet(wallets: WalletUseCases) -
 
 
 async def test_a_signed_challenge_registers_the_address_and_audits_it(
-    wallets: WalletUseCases, storage: MemoryStorage, clock: StepClock
+    wallets: WalletUseCases, storage: Storage, clock: StepClock
 ) -> None:
     custodial = await wallets.wallet(ALICE, "alice")
     challenge = await wallets.challenge(ALICE, "alice")
@@ -175,7 +187,7 @@ async def test_a_challenge_is_used_once(wallets: WalletUseCases) -> None:
 
 
 async def test_two_registrations_racing_with_one_challenge(
-    wallets: WalletUseCases, storage: MemoryStorage
+    wallets: WalletUseCases, storage: Storage
 ) -> None:
     challenge = await wallets.challenge(ALICE, "alice")
     attempts = [
@@ -192,7 +204,7 @@ async def test_two_registrations_racing_with_one_challenge(
 
 
 async def test_a_wrong_signer_is_refused_and_the_challenge_stays_usable(
-    wallets: WalletUseCases, storage: MemoryStorage
+    wallets: WalletUseCases, storage: Storage
 ) -> None:
     challenge = await wallets.challenge(ALICE, "alice")
     with pytest.raises(SignatureMismatch):
