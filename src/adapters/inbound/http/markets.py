@@ -15,6 +15,20 @@ from adapters.inbound.http.guard import (
     read_body,
     read_optional_body,
 )
+from adapters.inbound.http.openapi import (
+    APPROVE_EXAMPLES,
+    REGISTER_EXAMPLES,
+    STATUS_ENUM,
+    EventsQuery,
+    MarketEnvelope,
+    MarketEventsEnvelope,
+    MarketListQuery,
+    MarketPageEnvelope,
+    MarketWithAssetEnvelope,
+    OnChainTokenEnvelope,
+    StateReachedEnvelope,
+    documented,
+)
 from adapters.inbound.http.schemas import (
     ApprovalIn,
     ComplianceDocumentIn,
@@ -94,6 +108,14 @@ async def optional_reason() -> str | None:
 
 
 @markets.post("/register")
+@documented(
+    MarketWithAssetEnvelope,
+    201,
+    auth=True,
+    body=RegisterMarketIn,
+    errors=[409],
+    examples=REGISTER_EXAMPLES,
+)
 @guarded("market.register")
 async def register() -> Response:
     """Register a tokenized asset; it is pending approval at once. Answers ``{market, asset}``."""
@@ -103,6 +125,13 @@ async def register() -> Response:
 
 
 @markets.post("/<market_id>/approve")
+@documented(
+    MarketEnvelope,
+    auth=True,
+    body=ApprovalIn,
+    errors=[404, 409],
+    examples=APPROVE_EXAMPLES,
+)
 @guarded("market.approve", "market.reject")
 async def approve(market_id: str) -> Response:
     """Approve (starts token deployment) or reject a pending market."""
@@ -114,6 +143,7 @@ async def approve(market_id: str) -> Response:
 
 
 @markets.post("/<market_id>/activate")
+@documented(MarketEnvelope, 202, auth=True, errors=[404, 409, 413, 415, 422])
 @guarded("market.activate")
 async def activate(market_id: str) -> Response:
     """Start, or retry by hand, the token deployment of an approved market."""
@@ -122,6 +152,13 @@ async def activate(market_id: str) -> Response:
 
 
 @markets.post("/<market_id>/pause")
+@documented(
+    MarketEnvelope,
+    auth=True,
+    body=ReasonIn,
+    errors=[404, 409],
+    summary="Pause trading of an active market.",
+)
 @guarded("market.pause")
 async def pause(market_id: str) -> Response:
     reason = await optional_reason()
@@ -130,6 +167,13 @@ async def pause(market_id: str) -> Response:
 
 
 @markets.post("/<market_id>/resume")
+@documented(
+    MarketEnvelope,
+    auth=True,
+    body=ReasonIn,
+    errors=[404, 409],
+    summary="Resume a paused market.",
+)
 @guarded("market.resume")
 async def resume(market_id: str) -> Response:
     reason = await optional_reason()
@@ -138,6 +182,13 @@ async def resume(market_id: str) -> Response:
 
 
 @markets.post("/<market_id>/archive")
+@documented(
+    MarketEnvelope,
+    auth=True,
+    body=ReasonIn,
+    errors=[404, 409],
+    summary="Archive a market for good.",
+)
 @guarded("market.archive")
 async def archive(market_id: str) -> Response:
     reason = await optional_reason()
@@ -153,6 +204,7 @@ def _limit() -> int:
 
 
 @markets.get("")
+@documented(MarketPageEnvelope, query=MarketListQuery)
 async def list_markets() -> Response:
     """Markets, newest first. Filters: status, assetType, issuerId. Cursor pagination."""
     market_filter = parse_filter(
@@ -174,12 +226,14 @@ async def list_markets() -> Response:
 
 
 @markets.get("/<market_id>")
+@documented(MarketEnvelope, errors=[404, 422], summary="One market.")
 @public
 async def get_market(market_id: str) -> Response:
     return ok(dump_market(await deps().market_queries.get(market_id)))
 
 
 @markets.get("/<market_id>/details")
+@documented(MarketWithAssetEnvelope, errors=[404, 422])
 @public
 async def market_details(market_id: str) -> Response:
     """``{market, asset}``."""
@@ -188,6 +242,7 @@ async def market_details(market_id: str) -> Response:
 
 
 @markets.get("/<market_id>/events")
+@documented(MarketEventsEnvelope, query=EventsQuery, errors=[404])
 @public
 async def market_events(market_id: str) -> Response:
     """The market's history, newest first (``?order=asc``: oldest first)."""
@@ -201,6 +256,7 @@ async def market_events(market_id: str) -> Response:
 
 
 @markets.get("/<market_id>/reached/<status>")
+@documented(StateReachedEnvelope, errors=[404, 422], path={"status": STATUS_ENUM})
 @public
 async def market_reached(market_id: str, status: str) -> Response:
     """Whether the market ever entered ``status``, and when."""
@@ -213,6 +269,7 @@ async def market_reached(market_id: str, status: str) -> Response:
 
 
 @markets.get("/<market_id>/onchain")
+@documented(OnChainTokenEnvelope, errors=[404, 409, 422])
 @public
 async def market_on_chain(market_id: str) -> Response:
     """The token as the chain reports it: code size, total supply, custody balance."""
