@@ -147,6 +147,18 @@ class SqlMarketRepository(MarketRepository):
             raise Conflict(f"market {market.id} already exists") from exc
 
 
+# One statement per event, built once: the INSERT computes the stream's next seq itself.
+_APPEND_EVENT = (
+    sa.insert(market_events)
+    .values(
+        stream_seq=sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0) + 1)
+        .where(market_events.c.stream == sa.bindparam("next_seq_of"))
+        .scalar_subquery()
+    )
+    .returning(market_events.c.stream_seq)
+)
+
+
 class SqlEventLog(EventLog):
     """Appends to the ``market_events`` history and the ``outbox`` in the same transaction."""
 
@@ -158,16 +170,11 @@ class SqlEventLog(EventLog):
             check_event(event)
         numbered = []
         for event in events:
-            # the stream's next seq, computed by the INSERT itself: one statement per event
             row = codec.event_to_row(event)
-            row["stream_seq"] = (
-                sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0) + 1)
-                .where(market_events.c.stream == event.stream)
-                .scalar_subquery()
-            )
-            statement = sa.insert(market_events).values(row).returning(market_events.c.stream_seq)
+            del row["stream_seq"]
+            row["next_seq_of"] = event.stream
             try:
-                seq = (await self._conn.execute(statement)).scalar_one()
+                seq = (await self._conn.execute(_APPEND_EVENT, row)).scalar_one()
             except IntegrityError as exc:
                 if _violates(exc, "stream_seq"):  # another unit of work appended to the stream
                     raise ConcurrentModification(
