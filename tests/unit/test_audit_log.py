@@ -193,6 +193,7 @@ async def test_filters_and_pages_over_http(client: Any, runtime: Runtime) -> Non
         "cursor=YXVkaXQ6eA",  # "audit:x"
         "since=yesterday",
         "since=2026-01-01T00:00:00",  # no zone
+        "since=0001-01-01T00:00:00%2B01:00",  # before year 1 in UTC
         "actorId=%00",
         "action=" + "x" * 101,
     ],

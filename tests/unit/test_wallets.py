@@ -232,9 +232,13 @@ async def test_an_expired_challenge_is_refused(wallets: WalletUseCases, clock: S
         )
 
 
-async def test_a_missing_or_foreign_challenge_is_not_found(wallets: WalletUseCases) -> None:
+async def test_a_missing_or_foreign_challenge_is_not_found(
+    wallets: WalletUseCases, storage: Storage
+) -> None:
     with pytest.raises(ChallengeNotFound):
         await wallets.register_external(ALICE, "alice", OUTSIDE_KEY.address, "0x" + "00" * 65)
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.wallets.get("alice") is None  # a refused registration stores nothing
     bobs = await wallets.challenge(BOB, "bob")
     with pytest.raises(ChallengeNotFound):
         await wallets.register_external(

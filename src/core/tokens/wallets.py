@@ -203,7 +203,6 @@ class WalletUseCases:
                 "bad challenge id", fields={"challengeId": "is not a challenge id"}
             )
         _require_owner(actor, user_id, REGISTER)
-        await self._record(user_id)  # the user has a number before anything else is stored
         async with self._storage.unit_of_work() as uow:
             now = self._clock.now()
             challenge = await self._find_challenge(uow, user_id, challenge_id, now)

@@ -90,7 +90,10 @@ def _since() -> datetime | None:
         raise bad from exc
     if value.tzinfo is None or value.utcoffset() is None:
         raise bad
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise bad from exc
 
 
 def _limit() -> int:
