@@ -27,6 +27,16 @@ class TestMemoryAuditAndWallets(AuditContract, WalletContract):
         yield storage
         await storage.close()
 
+    async def test_units_committing_out_of_order_keep_seq_order(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as first:
+            early = await first.audit.append(entry(action="first.drawn"))
+            async with storage.unit_of_work() as second:
+                late = await second.audit.append(entry(action="second.drawn"))
+                await second.commit()
+            await first.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.audit.query(AuditFilter(), limit=10) == [late, early]
+
 
 class SqlAppendOnlyChecks:
     """The table refuses changes to entries even from SQL written by hand."""

@@ -8,6 +8,7 @@ that never commits leaves nothing behind.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import threading
@@ -48,9 +49,13 @@ class MemoryAuditState:
 
     def apply(self, changes: AuditChanges) -> None:
         for entry in changes.entries:
-            self._entries.append(entry)
+            # seqs are drawn at append: a unit that committed after a later-drawn one lands
+            # in the middle (rarely), otherwise at the end
+            if self._entries and (self._entries[-1].seq or 0) > (entry.seq or 0):
+                bisect.insort(self._entries, entry, key=lambda e: e.seq or 0)
+            else:
+                self._entries.append(entry)
             self._ids.add(entry.id)
-        self._entries.sort(key=lambda e: e.seq or 0)
 
     def knows(self, entry_id: str) -> bool:
         return entry_id in self._ids
