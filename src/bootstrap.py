@@ -63,6 +63,9 @@ from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
 from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
+from core.tokens.compliance_use_cases import ComplianceUseCases
+from core.tokens.quote import AddressSource, QuoteTokenSetup, fixed_address, no_address
+from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
@@ -77,6 +80,16 @@ POLLER_LEASE = "entity-permissions-core.poller"
 def process_holder_id() -> str:
     """Who holds a lease: this host and process, and a random part (PIDs are reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def quote_address_source(settings: Settings, verifier: Any) -> AddressSource:
+    """Where the quote token's contract address comes from: ``RWA_QUOTE_TOKEN_ADDRESS`` when
+    set (production); otherwise none yet (the token is registered with a null address and
+    completed by a later start). The embedded chain's own stablecoin deployment plugs in
+    here as another source."""
+    if settings.quote_token_address:
+        return fixed_address(verifier.checksum_address(settings.quote_token_address))
+    return no_address
 
 
 class Container(containers.DeclarativeContainer):
@@ -228,6 +241,17 @@ class Container(containers.DeclarativeContainer):
         WalletUseCases, storage, custody_keys, signature_verifier, clock
     )
     audit_queries = providers.Singleton(AuditQueries, storage)
+    token_use_cases = providers.Singleton(
+        TokenUseCases, storage, authorizer, clock, signature_verifier
+    )
+    compliance_use_cases = providers.Singleton(ComplianceUseCases, storage, authorizer, clock)
+    quote_token_setup = providers.Singleton(
+        QuoteTokenSetup,
+        storage,
+        clock,
+        symbol=providers.Callable(lambda s: s.quote_symbol, settings),
+        address_source=providers.Callable(quote_address_source, settings, signature_verifier),
+    )
     retry_policy = providers.Singleton(
         RetryPolicy,
         max_attempts=providers.Callable(lambda s: s.deploy_max_attempts, settings),
@@ -264,6 +288,9 @@ class Runtime:
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()
+        quote = await c.quote_token_setup().ensure()  # the stablecoin pairs quote in
+        if quote.contract_address is None:
+            log.warning("quote token %s has no contract address yet", quote.symbol)
         await jobs.start()
         # Jobs of an in-process queue die with the process: pick up interrupted deployments.
         resumed = 0 if jobs.durable else await deployment.resume_interrupted()
@@ -373,6 +400,8 @@ class Runtime:
             market_queries=c.market_queries(),
             wallets=c.wallet_use_cases(),
             audit=c.audit_queries(),
+            token_use_cases=c.token_use_cases(),
+            compliance=c.compliance_use_cases(),
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,

@@ -12,6 +12,8 @@ from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.shared.audit import AuditQueries
+from core.tokens.compliance_use_cases import ComplianceUseCases
+from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
 
 ReadinessCheck = Callable[[], Awaitable[object]]
@@ -28,3 +30,5 @@ class HttpDependencies:
     rate_limit: HttpRateLimit | None = None  # None: no request limits
     wallets: WalletUseCases = attrs.field(kw_only=True)
     audit: AuditQueries = attrs.field(kw_only=True)
+    token_use_cases: TokenUseCases = attrs.field(kw_only=True)
+    compliance: ComplianceUseCases = attrs.field(kw_only=True)
