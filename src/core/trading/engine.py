@@ -151,6 +151,75 @@ class MatchingEngine:
         tif: str = GTC,
         post_only: bool = False,
     ) -> None:
+        if (
+            post_only
+            or order_id <= self._last_id
+            or not 0 < price < MAX_VALUE
+            or not 0 < qty < MAX_VALUE
+            or tif not in _VALID_TIF
+            or (side != BUY and side != SELL)
+        ):
+            self._limit_checked(order_id, user, side, price, qty, tif, post_only)
+            return
+        # The fast path, inlined: a valid order that is not post-only.
+        self._last_id = order_id
+        ap = self.events.append
+        ap((ACCEPTED, order_id))
+        seq = self.seq + 1
+        if side == BUY:
+            heap = self._ask_heap
+            if heap and heap[0] <= price:
+                self._enter(order_id, user, side, price, qty, tif, seq)
+                if self._stops:
+                    self._run_triggers(seq)
+                return
+            levels, heap, key = self._bids, self._bid_heap, -price
+        else:
+            heap = self._bid_heap
+            if heap and -heap[0] >= price:
+                self._enter(order_id, user, side, price, qty, tif, seq)
+                if self._stops:
+                    self._run_triggers(seq)
+                return
+            levels, heap, key = self._asks, self._ask_heap, price
+        if tif != GTC:
+            ap((EXPIRED, order_id, qty, FOK_UNFILLABLE if tif == FOK else UNFILLED))
+            return
+        # Rest (the same as `_rest`, inlined).
+        users = self._users
+        try:
+            user = users[user]
+        except KeyError:
+            users[user] = user
+        level = levels.get(key)
+        if level is None:
+            levels[key] = level = _Level(key, order_id, qty)
+            heappush(heap, key)
+            if len(heap) > 2 * len(levels) + 64:
+                heap[:] = levels
+                heapify(heap)
+            size = qty
+        else:
+            key = level.key
+            level.queue.append(order_id)
+            level.live += 1
+            size = level.size + qty
+            level.size = size
+        self._index[order_id] = (qty, user, key)
+        ap((RESTED, order_id, qty))
+        ap((LEVEL, seq, side, price, size))
+        self.seq = seq
+
+    def _limit_checked(
+        self,
+        order_id: int,
+        user: Hashable,
+        side: str,
+        price: int,
+        qty: int,
+        tif: str,
+        post_only: bool,
+    ) -> None:
         ap = self.events.append
         reason = self._check(order_id, side, qty, tif)
         if reason is None:
@@ -164,7 +233,6 @@ class MatchingEngine:
             ap((REJECTED, order_id, reason))
             return
         self._last_id = order_id
-        user = self._users.setdefault(user, user)
         ap((ACCEPTED, order_id))
         seq = self.seq + 1
         self._enter(order_id, user, side, price, qty, tif, seq)
@@ -178,7 +246,6 @@ class MatchingEngine:
             ap((REJECTED, order_id, reason))
             return
         self._last_id = order_id
-        user = self._users.setdefault(user, user)
         ap((ACCEPTED, order_id))
         seq = self.seq + 1
         if side == BUY:
@@ -203,7 +270,6 @@ class MatchingEngine:
             ap((REJECTED, order_id, reason))
             return
         self._last_id = order_id
-        user = self._users.setdefault(user, user)
         ap((ACCEPTED, order_id))
         seq = self.seq + 1
         rest = self._take_funds(order_id, user, funds, seq)
@@ -236,7 +302,6 @@ class MatchingEngine:
             ap((REJECTED, order_id, reason))
             return
         self._last_id = order_id
-        user = self._users.setdefault(user, user)
         ap((ACCEPTED, order_id))
         self._stops[order_id] = (side, stop_price, price, qty, tif, post_only, user)
         if side == BUY:
@@ -332,7 +397,7 @@ class MatchingEngine:
         if order_id in self._index or self._crosses(side, price) or qty <= 0 or price <= 0:
             raise ValueError(f"order {order_id} cannot be restored on this book")
         self._last_id = max(self._last_id, order_id)
-        self._rest(order_id, self._users.setdefault(user, user), side, price, qty, self.seq)
+        self._rest(order_id, user, side, price, qty, self.seq)
 
     # ------------------------------------------------------------------ internals
 
@@ -401,6 +466,11 @@ class MatchingEngine:
             level.live += 1
             size = level.size + qty
             level.size = size
+        users = self._users
+        try:
+            user = users[user]
+        except KeyError:
+            users[user] = user
         self._index[order_id] = (qty, user, key)
         ap = self.events.append
         ap((RESTED, order_id, qty))
