@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck imports unit contract e2e node-deps clean bench production-local
+.PHONY: run test install lint typecheck imports unit contract e2e node-deps clean bench bench-http production-local
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -50,6 +50,10 @@ test: install node-deps lint typecheck imports
 
 bench: install
 	$(BIN)/python bench/market_lifecycle.py
+
+# The embedded server under wrk (apt-get install wrk): healthz, market reads and registration.
+bench-http: install
+	$(BIN)/python bench/http.py --runs 3
 
 # The production topology on this machine (Postgres, Redis, Hardhat, stand-in Permissions Core,
 # API, taskiq worker, poller), everything on loopback, until Ctrl-C. See docs/operations.md.
