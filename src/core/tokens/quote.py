@@ -7,7 +7,9 @@ production the configured ``RWA_QUOTE_TOKEN_ADDRESS``; on the embedded chain the
 adapter's own deployment of the OpenZeppelin stablecoin once it offers one. A source that
 answers ``None`` leaves the address null, and a later start whose source answers fills it in.
 A stored address that differs from the one the source answers stops the start
-(``QuoteTokenMismatch``): balances in the ledger belong to the recorded contract.
+(``QuoteTokenMismatch``): balances in the ledger belong to the recorded contract. Filling in
+the address is audited (``token.set_contract_address``); the first registration, the
+platform's own configuration, is not.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from core.ports.storage import Storage
 from core.shared.errors import ConcurrentModification, Conflict
 from core.shared.events import Actor
 from core.tokens.model import Token, TokenType, check_symbol
-from core.tokens.use_cases import CREATE, register_token, token_view
+from core.tokens.use_cases import register_token, token_view
 
 QUOTE_DECIMALS = 6
 AddressSource = Callable[[], Awaitable[str | None]]
 SETUP_ACTOR = Actor.system("startup")
+SET_ADDRESS = "token.set_contract_address"  # audited: the contract balances refer to
 
 
 async def no_address() -> None:
@@ -93,8 +96,17 @@ class QuoteTokenSetup:
                         details={"recorded": found.contract_address, "answered": address},
                     )
                 changed = await uow.tokens.set_contract_address(found.id, address)
-                action, before = "token.set_contract_address", token_view(found)
-            else:
+                await uow.audit.append(
+                    audit_entry(
+                        SETUP_ACTOR,
+                        SET_ADDRESS,
+                        f"token:{changed.id}",
+                        before=token_view(found),
+                        after=token_view(changed),
+                        at=now,
+                    )
+                )
+            else:  # the platform's own configuration, not a decision: not audited
                 changed = Token(
                     symbol=self.symbol,
                     name=self._name,
@@ -104,16 +116,5 @@ class QuoteTokenSetup:
                     created_at=now,
                 )
                 await register_token(uow, changed)
-                action, before = CREATE, None
-            await uow.audit.append(
-                audit_entry(
-                    SETUP_ACTOR,
-                    action,
-                    f"token:{changed.id}",
-                    before=before,
-                    after=token_view(changed),
-                    at=now,
-                )
-            )
             await uow.commit()
         return changed
