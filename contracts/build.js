@@ -2,7 +2,6 @@
 // Compile our Solidity sources with the pinned solcjs and write deterministic artifacts.
 //
 // Usage: node build.js                      every contract, to the default paths
-//        node build.js [output-path]        RwaToken only (kept for existing callers)
 //        node build.js <Contract> [output-path]
 // Default output: ../src/adapters/outbound/chain/artifacts/<Contract>.json
 // Imports of "@openzeppelin/..." resolve to the pinned package in node_modules.
@@ -15,7 +14,6 @@ const solc = require("solc");
 
 // Contract name -> npm packages its source imports (their versions go into the artifact).
 const CONTRACTS = {
-  RwaToken: [],
   Stablecoin: ["@openzeppelin/contracts"],
 };
 const ARTIFACT_DIR = path.join(__dirname, "..", "src", "adapters", "outbound", "chain", "artifacts");
@@ -89,7 +87,7 @@ function main() {
   } else if (Object.hasOwn(CONTRACTS, first)) {
     build(first, second);
   } else {
-    build("RwaToken", first);
+    throw new Error(`unknown contract ${first} (known: ${Object.keys(CONTRACTS).join(", ")})`);
   }
 }
 

@@ -56,8 +56,9 @@ from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
 from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
 from core.markets.queries import MarketQueries
+from core.markets.stablecoin import EmbeddedStablecoin
 from core.markets.use_cases import MarketUseCases
-from core.ports.jobs import DeployTokenJob
+from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.shared.audit import AuditQueries
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
@@ -82,13 +83,17 @@ def process_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def quote_address_source(settings: Settings, verifier: Any) -> AddressSource:
+def quote_address_source(
+    settings: Settings, verifier: Any, stablecoin: EmbeddedStablecoin | None
+) -> AddressSource:
     """Where the quote token's contract address comes from: ``RWA_QUOTE_TOKEN_ADDRESS`` when
-    set (production); otherwise none yet (the token is registered with a null address and
-    completed by a later start). The embedded chain's own stablecoin deployment plugs in
-    here as another source."""
+    set (production); otherwise, on the embedded chain, the OpenZeppelin stablecoin deployed
+    there once (recorded, so every start answers the same address); otherwise none (the token
+    is registered with a null address and completed by a later start)."""
     if settings.quote_token_address:
         return fixed_address(verifier.checksum_address(settings.quote_token_address))
+    if stablecoin is not None:
+        return stablecoin.ensure
     return no_address
 
 
@@ -245,12 +250,25 @@ class Container(containers.DeclarativeContainer):
         TokenUseCases, storage, authorizer, clock, signature_verifier
     )
     compliance_use_cases = providers.Singleton(ComplianceUseCases, storage, authorizer, clock)
+    embedded_stablecoin = providers.Selector(
+        providers.Callable(lambda s: "deploy" if s.chain_kind == "evm" else "none", settings),
+        deploy=providers.Singleton(
+            EmbeddedStablecoin,
+            storage,
+            chain,
+            clock,
+            symbol=providers.Callable(lambda s: s.quote_symbol, settings),
+        ),
+        none=providers.Object(None),
+    )
     quote_token_setup = providers.Singleton(
         QuoteTokenSetup,
         storage,
         clock,
         symbol=providers.Callable(lambda s: s.quote_symbol, settings),
-        address_source=providers.Callable(quote_address_source, settings, signature_verifier),
+        address_source=providers.Callable(
+            quote_address_source, settings, signature_verifier, embedded_stablecoin
+        ),
     )
     retry_policy = providers.Singleton(
         RetryPolicy,
@@ -258,7 +276,14 @@ class Container(containers.DeclarativeContainer):
         base_delay_seconds=providers.Callable(lambda s: s.deploy_backoff_seconds, settings),
     )
     deployment = providers.Singleton(
-        TokenDeployment, storage, chain, jobs, clock, retry_policy, guard=chain_guard
+        TokenDeployment,
+        storage,
+        chain,
+        jobs,
+        clock,
+        retry_policy,
+        guard=chain_guard,
+        custody=custody_keys,
     )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
     token_issuer = providers.Singleton(
@@ -283,8 +308,11 @@ class Runtime:
         jobs = c.jobs()
         deployment = c.deployment()
         jobs.register(DeployTokenJob, deployment.handle)
+        jobs.register(TokenPauseJob, deployment.handle_pause)
         relay = c.relay()
         relay.on("market.activation_started", deployment.on_activation_started)
+        relay.on("market.paused", deployment.on_market_paused)
+        relay.on("market.resumed", deployment.on_market_paused)
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()
@@ -348,6 +376,7 @@ class Runtime:
         jobs.attach_to_worker()
         await c.chain_guard().verify()
         jobs.register(DeployTokenJob, c.deployment().handle)
+        jobs.register(TokenPauseJob, c.deployment().handle_pause)
         log.info(
             "worker ready: profile=%s queue=%s", self.settings.profile, self.settings.jobs_queue
         )

@@ -1,7 +1,8 @@
 """The deployment-transaction repository's contract, part of the storage contract suite.
 
 ``StorageContract`` inherits these tests, so every storage adapter (memory, SQLite, Postgres)
-runs them: a transaction recorded before it is sent, at most one open record per market,
+runs them: a transaction recorded before it is sent, at most one open record per (subject,
+step) (a market's id or the platform; a step of its T-REX suite),
 state changes guarded by the expected state, and the queries the deploy-token job and the
 chain-state check use.
 """
@@ -17,7 +18,12 @@ import attrs
 import pytest
 
 from core.markets.model import MarketStatus
-from core.ports.deployments import DeploymentRecord, DeploymentState, DuplicateDeployment
+from core.ports.deployments import (
+    PLATFORM_SUBJECT,
+    DeploymentRecord,
+    DeploymentState,
+    DuplicateDeployment,
+)
 from core.ports.storage import Storage
 from core.shared.errors import Conflict
 from core.shared.ids import new_id
@@ -28,7 +34,7 @@ OTHER_SIGNER = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
 _nonces = iter(range(10**6))
 
 
-def make_record(market_id: str, **overrides: Any) -> DeploymentRecord:
+def make_record(market_id: str | None, **overrides: Any) -> DeploymentRecord:
     nonce = overrides.pop("nonce", next(_nonces))
     fields: dict[str, Any] = {
         "tx_hash": "0x" + new_id().replace("-", "").ljust(64, "0")[:64],
@@ -75,10 +81,40 @@ class DeploymentRecordsContract:
         await self._record(storage, record)
         async with storage.unit_of_work() as uow:
             assert await uow.deployments.get(record.tx_hash) == record
-            assert await uow.deployments.open_for_market(market_id) == record
+            assert await uow.deployments.open_for(market_id, "token") == record
             assert await uow.deployments.for_market(market_id) == [record]
             assert await uow.deployments.get("0x" + "00" * 32) is None
-            assert await uow.deployments.open_for_market(new_id()) is None
+            assert await uow.deployments.open_for(new_id(), "token") is None
+
+    async def test_every_step_of_a_suite_has_its_own_open_record(self, storage: Storage) -> None:
+        market_id = await self._market_id(storage)
+        token = make_record(market_id, step="token")
+        call = make_record(market_id, step="token.init", contract_address=None, holder=None)
+        await self._record(storage, token)
+        await self._record(storage, call)
+        with pytest.raises(DuplicateDeployment):
+            await self._record(storage, make_record(market_id, step="token.init"))
+        async with storage.unit_of_work() as uow:
+            assert await uow.deployments.open_for(market_id, "token") == token
+            assert await uow.deployments.open_for(market_id, "token.init") == call
+            assert await uow.deployments.open_for(market_id, "token.mint") is None
+            assert [r.step for r in await uow.deployments.for_subject(market_id)] == [
+                "token",
+                "token.init",
+            ]
+
+    async def test_platform_records_belong_to_no_market(self, storage: Storage) -> None:
+        issuer = make_record(None, step="claim_issuer", holder=None)
+        assert issuer.subject == PLATFORM_SUBJECT
+        await self._record(storage, issuer)
+        with pytest.raises(DuplicateDeployment):
+            await self._record(storage, make_record(None, step="claim_issuer"))
+        await self._record(storage, make_record(None, step="stablecoin:USDC"))
+        async with storage.unit_of_work() as uow:
+            assert await uow.deployments.open_for(PLATFORM_SUBJECT, "claim_issuer") == issuer
+            found = await uow.deployments.for_subject(PLATFORM_SUBJECT)
+        assert [r.step for r in found] == ["claim_issuer", "stablecoin:USDC"]
+        assert found[0].market_id is None and found[0].holder is None
 
     async def test_an_uncommitted_record_is_not_kept(self, storage: Storage) -> None:
         market_id = await self._market_id(storage)
@@ -141,7 +177,7 @@ class DeploymentRecordsContract:
         new = make_record(market_id)
         await self._record(storage, new)
         async with storage.unit_of_work() as uow:
-            assert await uow.deployments.open_for_market(market_id) == new
+            assert await uow.deployments.open_for(market_id, "token") == new
             assert await uow.deployments.get(old.tx_hash) == superseded
             assert [r.tx_hash for r in await uow.deployments.for_market(market_id)] == [
                 old.tx_hash,

@@ -1,8 +1,13 @@
-"""One contract suite for the Chain port, run by every adapter: memory, in-process EVM, RPC."""
+"""One contract suite for the Chain port, run by every adapter: memory, in-process EVM, RPC.
+
+The T-REX flows the service relies on: a market's suite deployed step by step (the supply
+minted to a verified issuer, the token unpaused), the agent's pause, mint, burn, freeze and
+forced transfer, and the refusals: a transfer to an unverified address, a forced transfer
+from an address to itself (our code, before signing), pausing a paused token.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -10,26 +15,63 @@ from pathlib import Path
 
 import pytest
 
-from adapters.outbound.chain.artifact import rwa_token_artifact
 from adapters.outbound.chain.evm import EvmChain
 from adapters.outbound.chain.memory import MemoryChain
-from adapters.outbound.chain.validation import ZERO_ADDRESS
+from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
 from adapters.outbound.chain.web3_rpc import Web3Chain
-from core.ports.chain import Chain, TokenSpec
+from core.ports.chain import (
+    PLATFORM_STEPS,
+    TOKEN_STEP,
+    Chain,
+    PlatformContracts,
+    SuiteSpec,
+    TokenCall,
+    TokenCallKind,
+    suite_steps,
+)
 from core.shared.errors import ChainError
 from tests.harness.common import free_port
 from tests.harness.hardhat import HARDHAT_DEV_KEY
 
 SUPPLY = 1_000_000 * 10**18  # far beyond 64 bits: no silent int overflow anywhere
-OTHER = "0x1111111111111111111111111111111111111111"
+ISSUER = "0x1111111111111111111111111111111111111111"
 NOBODY = "0xabababababababababababababababababababab"
 CHECKSUMMED = re.compile(r"^0x[0-9a-fA-F]{40}$")
+TX_HASH = re.compile(r"^0x[0-9a-f]{64}$")
 
 
-def spec(symbol: str = "RWA", *, holder: str | None = None, supply: int = SUPPLY) -> TokenSpec:
-    return TokenSpec(
-        name=f"{symbol} Token", symbol=symbol, decimals=18, initial_supply=supply, holder=holder
+def suite(
+    platform: PlatformContracts,
+    symbol: str = "RWA",
+    *,
+    countries: tuple[str, ...] = (),
+    accredited: bool = False,
+    country: str = "DE",
+) -> SuiteSpec:
+    return SuiteSpec(
+        name=f"{symbol} Token",
+        symbol=symbol,
+        decimals=18,
+        supply=SUPPLY,
+        issuer=ISSUER,
+        issuer_country=country,
+        platform=platform,
+        accredited_only=accredited,
+        allowed_countries=countries,
     )
+
+
+async def deployed(chain: Chain, symbol: str = "RWA", **options: object) -> str:
+    """A market's token, its whole suite deployed; the token's address."""
+    platform = await chain.deploy_platform()
+    created = await chain.deploy_suite(suite(platform, symbol, **options))  # type: ignore[arg-type]
+    return created[TOKEN_STEP]
+
+
+async def call(chain: Chain, kind: TokenCallKind, token: str, *args: str, amount: int = 0) -> None:
+    account = args[0] if args else None
+    receiver = args[1] if len(args) > 1 else None
+    await chain.call_token(TokenCall(kind, token, account, receiver, amount))
 
 
 class ChainContract:
@@ -40,98 +82,146 @@ class ChainContract:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    async def test_deploy_returns_an_address_with_the_token_code(self, chain: Chain) -> None:
-        deployed = await chain.deploy_token(spec(holder=OTHER))
-        assert CHECKSUMMED.match(deployed.contract_address)
-        assert re.match(r"^0x[0-9a-f]{64}$", deployed.tx_hash)
-        assert deployed.holder == OTHER
-        assert await chain.code_at(deployed.contract_address) == rwa_token_artifact().runtime_code
+    # -- a market's suite ------------------------------------------------------------------
 
-    async def test_initial_supply_goes_to_the_holder(self, chain: Chain) -> None:
-        deployed = await chain.deploy_token(spec(holder=OTHER))
-        assert await chain.total_supply(deployed.contract_address) == SUPPLY
-        assert await chain.balance_of(deployed.contract_address, OTHER) == SUPPLY
-        assert await chain.balance_of(deployed.contract_address, NOBODY) == 0
+    async def test_a_suite_mints_the_supply_to_its_verified_issuer_and_runs(
+        self, chain: Chain
+    ) -> None:
+        token = await deployed(chain, "TWR")
+        assert CHECKSUMMED.match(token)
+        assert await chain.code_at(token) == trex_artifact(TrexContract.TOKEN).runtime_code
+        assert await chain.total_supply(token) == SUPPLY
+        assert await chain.balance_of(token, ISSUER) == SUPPLY
+        assert await chain.balance_of(token, NOBODY) == 0
+        assert await chain.is_verified(token, ISSUER)
+        assert not await chain.is_verified(token, NOBODY)
+        assert not await chain.is_paused(token)
+        metadata = await chain.token_metadata(token)
+        assert (metadata.name, metadata.symbol, metadata.decimals) == ("TWR Token", "TWR", 18)
 
     async def test_addresses_are_accepted_in_any_letter_case(self, chain: Chain) -> None:
-        deployed = await chain.deploy_token(spec(holder=OTHER))
-        token = deployed.contract_address.lower()
+        token = (await deployed(chain)).lower()
         assert await chain.total_supply(token) == SUPPLY
-        assert await chain.balance_of(token, OTHER.upper().replace("0X", "0x")) == SUPPLY
+        assert await chain.balance_of(token, ISSUER.upper().replace("0X", "0x")) == SUPPLY
+
+    async def test_restricted_countries_and_accreditation(self, chain: Chain) -> None:
+        platform = await chain.deploy_platform()
+        spec = suite(platform, "ACC", countries=("DE", "FR"), accredited=True)
+        steps = suite_steps(spec)
+        assert "compliance.allow_countries" in steps and "identity.claim:2" in steps
+        token = (await chain.deploy_suite(spec))[TOKEN_STEP]
+        assert await chain.is_verified(token, ISSUER)
+        assert await chain.balance_of(token, ISSUER) == SUPPLY
+        # an issuer from a country the market does not allow is refused before signing
+        with pytest.raises(ChainError, match="not allowed"):
+            await chain.prepare_suite_step(
+                suite(platform, "NO", countries=("FR",), country="DE"), "storage", {}
+            )
+
+    async def test_a_step_before_its_contracts_exist_is_a_chain_error(self, chain: Chain) -> None:
+        platform = await chain.deploy_platform()
+        with pytest.raises(ChainError, match="not created"):
+            await chain.prepare_suite_step(suite(platform), "storage.init", {})
+        with pytest.raises(ChainError):
+            await chain.prepare_suite_step(suite(platform), "no-such-step", {})
+        with pytest.raises(ChainError):
+            await chain.prepare_platform_step("country_module.init", {})
+
+    # -- the agent's functions and what the token refuses ----------------------------------
+
+    async def test_a_forced_transfer_to_an_unverified_address_reverts(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        custody = await chain.custody_address()
+        nonce = await chain.confirmed_nonce(custody)
+        with pytest.raises(ChainError):
+            await call(chain, TokenCallKind.FORCED_TRANSFER, token, ISSUER, NOBODY, amount=1)
+        with pytest.raises(ChainError):
+            await call(chain, TokenCallKind.MINT, token, NOBODY, amount=1)
+        assert await chain.confirmed_nonce(custody) == nonce  # refused before it was signed
+        assert await chain.balance_of(token, NOBODY) == 0
+
+    async def test_a_forced_transfer_to_oneself_is_refused_by_our_code(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        with pytest.raises(ChainError, match="itself"):
+            await call(chain, TokenCallKind.FORCED_TRANSFER, token, ISSUER, ISSUER, amount=1)
+        with pytest.raises(ChainError, match="itself"):
+            await chain.prepare_token_call(
+                TokenCall(TokenCallKind.FORCED_TRANSFER, token, ISSUER, ISSUER.lower(), 1)
+            )
+        assert await chain.balance_of(token, ISSUER) == SUPPLY
+
+    async def test_pause_and_unpause_by_the_agent(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        await call(chain, TokenCallKind.PAUSE, token)
+        assert await chain.is_paused(token)
+        with pytest.raises(ChainError):  # a paused token cannot be paused again
+            await call(chain, TokenCallKind.PAUSE, token)
+        await call(chain, TokenCallKind.UNPAUSE, token)
+        assert not await chain.is_paused(token)
+        with pytest.raises(ChainError):
+            await call(chain, TokenCallKind.UNPAUSE, token)
+
+    async def test_mint_burn_and_freeze_by_the_agent(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        await call(chain, TokenCallKind.MINT, token, ISSUER, amount=5)
+        assert await chain.total_supply(token) == SUPPLY + 5
+        await call(chain, TokenCallKind.BURN, token, ISSUER, amount=SUPPLY)
+        assert await chain.balance_of(token, ISSUER) == 5
+        with pytest.raises(ChainError):
+            await call(chain, TokenCallKind.BURN, token, ISSUER, amount=6)
+        await call(chain, TokenCallKind.FREEZE, token, ISSUER)
+        await call(chain, TokenCallKind.UNFREEZE, token, ISSUER)
+        assert await chain.total_supply(token) == 5
+
+    async def test_amounts_outside_uint256_are_refused(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        for amount in (0, -1, 2**256):
+            with pytest.raises(ChainError):
+                await call(chain, TokenCallKind.MINT, token, ISSUER, amount=amount)
+
+    async def test_the_stablecoin_has_six_decimals(self, chain: Chain) -> None:
+        async with chain.signing_lock:
+            receipt = await chain.execute(await chain.prepare_stablecoin("USD Coin", "USDC"))
+        assert receipt.contract_address is not None
+        metadata = await chain.token_metadata(receipt.contract_address)
+        assert (metadata.name, metadata.symbol, metadata.decimals) == ("USD Coin", "USDC", 6)
+        assert await chain.total_supply(receipt.contract_address) == 0
+
+    # -- reads ---------------------------------------------------------------------------------
 
     async def test_custody_address_is_a_checksummed_address(self, chain: Chain) -> None:
         custody = await chain.custody_address()
         assert CHECKSUMMED.match(custody)
         assert custody != custody.lower()  # EIP-55 mixes letter case
 
-    async def test_default_holder_is_the_custody_address(self, chain: Chain) -> None:
-        custody = await chain.custody_address()
-        deployed = await chain.deploy_token(spec())
-        assert deployed.holder == custody
-        assert await chain.balance_of(deployed.contract_address, custody) == SUPPLY
-
-    async def test_two_deployments_get_different_addresses(self, chain: Chain) -> None:
-        first = await chain.deploy_token(spec("ONE"))
-        second = await chain.deploy_token(spec("ONE"))
-        assert first.contract_address != second.contract_address
-        assert first.tx_hash != second.tx_hash
-
-    async def test_concurrent_deployments_all_succeed(self, chain: Chain) -> None:
-        supplies = [SUPPLY + i for i in range(6)]
-        deployed = await asyncio.gather(
-            *(chain.deploy_token(spec(f"C{i}", supply=s)) for i, s in enumerate(supplies))
-        )
-        assert len({d.contract_address for d in deployed}) == len(supplies)
-        for token, supply in zip(deployed, supplies, strict=True):
-            assert await chain.total_supply(token.contract_address) == supply
-
-    async def test_block_number_increases_with_deployments(self, chain: Chain) -> None:
-        before = await chain.block_number()
-        deployed = await chain.deploy_token(spec())
-        assert deployed.block_number > before
-        assert await chain.block_number() >= deployed.block_number
-
     async def test_code_at_an_unknown_address_is_empty(self, chain: Chain) -> None:
         assert await chain.code_at(NOBODY) == b""
 
     async def test_reading_a_token_where_there_is_none_is_a_chain_error(self, chain: Chain) -> None:
-        with pytest.raises(ChainError):
-            await chain.total_supply(NOBODY)
-        with pytest.raises(ChainError):
-            await chain.balance_of(NOBODY, OTHER)
-
-    async def test_a_reverting_deployment_is_a_chain_error(self, chain: Chain) -> None:
-        with pytest.raises(ChainError, match="ZeroAddress"):
-            await chain.deploy_token(spec(holder=ZERO_ADDRESS))
-        with pytest.raises(ChainError, match="ZeroAddress"):
-            await chain.prepare_deployment(spec(holder=ZERO_ADDRESS))
-        # the adapter recovers: the next deployment gets a correct nonce
-        assert await chain.deploy_token(spec())
-
-    async def test_invalid_input_is_a_chain_error(self, chain: Chain) -> None:
+        for read in (
+            chain.total_supply(NOBODY),
+            chain.balance_of(NOBODY, ISSUER),
+            chain.token_metadata(NOBODY),
+            chain.is_paused(NOBODY),
+        ):
+            with pytest.raises(ChainError):
+                await read
         with pytest.raises(ChainError):
             await chain.code_at("not-an-address")
-        with pytest.raises(ChainError):
-            await chain.deploy_token(spec(holder="0x1234"))
-        with pytest.raises(ChainError):
-            await chain.deploy_token(spec(supply=2**256))
-        with pytest.raises(ChainError):
-            await chain.deploy_token(
-                TokenSpec(name="Six", symbol="SIX", decimals=6, initial_supply=1)
-            )
 
     # -- prepare, send, follow (the split the service records between) -----------------------
 
-    async def test_a_prepared_deployment_changes_nothing_until_sent(self, chain: Chain) -> None:
+    async def test_a_prepared_transaction_changes_nothing_until_sent(self, chain: Chain) -> None:
         custody = await chain.custody_address()
         before_block = await chain.block_number()
         before_nonce = await chain.confirmed_nonce(custody)
-        prepared = await chain.prepare_deployment(spec("PREP", holder=OTHER))
+        prepared = await chain.prepare_platform_step(PLATFORM_STEPS[0], {})
         tx = prepared.transaction
         assert tx.signer == custody and tx.nonce == before_nonce
-        assert re.match(r"^0x[0-9a-f]{64}$", tx.tx_hash)
+        assert TX_HASH.match(tx.tx_hash)
         assert tx.raw_transaction.startswith("0x") and len(tx.raw_transaction) > 2
-        assert CHECKSUMMED.match(prepared.contract_address) and prepared.holder == OTHER
+        assert prepared.contract_address is not None
+        assert CHECKSUMMED.match(prepared.contract_address)
         assert await chain.block_number() == before_block
         assert await chain.confirmed_nonce(custody) == before_nonce
         assert await chain.code_at(prepared.contract_address) == b""
@@ -139,22 +229,29 @@ class ChainContract:
 
     async def test_sending_mines_the_predicted_contract(self, chain: Chain) -> None:
         custody = await chain.custody_address()
-        prepared = await chain.prepare_deployment(spec("SEND", holder=OTHER))
+        prepared = await chain.prepare_platform_step(PLATFORM_STEPS[0], {})
         tx = prepared.transaction
         assert await chain.send_raw_transaction(tx.raw_transaction) == tx.tx_hash
         receipt = await chain.wait_for_receipt(tx.tx_hash)
         assert receipt.succeeded and receipt.tx_hash == tx.tx_hash
         assert receipt.contract_address == prepared.contract_address
+        assert receipt.contract_address is not None
         assert await chain.transaction_receipt(tx.tx_hash) == receipt
         assert await chain.confirmed_nonce(custody) == tx.nonce + 1
-        assert await chain.total_supply(prepared.contract_address) == SUPPLY
-        assert await chain.balance_of(prepared.contract_address, OTHER) == SUPPLY
-        metadata = await chain.token_metadata(prepared.contract_address)
-        assert (metadata.name, metadata.symbol, metadata.decimals) == ("SEND Token", "SEND", 18)
+        expected = trex_artifact(TrexContract.CLAIM_ISSUER).runtime_code
+        assert await chain.code_at(receipt.contract_address) == expected
+
+    async def test_a_call_creates_no_contract(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        prepared = await chain.prepare_token_call(TokenCall(TokenCallKind.PAUSE, token))
+        assert prepared.contract_address is None
+        async with chain.signing_lock:
+            receipt = await chain.execute(prepared)
+        assert receipt.contract_address is None and receipt.succeeded
 
     async def test_sending_the_same_bytes_again_answers_the_same_hash(self, chain: Chain) -> None:
         custody = await chain.custody_address()
-        prepared = await chain.prepare_deployment(spec("AGAIN"))
+        prepared = await chain.prepare_platform_step(PLATFORM_STEPS[0], {})
         raw = prepared.transaction.raw_transaction
         first = await chain.send_raw_transaction(raw)
         await chain.wait_for_receipt(first)
@@ -164,8 +261,8 @@ class ChainContract:
         assert await chain.confirmed_nonce(custody) == nonce
 
     async def test_a_used_nonce_is_refused_for_another_transaction(self, chain: Chain) -> None:
-        one = await chain.prepare_deployment(spec("NONCE1"))
-        two = await chain.prepare_deployment(spec("NONCE2"))  # same pending nonce: not sent yet
+        one = await chain.prepare_platform_step("claim_issuer", {})
+        two = await chain.prepare_platform_step("country_module", {})  # same pending nonce
         assert one.transaction.nonce == two.transaction.nonce
         assert one.contract_address == two.contract_address
         await chain.wait_for_receipt(
@@ -174,8 +271,9 @@ class ChainContract:
         with pytest.raises(ChainError):
             await chain.send_raw_transaction(two.transaction.raw_transaction)
         assert await chain.transaction_receipt(two.transaction.tx_hash) is None
-        metadata = await chain.token_metadata(one.contract_address)
-        assert metadata.symbol == "NONCE1"  # one contract at that address, the first one
+        assert one.contract_address is not None
+        code = await chain.code_at(one.contract_address)  # one contract there, the first one
+        assert code == trex_artifact(TrexContract.CLAIM_ISSUER).runtime_code
 
     async def test_unknown_and_malformed_transactions(self, chain: Chain) -> None:
         assert await chain.transaction_receipt("0x" + "ab" * 32) is None
@@ -185,12 +283,6 @@ class ChainContract:
             await chain.send_raw_transaction("0xdeadbeef")
         with pytest.raises(ChainError):
             await chain.send_raw_transaction("not hex")
-
-    async def test_token_metadata_where_there_is_no_token_is_a_chain_error(
-        self, chain: Chain
-    ) -> None:
-        with pytest.raises(ChainError):
-            await chain.token_metadata(NOBODY)
 
     async def test_a_closed_adapter_refuses_work(self, chain: Chain) -> None:
         await chain.close()
@@ -218,7 +310,7 @@ class TestEvmChain(ChainContract):
         adapter.ethereum_tester.disable_auto_mine_transactions()
         try:
             with pytest.raises(ChainError, match="no receipt"):
-                await adapter.deploy_token(spec())
+                await adapter.deploy_platform()
         finally:
             await adapter.close()
 
@@ -245,7 +337,7 @@ class TestWeb3ChainOnHardhat(ChainContract):
         adapter = Web3Chain(hardhat_url, HARDHAT_DEV_KEY, chain_id=23294)
         try:
             with pytest.raises(ChainError, match="31337"):
-                await adapter.deploy_token(spec())
+                await adapter.prepare_platform_step(PLATFORM_STEPS[0], {})
         finally:
             await adapter.close()
 
@@ -260,10 +352,10 @@ class TestWeb3ChainUnreachable:
         yield adapter
         await adapter.close()
 
-    async def test_deploy_token_raises_chain_error(self, chain: Web3Chain) -> None:
+    async def test_preparing_raises_chain_error(self, chain: Web3Chain) -> None:
         started = time.monotonic()
         with pytest.raises(ChainError, match="cannot reach") as caught:
-            await chain.deploy_token(spec())
+            await chain.prepare_platform_step(PLATFORM_STEPS[0], {})
         assert time.monotonic() - started < 5
         assert "secret-api-key" not in caught.value.message
 

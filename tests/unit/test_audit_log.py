@@ -72,7 +72,13 @@ async def test_every_lifecycle_decision_is_audited(runtime: Runtime) -> None:
     await uc.pause(ADMIN, market.id, "maintenance")
     await uc.resume(ADMIN, market.id)
     await uc.archive(ADMIN, market.id, "matured")
-    found = list(reversed(await entries(runtime)))  # oldest first
+    everything = list(reversed(await entries(runtime)))  # oldest first
+    # activation also registers the market's token and mints its supply to the issuer
+    assert {e.action for e in everything if e.subject.startswith("token:")} == {
+        "token.create",
+        "token.mint",
+    }
+    found = [e for e in everything if e.subject == f"market:{market.id}"]
     assert [e.action for e in found] == [
         "market.register",
         "market.submit",

@@ -1,8 +1,9 @@
-"""One market, one contract (DESIGN §4): the deploy-token job records its transaction before
-sending it and every later attempt follows that transaction.
+"""One market, one contract (DESIGN §4): the deploy-token job records every transaction of the
+market's T-REX suite before sending it, and every later attempt follows those records.
 
-The chain is ``MemoryChain`` with its nonce rules (a used nonce is refused, no gaps) and, where
-a crash between send and receipt is played, with mining held back (``auto_mine=False``).
+The chain is ``MemoryChain`` with its nonce rules (a used nonce is refused, no gaps) and its
+model of the T-REX contracts; where a crash between send and receipt is played, mining is held
+back (``auto_mine=False``).
 """
 
 from __future__ import annotations
@@ -10,25 +11,37 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.storage.memory import MemoryStorage
+from core.ledger.model import AccountRef
 from core.markets.chain_state import ChainStateGuard
-from core.markets.deployment import RetryPolicy, TokenDeployment
+from core.markets.deployment import (
+    RetryPolicy,
+    TokenDeployment,
+    activation_mint_key,
+)
 from core.markets.model import Market, MarketStatus
 from core.markets.queries import MarketQueries
 from core.markets.registration import RegisterMarket
+from core.markets.stablecoin import EmbeddedStablecoin
 from core.markets.use_cases import MarketUseCases
-from core.ports.chain import TokenSpec
+from core.ports.chain import MINT_STEP, PLATFORM_STEPS, TOKEN_STEP, suite_steps
 from core.ports.clock import Clock
-from core.ports.deployments import DeploymentRecord, DeploymentState
-from core.ports.jobs import DeployTokenJob
+from core.ports.custody import KeyDerivation
+from core.ports.deployments import PLATFORM_SUBJECT, DeploymentRecord, DeploymentState
+from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.shared.authorization import Authorizer
 from core.shared.errors import ServiceUnavailable
 from core.shared.events import Actor
+from core.tokens.model import TokenType
+from settings import DEV_CUSTODY_MNEMONIC
 from tests.unit.doubles import FlakyChain, RecordingJobQueue
 
 ADMIN = Actor(id="admin-1", roles=("admin",))
 ISSUER = Actor(id="issuer-1", roles=("issuer",))
+SUPPLY = 1000 * 10**18
+KEYS = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
 
 
 class FixedClock(Clock):
@@ -37,17 +50,19 @@ class FixedClock(Clock):
 
 
 class World:
-    def __init__(self, chain: FlakyChain) -> None:
+    def __init__(self, chain: FlakyChain, keys: KeyDerivation = KEYS) -> None:
         self.storage = MemoryStorage()
         self.chain = chain
         self.jobs = RecordingJobQueue()
         clock = FixedClock()
         self.uc = MarketUseCases(self.storage, Authorizer(LocalPolicyPermissions()), clock)
         self.deployment = TokenDeployment(
-            self.storage, chain, self.jobs, clock, RetryPolicy(max_attempts=5)
+            self.storage, chain, self.jobs, clock, RetryPolicy(max_attempts=5), custody=keys
         )
 
-    async def approved(self, symbol: str) -> str:
+    async def approved(
+        self, symbol: str, *, countries: tuple[str, ...] = (), accredited: bool = False
+    ) -> str:
         market = await self.uc.register(
             ISSUER,
             RegisterMarket(
@@ -56,6 +71,8 @@ class World:
                 token_symbol=symbol,
                 token_name=f"{symbol} Token",
                 total_supply=1000,
+                allowed_countries=countries,
+                accredited_investors_only=accredited,
             ),
         )
         await self.uc.decide(ADMIN, market.id, "approve")
@@ -70,31 +87,97 @@ class World:
         assert market is not None
         return market
 
-    async def records(self, market_id: str) -> list[DeploymentRecord]:
+    async def records(self, subject: str) -> list[DeploymentRecord]:
         async with self.storage.unit_of_work() as uow:
-            return await uow.deployments.for_market(market_id)
+            return await uow.deployments.for_subject(subject)
+
+    async def all_records(self, *subjects: str) -> list[DeploymentRecord]:
+        found = await self.records(PLATFORM_SUBJECT)
+        for subject in subjects:
+            found += await self.records(subject)
+        return found
+
+    async def issuer_balance(self, market_id: str) -> int:
+        async with self.storage.unit_of_work() as uow:
+            token = await uow.tokens.by_market(market_id)
+            assert token is not None
+            return (await uow.ledger.balance(AccountRef.user(ISSUER.id, token.id))).available
 
 
-async def test_the_transaction_is_recorded_before_it_is_sent() -> None:
+def mined_steps(records: list[DeploymentRecord]) -> list[str]:
+    return [r.step for r in records if r.state is DeploymentState.MINED]
+
+
+async def test_activation_deploys_the_suite_and_credits_the_issuer_in_one_go() -> None:
     world = World(FlakyChain())
     market_id = await world.approved("REC")
-    seen: list[list[DeploymentRecord]] = []
+    seen: list[bool] = []
     send = world.chain.send_raw_transaction
 
     async def spy(raw: str) -> str:
-        seen.append(await world.records(market_id))  # what storage holds at the moment of send
+        # what storage holds at the moment of each send: this transaction, recorded, signed
+        records = await world.all_records(market_id)
+        seen.append(
+            any(r.raw_transaction == raw and r.state is DeploymentState.SIGNED for r in records)
+        )
         return await send(raw)
 
     world.chain.send_raw_transaction = spy  # type: ignore[method-assign,assignment]
     await world.run(market_id)
-    [at_send] = seen
-    assert [r.state for r in at_send] == [DeploymentState.SIGNED]
     market = await world.market(market_id)
-    [record] = await world.records(market_id)
-    assert market.status is MarketStatus.ACTIVE
-    assert market.contract_address == record.contract_address == at_send[0].contract_address
-    assert market.deployment_tx_hash == record.tx_hash
-    assert record.state is DeploymentState.MINED and record.block_number == 1
+    records = await world.records(market_id)
+    platform = await world.records(PLATFORM_SUBJECT)
+    assert market.status is MarketStatus.ACTIVE, market.activation_error
+    assert len(seen) == len(records) + len(platform) and all(seen)
+    assert [r.step for r in platform] == list(PLATFORM_STEPS)
+    by_step = {r.step: r for r in records}
+    assert mined_steps(records) == list(by_step) and len(by_step) == len(records)
+    assert "compliance.add_module" not in by_step and "topics.add:2" not in by_step
+    assert market.contract_address == by_step[TOKEN_STEP].contract_address
+    assert market.deployment_tx_hash == by_step[TOKEN_STEP].tx_hash
+    issuer = KEYS.address_for(1)  # the issuer's user number: the first wallet
+    assert by_step[MINT_STEP].holder == issuer
+    token = market.contract_address
+    assert token is not None
+    assert await world.chain.balance_of(token, issuer) == SUPPLY
+    assert await world.chain.total_supply(token) == SUPPLY
+    assert not await world.chain.is_paused(token)
+    assert await world.chain.is_verified(token, issuer)
+    async with world.storage.unit_of_work() as uow:
+        registered = await uow.tokens.by_market(market_id)
+        applied = await uow.ledger.get(activation_mint_key(market_id))
+    assert registered is not None and registered.type is TokenType.RWA
+    assert registered.contract_address == token and registered.symbol == "REC"
+    assert applied is not None
+    assert await world.issuer_balance(market_id) == SUPPLY
+
+
+async def test_countries_and_accreditation_add_their_steps() -> None:
+    world = World(FlakyChain())
+    market_id = await world.approved("CTRY", countries=("DE", "FR"), accredited=True)
+    await world.run(market_id)
+    market = await world.market(market_id)
+    assert market.status is MarketStatus.ACTIVE, market.activation_error
+    steps = [r.step for r in await world.records(market_id)]
+    for step in ("compliance.add_module", "compliance.allow_countries", "topics.add:2"):
+        assert step in steps
+    assert "identity.claim:2" in steps
+    issuer = KEYS.address_for(1)
+    assert market.contract_address is not None
+    assert await world.chain.balance_of(market.contract_address, issuer) == SUPPLY
+
+
+async def test_the_platform_contracts_are_deployed_once_per_chain() -> None:
+    world = World(FlakyChain())
+    first = await world.approved("ONE")
+    second = await world.approved("TWO")
+    await world.run(first)
+    await world.run(second)
+    platform = await world.records(PLATFORM_SUBJECT)
+    assert [r.step for r in platform] == list(PLATFORM_STEPS)
+    assert (await world.market(first)).contract_address != (
+        await world.market(second)
+    ).contract_address
 
 
 async def test_a_job_that_died_after_sending_reuses_the_receipt() -> None:
@@ -102,67 +185,80 @@ async def test_a_job_that_died_after_sending_reuses_the_receipt() -> None:
     market_id = await world.approved("SENT")
     await world.run(market_id)  # sent, then no receipt: the attempt fails (a worker dying)
     assert (await world.market(market_id)).status is MarketStatus.ACTIVATING
-    [record] = await world.records(market_id)
+    [record] = await world.records(PLATFORM_SUBJECT)
     assert record.state is DeploymentState.SENT
+    world.chain.auto_mine = True
     world.chain.mine()
     await world.run(market_id, attempt=2)  # the redelivered job
     market = await world.market(market_id)
-    assert market.status is MarketStatus.ACTIVE
-    assert market.contract_address == record.contract_address
-    assert world.chain.deploy_calls == 1  # signed once
-    assert world.chain.sent == [record.tx_hash]  # one transaction, one contract
-    assert await world.chain.confirmed_nonce(record.signer) == 1
+    assert market.status is MarketStatus.ACTIVE, market.activation_error
+    records = await world.all_records(market_id)
+    assert world.chain.sent == [r.tx_hash for r in records]  # each sent once, in order
+    assert world.chain.signed == list(suite_steps(await spec_of(world, market_id)))
+    assert await world.chain.confirmed_nonce(record.signer) == len(records)
+
+
+async def spec_of(world: World, market_id: str):  # type: ignore[no-untyped-def]
+    market = await world.market(market_id)
+    platform = await world.deployment.platform_contracts()
+    return world.deployment.suite_spec(market, platform, KEYS.address_for(1))
+
+
+async def test_a_crash_before_the_mint_reached_the_chain_mints_once() -> None:
+    world = World(FlakyChain())
+    market_id = await world.approved("MINT")
+    world.chain.fail_send_of = MINT_STEP  # the process died between record and send
+    await world.run(market_id)
+    market = await world.market(market_id)
+    assert market.status is MarketStatus.ACTIVATING
+    [mint] = [r for r in await world.records(market_id) if r.step == MINT_STEP]
+    assert mint.state is DeploymentState.SIGNED and mint.tx_hash not in world.chain.sent
+    await world.run(market_id, attempt=2)
+    market = await world.market(market_id)
+    assert market.status is MarketStatus.ACTIVE, market.activation_error
+    assert market.contract_address is not None
+    assert world.chain.signed.count(MINT_STEP) == 1  # the recorded bytes, not a new signature
+    assert world.chain.sent.count(mint.tx_hash) == 1
+    assert await world.chain.total_supply(market.contract_address) == SUPPLY
+    assert await world.issuer_balance(market_id) == SUPPLY
 
 
 async def test_a_duplicate_job_after_success_changes_nothing() -> None:
     world = World(FlakyChain())
     market_id = await world.approved("DUP")
     await world.run(market_id)
+    sent = list(world.chain.sent)
     await world.run(market_id)
-    assert world.chain.deploy_calls == 1 and len(world.chain.sent) == 1
+    await world.run(market_id, attempt=2)
+    assert world.chain.sent == sent and world.chain.deploy_calls == 1
+    assert await world.issuer_balance(market_id) == SUPPLY
 
 
 async def test_two_first_jobs_of_one_market_at_once_sign_once() -> None:
     world = World(FlakyChain())
     market_id = await world.approved("BOTH")
     await asyncio.gather(world.run(market_id), world.run(market_id))
-    [record] = await world.records(market_id)
-    assert world.chain.deploy_calls == 1 and world.chain.sent == [record.tx_hash]
+    records = await world.all_records(market_id)
+    assert world.chain.sent == [r.tx_hash for r in records]
+    assert len(world.chain.signed) == len(set(world.chain.signed))
     market = await world.market(market_id)
     assert market.status is MarketStatus.ACTIVE and market.activation_error is None
-
-
-async def test_a_transaction_recorded_but_never_sent_is_sent_on_retry() -> None:
-    world = World(FlakyChain())
-    market_id = await world.approved("UNSENT")
-    world.chain.send_failures = 1  # the process died between record and send
-    await world.run(market_id)
-    [record] = await world.records(market_id)
-    assert record.state is DeploymentState.SIGNED and world.chain.sent == []
-    await world.run(market_id, attempt=2)
-    market = await world.market(market_id)
-    assert market.status is MarketStatus.ACTIVE
-    assert market.contract_address == record.contract_address
-    assert world.chain.sent == [record.tx_hash]  # the recorded bytes, not a new signature
-    assert world.chain.deploy_calls == 1
-    [final] = await world.records(market_id)
-    assert final.state is DeploymentState.MINED and final.block_number == 1
+    assert await world.issuer_balance(market_id) == SUPPLY
 
 
 async def test_two_jobs_of_one_market_at_once_follow_one_transaction() -> None:
     """The relay's job and the start-up resume of the same market, running side by side."""
     world = World(FlakyChain())
     market_id = await world.approved("TWICE")
-    world.chain.send_failures = 1
+    world.chain.fail_send_of = "token.init"
     await world.run(market_id)  # recorded, never sent
     await asyncio.gather(world.run(market_id, attempt=2), world.run(market_id, attempt=2))
-    [record] = await world.records(market_id)
-    assert record.state is DeploymentState.MINED
-    assert world.chain.sent == [record.tx_hash] and world.chain.deploy_calls == 1
+    records = await world.records(market_id)
+    assert all(r.state is DeploymentState.MINED for r in records)
+    assert len(world.chain.signed) == len(set(world.chain.signed)) == len(records)
     market = await world.market(market_id)
-    assert (
-        market.status is MarketStatus.ACTIVE and market.contract_address == record.contract_address
-    )
+    assert market.status is MarketStatus.ACTIVE
+    assert market.contract_address == {r.step: r for r in records}[TOKEN_STEP].contract_address
 
 
 async def test_another_deployment_sends_a_waiting_recorded_transaction_first() -> None:
@@ -171,34 +267,71 @@ async def test_another_deployment_sends_a_waiting_recorded_transaction_first() -
     world = World(FlakyChain())
     first = await world.approved("FIRST")
     second = await world.approved("SECOND")
-    world.chain.send_failures = 1
-    await world.run(first)  # recorded with nonce 0, never sent
-    [waiting] = await world.records(first)
+    world.chain.fail_send_of = TOKEN_STEP
+    await world.run(first)  # the token recorded, never sent
+    [waiting] = [r for r in await world.records(first) if r.step == TOKEN_STEP]
     await world.run(second)
-    [other] = await world.records(second)
-    assert (waiting.nonce, other.nonce) == (0, 1)
-    assert world.chain.sent == [waiting.tx_hash, other.tx_hash]
-    await world.run(first, attempt=2)  # finds its receipt
+    [storage] = [r for r in await world.records(second) if r.step == "storage"]
+    assert storage.nonce == waiting.nonce + 1
+    assert waiting.tx_hash in world.chain.sent
+    await world.run(first, attempt=2)  # finds its receipt, goes on
     assert (await world.market(first)).contract_address == waiting.contract_address
-    assert (await world.market(second)).contract_address == other.contract_address
-    assert len(world.chain.sent) == 2 and world.chain.deploy_calls == 2
+    assert (await world.market(second)).status is MarketStatus.ACTIVE
+    assert world.chain.deploy_calls == 2
+    assert len(world.chain.sent) == len(set(world.chain.sent))
 
 
 async def test_a_transaction_whose_nonce_was_taken_is_superseded_then_signed_again() -> None:
     world = World(FlakyChain())
     market_id = await world.approved("TAKEN")
-    world.chain.send_failures = 1
+    world.chain.fail_send_of = TOKEN_STEP
     await world.run(market_id)
-    [lost] = await world.records(market_id)
+    [lost] = [r for r in await world.records(market_id) if r.step == TOKEN_STEP]
     # someone else (another tool with the same key) uses that nonce meanwhile
-    await world.chain.deploy_token(TokenSpec("Other", "OTHER", 18, 1))
+    await world.chain.deploy_platform()
     await world.run(market_id, attempt=2)
-    old, new = await world.records(market_id)
+    old, new = [r for r in await world.records(market_id) if r.step == TOKEN_STEP]
     assert old.tx_hash == lost.tx_hash and old.state is DeploymentState.SUPERSEDED
-    assert new.state is DeploymentState.MINED and new.nonce == lost.nonce + 1
+    assert new.state is DeploymentState.MINED and new.nonce > lost.nonce
     market = await world.market(market_id)
     assert market.status is MarketStatus.ACTIVE and market.contract_address == new.contract_address
     assert lost.tx_hash not in world.chain.sent  # the lost one never reached the chain
+
+
+async def test_pause_and_resume_pause_the_token_on_chain_once_per_event() -> None:
+    world = World(FlakyChain())
+    market_id = await world.approved("PAUSE")
+    await world.run(market_id)
+    market = await world.market(market_id)
+    assert market.contract_address is not None
+    token = market.contract_address
+    await world.uc.pause(ADMIN, market_id, reason="audit")
+    pause = TokenPauseJob(market_id=market_id, event_id="ev-1", paused=True)
+    await world.deployment.handle_pause(pause)
+    assert await world.chain.is_paused(token)
+    sent = list(world.chain.sent)
+    await world.deployment.handle_pause(pause)  # redelivered: the record is followed
+    assert world.chain.sent == sent
+    async with world.storage.unit_of_work() as uow:
+        found = await uow.tokens.by_market(market_id)
+    assert found is not None and found.paused
+    await world.deployment.handle_pause(
+        TokenPauseJob(market_id=market_id, event_id="ev-2", paused=False)
+    )
+    assert not await world.chain.is_paused(token)
+    steps = [r.step for r in await world.records(market_id)]
+    assert steps[-2:] == ["pause:ev-1", "pause:ev-2"]
+
+
+async def test_the_embedded_stablecoin_is_deployed_once() -> None:
+    world = World(FlakyChain())
+    coin = EmbeddedStablecoin(world.storage, world.chain, FixedClock(), symbol="USDC")
+    address = await coin.ensure()
+    again = EmbeddedStablecoin(world.storage, world.chain, FixedClock(), symbol="USDC")
+    assert await again.ensure() == address
+    assert len(world.chain.sent) == 1
+    metadata = await world.chain.token_metadata(address)
+    assert (metadata.symbol, metadata.decimals) == ("USDC", 6)
 
 
 async def test_a_chain_that_lost_the_recorded_deployments_is_refused() -> None:
@@ -218,11 +351,11 @@ async def test_a_chain_that_lost_the_recorded_deployments_is_refused() -> None:
     else:
         raise AssertionError("on_chain served a chain that lost the market's token")
     deployment = TokenDeployment(
-        world.storage, empty, world.jobs, FixedClock(), RetryPolicy(), guard=guard
+        world.storage, empty, world.jobs, FixedClock(), RetryPolicy(), guard=guard, custody=KEYS
     )
     other = await world.approved("NEXT")
     await deployment.handle(DeployTokenJob(market_id=other))
-    assert empty.sent == [] and empty.deploy_calls == 0  # nothing deployed on a wrong chain
+    assert empty.sent == [] and empty.signed == []  # nothing deployed on a wrong chain
     failed = await world.market(other)
     assert failed.status is MarketStatus.ACTIVATING
     assert failed.activation_error and "chain does not match" in failed.activation_error
@@ -235,4 +368,6 @@ async def test_a_matching_chain_passes_and_serves_its_token() -> None:
     guard = ChainStateGuard(world.storage, world.chain)
     assert await guard.verify() is None
     token = await MarketQueries(world.storage, world.chain, guard).on_chain(market_id)
-    assert token.symbol == "OK" and token.total_supply == 1000 * 10**18
+    assert token.symbol == "OK" and token.total_supply == SUPPLY
+    assert token.issuer_address == KEYS.address_for(1) and token.issuer_balance == SUPPLY
+    assert token.paused is False and token.decimals == 18

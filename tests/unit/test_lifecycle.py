@@ -23,6 +23,7 @@ from core.shared.authorization import Authorizer
 from core.shared.errors import IllegalTransition
 from core.shared.events import Actor
 from tests.unit.doubles import FlakyChain, RecordingJobQueue
+from tests.unit.test_deployment_records import KEYS
 
 # The lifecycle of DESIGN §4, written out independently of the implementation's table.
 SPEC = {
@@ -97,7 +98,12 @@ async def run_sequence(commands: list[str]) -> None:
     jobs = RecordingJobQueue()
     uc = MarketUseCases(storage, Authorizer(LocalPolicyPermissions()), clock)
     deployment = TokenDeployment(
-        storage, chain, jobs, clock, RetryPolicy(max_attempts=MAX_ATTEMPTS, base_delay_seconds=1)
+        storage,
+        chain,
+        jobs,
+        clock,
+        RetryPolicy(max_attempts=MAX_ATTEMPTS, base_delay_seconds=1),
+        custody=KEYS,
     )
     market = await uc.register(
         ISSUER,

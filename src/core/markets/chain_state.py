@@ -95,10 +95,12 @@ class ChainStateGuard:
                 f"the chain's head is block {head}, but deployments were recorded up to block {top}"
             )
         for record in mined:
+            if record.contract_address is None:
+                continue  # a call: the head check above covers it
             if not await self._chain.code_at(record.contract_address):
                 return (
-                    f"market {record.market_id}'s token {record.contract_address} "
-                    f"(block {record.block_number}) has no code on the chain"
+                    f"{record.subject}'s contract {record.contract_address} ({record.step}, "
+                    f"block {record.block_number}) has no code on the chain"
                 )
         for market in markets:
             if market.contract_address is None:

@@ -1,10 +1,25 @@
-"""Token deployment: the ``deploy-token`` job, its retries with backoff, and its outcome.
+"""Activation: the ``deploy-token`` job, its retries with backoff, and its outcome.
 
-One market, one contract (DESIGN §4): the deployment transaction is signed, recorded in
-``deployment_transactions`` and committed, and only then sent. Every later attempt (a retry,
-a redelivered job after a crash, a manual ``activate``) starts from that record: the receipt
-if it was mined, the same signed bytes sent again if not. A new transaction is signed only
-when the recorded one can never be mined (another transaction used its nonce) or reverted.
+The job deploys the market's ERC-3643 (T-REX) suite through the Chain port (DESIGN §4, §9):
+the platform contracts once per chain (ClaimIssuer, shared country module), then every step
+of ``suite_steps``: registries, compliance (with the country module when the market
+restricts countries; claim topic 2 when it is for accredited investors only), the token with
+the platform as agent, the issuer's identity registered with their country and given the
+platform's claims, the supply minted to the issuer's custodial address, the token unpaused.
+
+One market, one contract: each of those transactions is signed, recorded in
+``deployment_transactions`` under (market, step) and committed, and only then sent
+(``core.markets.transactions``). Every later attempt (a retry, a redelivered job after a
+crash, a manual ``activate``) walks the same steps and finds each record: the receipt if it
+was mined, the same signed bytes sent again if not. Nothing is deployed or minted twice.
+
+Once every step is mined, ONE unit of work makes the market active with its token's address,
+registers the token (type RWA, its contract, the market) and credits the issuer's ledger
+account with the supply (a mint posting set whose idempotency key is the market's).
+
+Pause and resume of an active market pause and unpause its token on chain: a
+``token-pause`` job per lifecycle event, recorded the same way under step
+``pause:<event id>``.
 """
 
 from __future__ import annotations
@@ -13,34 +28,58 @@ import logging
 
 import attrs
 
-from core.markets.chain_state import ChainStateGuard, ChainStateMismatch
+from core.ledger.model import AccountRef
+from core.ledger.operations import mint
+from core.markets.chain_state import ChainStateGuard
 from core.markets.lifecycle import Action
 from core.markets.model import Market, MarketStatus
+from core.markets.transactions import RecordedTransactions
 from core.markets.use_cases import MarketLifecycle, load_market
+from core.ports.audit import audit_entry
 from core.ports.chain import (
+    MINT_STEP,
+    PLATFORM_STEPS,
+    TOKEN_STEP,
     Chain,
-    DeployedToken,
-    PreparedDeployment,
-    SignedTransaction,
-    TokenSpec,
-    TransactionReceipt,
-    deployed_token,
+    PlatformContracts,
+    PreparedTransaction,
+    SuiteSpec,
+    TokenCall,
+    TokenCallKind,
+    suite_steps,
 )
 from core.ports.clock import Clock
-from core.ports.deployments import DeploymentRecord, DeploymentState
-from core.ports.jobs import DeployTokenJob, JobQueue
+from core.ports.custody import KeyDerivation
+from core.ports.deployments import PLATFORM_SUBJECT
+from core.ports.jobs import DeployTokenJob, JobQueue, TokenPauseJob
 from core.ports.storage import MarketFilter, Storage
-from core.shared.errors import ChainError, ConcurrentModification, Conflict, NotFound
+from core.shared.errors import ConcurrentModification, NotFound
 from core.shared.events import Actor, DomainEvent
 from core.shared.money import to_base_units
+from core.tokens.model import Token, TokenType
+from core.tokens.use_cases import register_token, token_view
 
 log = logging.getLogger(__name__)
 
 WORKER = Actor.system("deploy-token-worker")
-RESEND_LIMIT = 20  # unmined recorded transactions sent again before signing a new one
-FINAL_STATES = frozenset(
-    {DeploymentState.MINED, DeploymentState.FAILED, DeploymentState.SUPERSEDED}
-)
+DEFAULT_ISSUER_COUNTRY = "US"  # when the market does not restrict countries
+
+
+def activation_mint_key(market_id: str) -> str:
+    """The idempotency key of the ledger mint that credits a market's supply to its issuer."""
+    return f"activation:{market_id}"
+
+
+@attrs.frozen
+class ActivatedSuite:
+    """What a completed suite deployment left on chain."""
+
+    token: str  # the token's address
+    tx_hash: str  # the transaction that created the token
+    block_number: int  # where the token was unpaused (the last step)
+    issuer_address: str
+    supply: int  # base units minted to the issuer
+    contracts: dict[str, str]  # every contract of the suite, by step
 
 
 @attrs.frozen
@@ -58,7 +97,7 @@ class RetryPolicy:
 
 
 class TokenDeployment:
-    """Runs one attempt of a market's token deployment and records what came of it."""
+    """Runs one attempt of a market's activation and records what came of it."""
 
     def __init__(
         self,
@@ -68,6 +107,9 @@ class TokenDeployment:
         clock: Clock,
         retry: RetryPolicy | None = None,
         guard: ChainStateGuard | None = None,
+        *,
+        custody: KeyDerivation,
+        default_country: str = DEFAULT_ISSUER_COUNTRY,
     ) -> None:
         self._storage = storage
         self._guard = guard
@@ -76,6 +118,9 @@ class TokenDeployment:
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._lifecycle = MarketLifecycle(clock)
+        self._custody = custody
+        self._default_country = default_country
+        self.transactions = RecordedTransactions(storage, chain, clock)
 
     async def on_activation_started(self, event: DomainEvent) -> None:
         """Outbox reaction: a committed ``market.activation_started`` becomes a job."""
@@ -125,206 +170,203 @@ class TokenDeployment:
             except ConcurrentModification:
                 continue
 
-    async def _activate(self, job: DeployTokenJob, deployed: DeployedToken) -> None:
+    async def _activate(self, job: DeployTokenJob, suite: ActivatedSuite) -> None:
+        """One unit of work: the market active with its token, the token registered, the
+        issuer's ledger account credited with the supply."""
         async with self._storage.unit_of_work() as uow:
             current = await load_market(uow, job.market_id)
             if current.status is not MarketStatus.ACTIVATING:
-                if current.contract_address != deployed.contract_address:
+                if current.contract_address != suite.token:
                     log.warning("deploy-token: market %s left activating meanwhile", current.id)
                 return
+            now = self._clock.now()
             await self._lifecycle.apply(
                 uow,
                 current,
                 Action.COMPLETE_ACTIVATION,
                 WORKER,
                 changes={
-                    "contract_address": deployed.contract_address,
-                    "deployment_tx_hash": deployed.tx_hash,
-                    "activated_at": self._clock.now(),
+                    "contract_address": suite.token,
+                    "deployment_tx_hash": suite.tx_hash,
+                    "activated_at": now,
                     "activation_attempts": job.attempt,
                     "activation_error": None,
                 },
                 metadata={
-                    "contractAddress": deployed.contract_address,
-                    "txHash": deployed.tx_hash,
-                    "blockNumber": deployed.block_number,
-                    "holder": deployed.holder,
+                    "contractAddress": suite.token,
+                    "txHash": suite.tx_hash,
+                    "blockNumber": suite.block_number,
+                    "holder": suite.issuer_address,
                     "attempt": job.attempt,
+                    "contracts": dict(suite.contracts),
                 },
+            )
+            token = await uow.tokens.by_market(current.id)
+            if token is None:
+                token = Token(
+                    symbol=current.token_symbol,
+                    name=current.token_name,
+                    type=TokenType.RWA,
+                    decimals=current.decimals,
+                    created_at=now,
+                    contract_address=suite.token,
+                    market_id=current.id,
+                )
+                await register_token(uow, token)
+                await uow.audit.append(
+                    audit_entry(
+                        WORKER,
+                        "token.create",
+                        f"token:{token.id}",
+                        before=None,
+                        after=token_view(token),
+                        at=now,
+                    )
+                )
+            elif token.contract_address is None:
+                token = await uow.tokens.set_contract_address(token.id, suite.token)
+            account = AccountRef.user(current.issuer_id, token.id)
+            await uow.ledger.apply(
+                mint(
+                    activation_mint_key(current.id),
+                    now,
+                    account,
+                    suite.supply,
+                    reference=current.id,
+                )
+            )
+            await uow.audit.append(
+                audit_entry(
+                    WORKER,
+                    "token.mint",
+                    f"token:{token.id}",
+                    before=None,
+                    after={
+                        "to": current.issuer_id,
+                        "address": suite.issuer_address,
+                        "amount": str(suite.supply),
+                        "marketId": current.id,
+                    },
+                    at=now,
+                )
             )
             await uow.commit()
 
-    # -- the transaction: recorded before it is sent ----------------------------------------
+    # -- the suite: every transaction recorded before it is sent ----------------------------
 
-    async def _deploy(self, market: Market) -> DeployedToken:
-        """The market's token: from its recorded transaction if there is one that can still
-        be (or was) mined; otherwise from a new one, recorded before it is sent."""
-        spec = TokenSpec(
+    async def platform_contracts(self) -> PlatformContracts:
+        """The platform's ClaimIssuer and country module: deployed once per chain, each
+        transaction recorded under ``PLATFORM_SUBJECT``."""
+        created: dict[str, str] = {}
+        for step in PLATFORM_STEPS:
+
+            async def prepare(step: str = step) -> PreparedTransaction:
+                return await self._chain.prepare_platform_step(step, created)
+
+            receipt = await self.transactions.run(PLATFORM_SUBJECT, step, prepare)
+            if receipt.contract_address is not None:
+                created[step] = receipt.contract_address
+        return PlatformContracts.from_created(created)
+
+    async def issuer_address(self, market: Market) -> str:
+        """The issuer's custodial address (their user number, given once, from the wallets)."""
+        for attempt in range(3):
+            try:
+                async with self._storage.unit_of_work() as uow:
+                    wallet = await uow.wallets.get_or_create(
+                        market.issuer_id, now=self._clock.now()
+                    )
+                    await uow.commit()
+                return self._custody.address_for(wallet.user_number)
+            except ConcurrentModification:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def suite_spec(self, market: Market, platform: PlatformContracts, issuer: str) -> SuiteSpec:
+        countries = tuple(market.allowed_countries)
+        return SuiteSpec(
             name=market.token_name,
             symbol=market.token_symbol,
             decimals=market.decimals,
-            initial_supply=to_base_units(market.total_supply, market.decimals),
+            supply=to_base_units(market.total_supply, market.decimals),
+            issuer=issuer,
+            issuer_country=countries[0] if countries else self._default_country,
+            platform=platform,
+            accredited_only=market.accredited_investors_only,
+            allowed_countries=countries,
         )
-        for _ in range(3):
-            record = await self._open_record(market.id)
-            if record is not None:
-                log.info(
-                    "deploy-token: market %s already has transaction %s (nonce %d, %s); "
-                    "following it",
-                    market.id,
-                    record.tx_hash,
-                    record.nonce,
-                    record.state.value,
-                )
-                record, receipt = await self._follow(record)
-                if receipt is not None:
-                    return await self._settle(record, receipt)
-            async with self._chain.signing_lock:
-                if await self._open_record(market.id) is not None:
-                    continue  # a concurrent job of this market recorded one meanwhile
-                await self._resend_unmined(await self._chain.custody_address())
-                prepared = await self._chain.prepare_deployment(spec)
-                record = self._new_record(market.id, prepared)
-                async with self._storage.unit_of_work() as uow:
-                    await uow.deployments.add(record)
-                    await uow.commit()
-                await self._chain.send_raw_transaction(record.raw_transaction)
-                record = await self._move(record, DeploymentState.SENT)
-            receipt = await self._chain.wait_for_receipt(record.tx_hash)
-            return await self._settle(record, receipt)
-        raise ChainError(f"market {market.id}: its deployment record kept changing; retry later")
 
-    async def _open_record(self, market_id: str) -> DeploymentRecord | None:
+    async def _deploy(self, market: Market) -> ActivatedSuite:
+        """Every step of the market's suite, from its record when it has one."""
+        platform = await self.platform_contracts()
+        issuer = await self.issuer_address(market)
+        spec = self.suite_spec(market, platform, issuer)
+        created: dict[str, str] = {}
+        token_tx = ""
+        block = 0
+        for step in suite_steps(spec):
+
+            async def prepare(step: str = step) -> PreparedTransaction:
+                return await self._chain.prepare_suite_step(spec, step, created)
+
+            holder = issuer if step == MINT_STEP else None
+            receipt = await self.transactions.run(market.id, step, prepare, holder=holder)
+            if receipt.contract_address is not None:
+                created[step] = receipt.contract_address
+            if step == TOKEN_STEP:
+                token_tx = receipt.tx_hash
+            block = receipt.block_number
+        return ActivatedSuite(
+            token=created[TOKEN_STEP],
+            tx_hash=token_tx,
+            block_number=block,
+            issuer_address=issuer,
+            supply=spec.supply,
+            contracts=created,
+        )
+
+    # -- pause and resume mirrored on chain ---------------------------------------------------
+
+    async def on_market_paused(self, event: DomainEvent) -> None:
+        """Outbox reaction: ``market.paused`` / ``market.resumed`` become a ``token-pause``
+        job (one per event: its step is ``pause:<event id>``)."""
+        await self._jobs.enqueue(
+            TokenPauseJob(
+                market_id=event.aggregate_id,
+                event_id=event.id,
+                paused=event.type == "market.paused",
+            )
+        )
+
+    async def handle_pause(self, job: TokenPauseJob) -> None:
+        """Pause or unpause the market's token, unless it already is (a later event, or a
+        redelivery, got there first); the transaction is recorded before it is sent."""
         async with self._storage.unit_of_work() as uow:
-            return await uow.deployments.open_for_market(market_id)
-
-    async def _follow(
-        self, record: DeploymentRecord
-    ) -> tuple[DeploymentRecord, TransactionReceipt | None]:
-        """The receipt of a recorded transaction, sending its exact bytes again while it is
-        not mined. None when it can never be mined (its nonce went to another transaction):
-        then, and only then, a new one may be signed."""
-        # read the nonce first: a receipt that appears in between must not look replaced
-        confirmed = await self._chain.confirmed_nonce(record.signer)
-        receipt = await self._chain.transaction_receipt(record.tx_hash)
-        if receipt is not None:
-            return record, receipt
-        if record.state is DeploymentState.MINED:
-            raise ChainStateMismatch(
-                f"transaction {record.tx_hash} was recorded as mined in block "
-                f"{record.block_number}, but the chain has no receipt for it"
-            )
-        if record.nonce < confirmed:
-            await self._move(
-                record,
-                DeploymentState.SUPERSEDED,
-                error=f"nonce {record.nonce} was used by another transaction",
-            )
-            log.warning(
-                "deploy-token: transaction %s of market %s can never be mined (nonce %d used "
-                "by another transaction); signing a new one",
-                record.tx_hash,
-                record.market_id,
-                record.nonce,
-            )
-            return record, None
-        async with self._chain.signing_lock:
-            await self._chain.send_raw_transaction(record.raw_transaction)
-        if record.state is DeploymentState.SIGNED:
-            record = await self._move(record, DeploymentState.SENT)
-        return record, await self._chain.wait_for_receipt(record.tx_hash)
-
-    async def _resend_unmined(self, signer: str) -> None:
-        """Send again the recorded, unmined transactions of ``signer`` (lowest nonce first)
-        before signing a new one: a transaction recorded but never sent (a crash between
-        the two) keeps its nonce, and a new one must not leave a gap behind it or take it."""
+            try:
+                market = await load_market(uow, job.market_id)
+            except NotFound:
+                return
+        if market.contract_address is None:
+            log.info("token-pause: market %s has no token", market.id)
+            return
+        token = market.contract_address
+        step = f"pause:{job.event_id}"
         async with self._storage.unit_of_work() as uow:
-            waiting = await uow.deployments.unmined(signer, limit=RESEND_LIMIT)
-        for record in waiting:
-            confirmed = await self._chain.confirmed_nonce(record.signer)
-            receipt = await self._chain.transaction_receipt(record.tx_hash)
-            if receipt is not None:
-                continue  # its own job settles it
-            if record.nonce < confirmed:
-                await self._move(
-                    record,
-                    DeploymentState.SUPERSEDED,
-                    error=f"nonce {record.nonce} was used by another transaction",
-                )
-                continue
-            try:
-                await self._chain.send_raw_transaction(record.raw_transaction)
-            except ChainError as exc:
-                log.warning("deploy-token: could not resend %s: %s", record.tx_hash, exc)
+            recorded = await uow.deployments.open_for(market.id, step)
+        if recorded is None and await self._chain.is_paused(token) is job.paused:
+            return
+        kind = TokenCallKind.PAUSE if job.paused else TokenCallKind.UNPAUSE
 
-    async def _settle(self, record: DeploymentRecord, receipt: TransactionReceipt) -> DeployedToken:
-        """Mark the record mined (or failed, when it reverted) and name the token."""
-        if not receipt.succeeded:
-            await self._move(record, DeploymentState.FAILED, error="reverted (status 0)")
-        prepared = PreparedDeployment(
-            transaction=SignedTransaction(
-                signer=record.signer,
-                nonce=record.nonce,
-                tx_hash=record.tx_hash,
-                raw_transaction=record.raw_transaction,
-                chain_id=record.chain_id,
-            ),
-            contract_address=record.contract_address,
-            holder=record.holder,
-        )
-        deployed = deployed_token(prepared, receipt)  # ChainError if it reverted
-        if record.state is not DeploymentState.MINED:
-            await self._move(record, DeploymentState.MINED, block_number=receipt.block_number)
-        return deployed
+        async def prepare() -> PreparedTransaction:
+            return await self._chain.prepare_token_call(TokenCall(kind, token))
 
-    def _new_record(self, market_id: str, prepared: PreparedDeployment) -> DeploymentRecord:
-        now = self._clock.now()
-        tx = prepared.transaction
-        return DeploymentRecord(
-            tx_hash=tx.tx_hash,
-            market_id=market_id,
-            chain_id=tx.chain_id,
-            signer=tx.signer,
-            nonce=tx.nonce,
-            raw_transaction=tx.raw_transaction,
-            contract_address=prepared.contract_address,
-            holder=prepared.holder,
-            state=DeploymentState.SIGNED,
-            created_at=now,
-            updated_at=now,
-        )
-
-    async def _move(
-        self,
-        record: DeploymentRecord,
-        state: DeploymentState,
-        *,
-        block_number: int | None = None,
-        error: str | None = None,
-    ) -> DeploymentRecord:
-        """Record a new state. If someone else moved the record meanwhile (a concurrent job
-        of the same market), move it on from where they left it, unless it is already final
-        or in the wanted state."""
-        for _ in range(3):
-            moved = attrs.evolve(
-                record,
-                state=state,
-                block_number=block_number if block_number is not None else record.block_number,
-                error=error,
-                updated_at=self._clock.now(),
-            )
-            try:
-                async with self._storage.unit_of_work() as uow:
-                    await uow.deployments.update(moved, expected_state=record.state)
-                    await uow.commit()
-                return moved
-            except Conflict:
-                async with self._storage.unit_of_work() as uow:
-                    current = await uow.deployments.get(record.tx_hash)
-                if current is None or current.state is state or current.state in FINAL_STATES:
-                    return current or moved
-                record = current
-        return record
+        await self.transactions.run(market.id, step, prepare)
+        async with self._storage.unit_of_work() as uow:
+            found = await uow.tokens.by_market(market.id)
+            if found is not None and found.paused is not job.paused:
+                await uow.tokens.set_paused(found.id, job.paused)
+                await uow.commit()
 
     async def _failed(self, job: DeployTokenJob, error: str) -> None:
         final = job.attempt >= self._retry.max_attempts

@@ -10,7 +10,7 @@ import attrs
 
 from core.markets.chain_state import ChainStateGuard, ChainStateMismatch
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
-from core.ports.chain import Chain
+from core.ports.chain import MINT_STEP, Chain
 from core.ports.storage import MarketFilter, Storage
 from core.shared.errors import Conflict, NotFound, ValidationFailed
 from core.shared.events import DomainEvent
@@ -77,15 +77,18 @@ def parse_filter(status: str | None, asset_type: str | None, issuer_id: str | No
 
 @attrs.frozen
 class OnChainToken:
-    """What the chain itself says about a market's token."""
+    """What the chain itself says about a market's T-REX token."""
 
     contract_address: str
     code_size: int
     total_supply: int  # base units
-    custody_address: str
-    custody_balance: int  # base units
+    custody_address: str  # the platform: owner and agent of the token
+    issuer_address: str | None  # where activation minted the supply
+    issuer_balance: int | None  # base units
+    paused: bool
     name: str = ""  # as the token contract answers them
     symbol: str = ""
+    decimals: int = 0
 
 
 class MarketQueries:
@@ -139,7 +142,8 @@ class MarketQueries:
         return StateReached(status=status, reached=False)
 
     async def on_chain(self, market_id: str) -> OnChainToken:
-        """Read the deployed token back from the chain (code, supply, custody balance).
+        """Read the deployed token back from the chain (code, name, symbol, supply, the
+        issuer's balance, paused).
 
         ``ChainStateMismatch`` (503) when the chain does not hold what the database recorded
         (``ChainStateGuard``), or when the contract at the market's address is another token:
@@ -167,13 +171,19 @@ class MarketQueries:
                 f"{market_id}'s {market.token_symbol!r}",
                 details={"marketId": market_id, "contractAddress": address},
             )
-        custody = await self._chain.custody_address()
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            minted = await uow.deployments.open_for(market.id, MINT_STEP)
+        issuer = None if minted is None else minted.holder
+        balance = None if issuer is None else await self._chain.balance_of(address, issuer)
         return OnChainToken(
             contract_address=address,
             code_size=len(code),
             total_supply=await self._chain.total_supply(address),
-            custody_address=custody,
-            custody_balance=await self._chain.balance_of(address, custody),
+            custody_address=await self._chain.custody_address(),
+            issuer_address=issuer,
+            issuer_balance=balance,
+            paused=await self._chain.is_paused(address),
             name=metadata.name,
+            decimals=metadata.decimals,
             symbol=metadata.symbol,
         )

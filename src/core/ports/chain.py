@@ -1,16 +1,25 @@
 """Chain port: sign, send and follow transactions on an EVM chain; read tokens back.
 
-Sending is split in two so that a caller can record a transaction before it leaves the
-process (DESIGN §4 "one market, one contract", §9 "never sent twice"):
+Market tokens are ERC-3643 (T-REX) suites (DESIGN §9). Everything the platform sends is split
+so that a caller can record a transaction before it leaves the process (DESIGN §4 "one
+market, one contract", §9 "never sent twice"):
 
-1. ``prepare_deployment`` builds and signs a transaction with the signer's next nonce and
-   returns everything needed to send it again later: nonce, hash, raw signed bytes and the
-   address the contract will have (the CREATE address of signer and nonce). Nothing is
-   broadcast; calling it twice gives two different transactions.
+1. ``prepare_*`` builds and signs one transaction with the signer's next nonce and returns
+   everything needed to send it again later: nonce, hash, raw signed bytes and, for a
+   contract creation, the address the contract will have (the CREATE address of signer and
+   nonce). Nothing is broadcast; calling it twice gives two different transactions. A
+   transaction the chain would refuse (a transfer to an unverified address, a paused token,
+   a caller without the role) fails here with ``ChainError``, as gas estimation does.
 2. ``send_raw_transaction`` broadcasts those exact bytes. Sending bytes the chain already
    has (pending or mined) is not an error: it answers the same hash. So a retry re-sends the
    recorded bytes instead of signing again.
 3. ``transaction_receipt`` (None while unknown or pending) and ``wait_for_receipt`` follow it.
+
+A market's suite is deployed as an ordered list of named steps (``suite_steps``), one
+transaction each; a step may need the contracts created by earlier steps (``created``: step
+name to contract address), so each is prepared only once the steps before it are mined.
+Platform-wide contracts (the ClaimIssuer, the shared country module) are steps of their own
+(``PLATFORM_STEPS``), deployed once per chain.
 
 Nonces: ``prepare_*`` takes the node's count of the signer's transactions, pending included.
 Hold ``signing_lock`` from prepare until the send has returned (recording in between), so two
@@ -25,19 +34,103 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import enum
+from collections.abc import Mapping
 
 import attrs
 
 from core.shared.errors import ChainError
 
+# Claim topics the platform issues (DESIGN §9): KYC always, accreditation when required.
+KYC_TOPIC = 1
+ACCREDITATION_TOPIC = 2
+MAX_TOKEN_DECIMALS = 18  # T-REX tokens
+
+# Deployed once per chain: the platform's ONCHAINID ClaimIssuer, and one CountryAllowModule
+# shared by every market that restricts countries (modules keep state per compliance).
+PLATFORM_STEPS: tuple[str, ...] = ("claim_issuer", "country_module", "country_module.init")
+
 
 @attrs.frozen
-class TokenSpec:
+class PlatformContracts:
+    claim_issuer: str  # checksummed
+    country_module: str  # checksummed
+
+    @classmethod
+    def from_created(cls, created: Mapping[str, str]) -> PlatformContracts:
+        return cls(claim_issuer=created["claim_issuer"], country_module=created["country_module"])
+
+
+@attrs.frozen
+class SuiteSpec:
+    """One market's T-REX suite, and the issuer who receives its supply."""
+
     name: str
     symbol: str
     decimals: int
-    initial_supply: int  # base units, minted at deployment to ``holder``
-    holder: str | None = None  # None: the platform's custody address
+    supply: int  # base units minted to ``issuer`` at activation
+    issuer: str  # the issuer's (custodial) address
+    issuer_country: str  # ISO 3166-1 alpha-2, registered with the issuer's identity
+    platform: PlatformContracts
+    accredited_only: bool = False
+    allowed_countries: tuple[str, ...] = ()  # ISO 3166-1 alpha-2; empty: any country
+
+    @property
+    def claim_topics(self) -> tuple[int, ...]:
+        return (KYC_TOPIC, ACCREDITATION_TOPIC) if self.accredited_only else (KYC_TOPIC,)
+
+
+def suite_steps(spec: SuiteSpec) -> tuple[str, ...]:
+    """The transactions of one market's activation, in order (each one mined before the next).
+
+    Registries and compliance, the token (``init`` leaves it paused) with the platform as agent,
+    the issuer's identity registered with their country and given the platform's claims, the
+    supply minted to the issuer, and the token unpaused.
+    """
+    steps = ["storage", "storage.init", "topics", "topics.init"]
+    steps += [f"topics.add:{topic}" for topic in spec.claim_topics]
+    steps += ["issuers", "issuers.init", "issuers.trust"]
+    steps += ["registry", "registry.init", "storage.bind"]
+    steps += ["compliance", "compliance.init"]
+    if spec.allowed_countries:
+        steps += ["compliance.add_module", "compliance.allow_countries"]
+    steps += ["token", "token.init", "token.agent", "registry.agent"]
+    steps += ["identity", "registry.register"]
+    steps += [f"identity.claim:{topic}" for topic in spec.claim_topics]
+    steps += ["token.mint", "token.unpause"]
+    return tuple(steps)
+
+
+# The step whose created contract is the market's token, and the step minting its supply.
+TOKEN_STEP = "token"
+MINT_STEP = "token.mint"
+
+
+class TokenCallKind(enum.StrEnum):
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    MINT = "mint"
+    BURN = "burn"
+    FORCED_TRANSFER = "forced_transfer"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+
+
+@attrs.frozen
+class TokenCall:
+    """An agent function of a deployed T-REX token.
+
+    ``account``: the receiver of a mint, the holder of a burn or freeze, the sender of a forced
+    transfer; ``receiver``: the receiver of a forced transfer. Adapters refuse, before signing,
+    a forced transfer whose sender is its receiver (T-REX would emit a Transfer that moves
+    nothing) and an amount outside ``1 .. 2**256 - 1``.
+    """
+
+    kind: TokenCallKind
+    token: str
+    account: str | None = None
+    receiver: str | None = None
+    amount: int = 0
 
 
 @attrs.frozen
@@ -52,12 +145,11 @@ class SignedTransaction:
 
 
 @attrs.frozen
-class PreparedDeployment:
-    """A signed, unsent token deployment and where its contract will be."""
+class PreparedTransaction:
+    """A signed, unsent transaction and, for a contract creation, where the contract will be."""
 
     transaction: SignedTransaction
-    contract_address: str  # checksummed CREATE address of (signer, nonce)
-    holder: str  # checksummed; receives the initial supply
+    contract_address: str | None = None  # checksummed CREATE address of (signer, nonce)
 
 
 @attrs.frozen
@@ -66,14 +158,6 @@ class TransactionReceipt:
     block_number: int
     succeeded: bool  # status 1; a reverted transaction still used its nonce
     contract_address: str | None  # checksummed, for a successful contract creation
-
-
-@attrs.frozen
-class DeployedToken:
-    contract_address: str
-    tx_hash: str
-    block_number: int
-    holder: str
 
 
 @attrs.frozen
@@ -98,9 +182,28 @@ class Chain(abc.ABC):
     # -- transactions ----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def prepare_deployment(self, spec: TokenSpec) -> PreparedDeployment:
-        """Sign (but do not send) the deployment of a token. ``ChainError`` for a spec the
-        token cannot represent; a deployment that would revert may only fail when mined."""
+    async def prepare_platform_step(
+        self, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        """Sign one of ``PLATFORM_STEPS``; ``created`` holds the addresses of the platform
+        steps before it."""
+
+    @abc.abstractmethod
+    async def prepare_suite_step(
+        self, spec: SuiteSpec, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        """Sign one of ``suite_steps(spec)``; ``created`` holds the contracts created by the
+        steps before it (step name to address). ``ChainError`` for a spec the suite cannot
+        represent or a step whose inputs are missing."""
+
+    @abc.abstractmethod
+    async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
+        """Sign an agent function of a deployed T-REX token (refusals: see ``TokenCall``)."""
+
+    @abc.abstractmethod
+    async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
+        """Sign the deployment of the quote stablecoin (an OpenZeppelin ERC-20, 6 decimals,
+        owned by the platform). Chains that have no stablecoin of ours refuse it."""
 
     @abc.abstractmethod
     async def send_raw_transaction(self, raw_transaction: str) -> str:
@@ -120,14 +223,42 @@ class Chain(abc.ABC):
     async def confirmed_nonce(self, address: str) -> int:
         """How many transactions of ``address`` are mined (its next nonce, pending ignored)."""
 
-    async def deploy_token(self, spec: TokenSpec) -> DeployedToken:
-        """Prepare, send and wait, keeping no record: for tools and tests. The service's
-        deployments record the transaction first (``core.markets.deployment``)."""
-        async with self.signing_lock:
-            prepared = await self.prepare_deployment(spec)
-            await self.send_raw_transaction(prepared.transaction.raw_transaction)
+    async def execute(self, prepared: PreparedTransaction) -> TransactionReceipt:
+        """Send a prepared transaction and wait for a successful receipt, keeping no record:
+        for tools and tests (callers hold ``signing_lock`` from prepare to here). The service
+        records its transactions first (``core.markets.transactions``)."""
+        await self.send_raw_transaction(prepared.transaction.raw_transaction)
         receipt = await self.wait_for_receipt(prepared.transaction.tx_hash)
-        return deployed_token(prepared, receipt)
+        check_receipt(prepared, receipt)
+        return receipt
+
+    async def deploy_platform(self) -> PlatformContracts:
+        """Deploy the platform contracts without records (tools and tests)."""
+        created: dict[str, str] = {}
+        for step in PLATFORM_STEPS:
+            async with self.signing_lock:
+                prepared = await self.prepare_platform_step(step, created)
+                receipt = await self.execute(prepared)
+            if receipt.contract_address is not None:
+                created[step] = receipt.contract_address
+        return PlatformContracts.from_created(created)
+
+    async def deploy_suite(self, spec: SuiteSpec) -> dict[str, str]:
+        """Run every step of a market's suite without records (tools and tests); the created
+        contracts by step (``created[TOKEN_STEP]`` is the token)."""
+        created: dict[str, str] = {}
+        for step in suite_steps(spec):
+            async with self.signing_lock:
+                prepared = await self.prepare_suite_step(spec, step, created)
+                receipt = await self.execute(prepared)
+            if receipt.contract_address is not None:
+                created[step] = receipt.contract_address
+        return created
+
+    async def call_token(self, call: TokenCall) -> TransactionReceipt:
+        """Prepare, send and wait for one token call without a record (tools and tests)."""
+        async with self.signing_lock:
+            return await self.execute(await self.prepare_token_call(call))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -145,8 +276,18 @@ class Chain(abc.ABC):
         """Name, symbol and decimals as the token contract answers them."""
 
     @abc.abstractmethod
+    async def is_paused(self, token_address: str) -> bool:
+        """Whether the T-REX token is paused."""
+
+    @abc.abstractmethod
+    async def is_verified(self, token_address: str, holder: str) -> bool:
+        """Whether the token's identity registry verifies ``holder`` (identity registered,
+        the required claims present from a trusted issuer)."""
+
+    @abc.abstractmethod
     async def custody_address(self) -> str:
-        """The platform's address that signs deployments and holds issued supply."""
+        """The platform's address: it signs every transaction, owns the contracts and is the
+        agent of every token."""
 
     @abc.abstractmethod
     async def block_number(self) -> int:
@@ -156,22 +297,18 @@ class Chain(abc.ABC):
         """Release connections and threads."""
 
 
-def deployed_token(prepared: PreparedDeployment, receipt: TransactionReceipt) -> DeployedToken:
-    """The token a mined deployment created; ``ChainError`` if it reverted or created
-    something other than the predicted contract."""
+def check_receipt(prepared: PreparedTransaction, receipt: TransactionReceipt) -> None:
+    """``ChainError`` if the mined transaction reverted or created something other than the
+    predicted contract."""
     tx_hash = prepared.transaction.tx_hash
     if not receipt.succeeded:
-        raise ChainError(f"deployment transaction {tx_hash} reverted (status 0)")
+        raise ChainError(f"transaction {tx_hash} reverted (status 0)")
+    if prepared.contract_address is None:
+        return
     if receipt.contract_address is None:
         raise ChainError(f"receipt of {tx_hash} has no contract address")
     if receipt.contract_address.lower() != prepared.contract_address.lower():
         raise ChainError(
-            f"deployment {tx_hash} created {receipt.contract_address}, "
+            f"transaction {tx_hash} created {receipt.contract_address}, "
             f"not the predicted {prepared.contract_address}"
         )
-    return DeployedToken(
-        contract_address=receipt.contract_address,
-        tx_hash=tx_hash,
-        block_number=receipt.block_number,
-        holder=prepared.holder,
-    )

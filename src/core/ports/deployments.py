@@ -1,8 +1,15 @@
-"""Deployment transactions, recorded before they are sent (DESIGN §4: one market, one contract).
+"""Chain transactions, recorded before they are sent (DESIGN §4: one market, one contract).
 
-A market's token deployment is signed, recorded here in its own committed unit of work, and
-only then broadcast. A retried or redelivered job finds the record and follows that exact
-transaction (its receipt, or the same signed bytes sent again) instead of signing another.
+Every transaction the platform sends for a market (each step of its T-REX suite, the pauses
+and resumes of its token) or for the platform itself (its ClaimIssuer, the shared country
+module, the embedded stablecoin) is signed, recorded here in its own committed unit of work,
+and only then broadcast. A retried or redelivered job finds the record of its (subject, step)
+and follows that exact transaction (its receipt, or the same signed bytes sent again) instead
+of signing another.
+
+A record's *subject* is the market's id, or ``PLATFORM_SUBJECT`` for platform-wide contracts;
+its *step* names the transaction within the subject (``core.ports.chain.suite_steps``,
+``PLATFORM_STEPS``, ``pause:<event id>``...).
 
 States:
 
@@ -13,7 +20,7 @@ States:
 - ``superseded``: never mined, and another transaction has used its nonce, so it never can
   be. Final. Only then may the market's deployment be signed again.
 
-At most one record per market is open (``signed``, ``sent`` or ``mined``).
+At most one record per (subject, step) is open (``signed``, ``sent`` or ``mined``).
 """
 
 from __future__ import annotations
@@ -37,23 +44,31 @@ class DeploymentState(enum.StrEnum):
 
 OPEN_STATES = frozenset({DeploymentState.SIGNED, DeploymentState.SENT, DeploymentState.MINED})
 UNMINED_STATES = frozenset({DeploymentState.SIGNED, DeploymentState.SENT})
+PLATFORM_SUBJECT = "@platform"
+MAX_STEP_LENGTH = 64
 
 
 @attrs.frozen
 class DeploymentRecord:
     tx_hash: str  # 0x + 64 lowercase hex
-    market_id: str
+    market_id: str | None  # None: a platform-wide transaction
     chain_id: int
     signer: str  # checksummed
     nonce: int
     raw_transaction: str  # 0x-prefixed hex of the signed bytes
-    contract_address: str  # predicted CREATE address, checksummed
-    holder: str
+    contract_address: str | None  # predicted CREATE address (checksummed) of a creation
+    holder: str | None  # who receives what it mints, when it mints
     state: DeploymentState
     created_at: datetime
     updated_at: datetime
     block_number: int | None = None
     error: str | None = None
+    step: str = "token"
+    subject: str = attrs.field()
+
+    @subject.default
+    def _subject(self) -> str:
+        return self.market_id if self.market_id is not None else PLATFORM_SUBJECT
 
     @property
     def is_open(self) -> bool:
@@ -61,33 +76,37 @@ class DeploymentRecord:
 
 
 class DuplicateDeployment(Conflict):
-    """The market already has an open deployment record, or the hash is already recorded."""
+    """The (subject, step) already has an open record, or the hash is already recorded."""
 
     code = "duplicate_deployment"
 
-    def __init__(self, market_id: str, tx_hash: str) -> None:
+    def __init__(self, subject: str, step: str, tx_hash: str) -> None:
         super().__init__(
-            f"market {market_id} already has an open deployment transaction",
-            details={"marketId": market_id, "txHash": tx_hash},
+            f"{subject} already has an open transaction for step {step}",
+            details={"subject": subject, "step": step, "txHash": tx_hash},
         )
 
 
 class DeploymentRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, record: DeploymentRecord) -> None:
-        """Record a new transaction; ``DuplicateDeployment`` when its market already has an
-        open record or its hash is known (possibly only at ``commit()``)."""
+        """Record a new transaction; ``DuplicateDeployment`` when its (subject, step) already
+        has an open record or its hash is known (possibly only at ``commit()``)."""
 
     @abc.abstractmethod
     async def get(self, tx_hash: str) -> DeploymentRecord | None: ...
 
     @abc.abstractmethod
-    async def open_for_market(self, market_id: str) -> DeploymentRecord | None:
-        """The market's record that is ``signed``, ``sent`` or ``mined``, if any."""
+    async def open_for(self, subject: str, step: str) -> DeploymentRecord | None:
+        """The (subject, step)'s record that is ``signed``, ``sent`` or ``mined``, if any."""
 
     @abc.abstractmethod
+    async def for_subject(self, subject: str) -> list[DeploymentRecord]:
+        """Every record of the subject (a market's id, ``PLATFORM_SUBJECT``), oldest first."""
+
     async def for_market(self, market_id: str) -> list[DeploymentRecord]:
         """Every record of the market, oldest first."""
+        return await self.for_subject(market_id)
 
     @abc.abstractmethod
     async def update(self, record: DeploymentRecord, *, expected_state: DeploymentState) -> None:

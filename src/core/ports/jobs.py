@@ -23,6 +23,16 @@ class DeployTokenJob(Job):
     attempt: int = 1
 
 
+@attrs.frozen
+class TokenPauseJob(Job):
+    """Pause (or unpause) a market's token on chain after its lifecycle event."""
+
+    name: ClassVar[str] = "token-pause"
+    market_id: str
+    event_id: str
+    paused: bool
+
+
 JobHandler = Callable[[Any], Awaitable[None]]
 
 

@@ -272,9 +272,11 @@ async def market_reached(market_id: str, status: str) -> Response:
 @documented(OnChainTokenEnvelope, errors=[404, 409, 422])
 @public
 async def market_on_chain(market_id: str) -> Response:
-    """The token as the chain reports it: code size, total supply, custody balance."""
+    """The T-REX token as the chain reports it: code size, name, symbol, total supply, the
+    issuer's balance, paused."""
     token = await deps().market_queries.on_chain(market_id)
     data = dump(token)
-    for key in ("totalSupply", "custodyBalance"):
-        data[key] = str(data[key])
+    for key in ("totalSupply", "issuerBalance"):
+        if data[key] is not None:
+            data[key] = str(data[key])
     return ok(data)

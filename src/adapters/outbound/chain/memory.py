@@ -6,55 +6,77 @@ bytes answering the same hash, a nonce that is used only once (a different trans
 used nonce is refused, like "nonce too low"), no nonce gaps (refused, as eth-tester does),
 contract addresses computed like CREATE, and a block per transaction.
 
+It models the T-REX suite as far as the service depends on it, and refuses what the real
+contracts refuse, at ``prepare_*`` (as gas estimation does) and again when mined (a receipt
+with status 0): a mint or forced transfer to an address the identity registry does not verify
+(identity registered, a claim on every required topic from a trusted issuer), to a country the
+compliance's country module does not allow, or beyond the sender's unfrozen balance; pausing a
+paused token or unpausing a running one; agent functions from a non-agent; a forced transfer
+from an address to itself (refused by our own code before signing, as on the real adapters).
+
 Its "raw transactions" are not RLP-signed Ethereum transactions but a JSON document with a
 marker prefix: only this adapter can send them, and it refuses anything else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from adapters.outbound.chain.artifact import rwa_token_artifact
-from adapters.outbound.chain.validation import (
-    TOKEN_DECIMALS,
-    ZERO_ADDRESS,
-    check_token_spec,
-    checksum_address,
-    create_address,
+from adapters.outbound.chain.trex.artifacts import TrexContract, stablecoin_artifact, trex_artifact
+from adapters.outbound.chain.trex.steps import (
+    PLATFORM_CONTRACTS,
+    SUITE_CONTRACTS,
+    check_amount,
+    check_spec,
+    country_number,
+    distinct,
 )
+from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
+    PLATFORM_STEPS,
     Chain,
-    PreparedDeployment,
+    PreparedTransaction,
     SignedTransaction,
+    SuiteSpec,
+    TokenCall,
+    TokenCallKind,
     TokenMetadata,
-    TokenSpec,
     TransactionReceipt,
+    suite_steps,
 )
 from core.shared.errors import ChainError
 
 DEFAULT_CUSTODY = to_checksum_address(keccak(b"rwa-market memory custody")[-20:])
 MEMORY_CHAIN_ID = 1337
 _MARKER = b"rwa-memory-tx:"
+STABLECOIN_DECIMALS = 6
 
 
 @attrs.define
-class _Token:
-    spec: TokenSpec
-    balances: dict[str, int]
-    total_supply: int
+class _Contract:
+    kind: str  # a TrexContract value, or "Stablecoin"
+    state: dict[str, Any] = attrs.Factory(dict)
 
 
-@attrs.frozen
-class _Mined:
-    receipt: TransactionReceipt
+class _Revert(ChainError):
+    """What the contract would revert with."""
+
+
+def _revert(reason: str) -> _Revert:
+    return _Revert(f"execution reverted: {reason}")
 
 
 class MemoryChain(Chain):
-    """A fake ledger with a real nonce discipline; each sent transaction mines one block.
+    """A model of the platform's contracts with a real nonce discipline; each sent
+    transaction mines one block.
 
     ``auto_mine=False`` keeps sent transactions pending until ``mine()`` (tests of crashes
     between send and receipt). Reads of addresses without a token fail like a call to a
@@ -65,33 +87,72 @@ class MemoryChain(Chain):
         self._custody = checksum_address(custody_address or DEFAULT_CUSTODY, "custody address")
         self._confirmed = 0  # mined transactions of the signer
         self._block = 0
-        self._tokens: dict[str, _Token] = {}
-        self._mined: dict[str, _Mined] = {}
-        self._pending: dict[int, tuple[str, dict[str, object]]] = {}  # nonce -> (hash, body)
-        self._auto_mine = auto_mine
+        self._contracts: dict[str, _Contract] = {}
+        self._mined: dict[str, TransactionReceipt] = {}
+        self._pending: dict[int, tuple[str, dict[str, Any]]] = {}  # nonce -> (hash, body)
+        self.auto_mine = auto_mine
         self._closed = False
         self.sent: list[str] = []  # every hash accepted by send_raw_transaction, in order
 
     # -- transactions ----------------------------------------------------------------------
 
-    async def prepare_deployment(self, spec: TokenSpec) -> PreparedDeployment:
+    async def prepare_platform_step(
+        self, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
         self._check_open()
-        check_token_spec(spec)
-        holder = checksum_address(spec.holder or self._custody, "holder")
-        if holder == ZERO_ADDRESS:  # what estimating the gas of the real constructor reports
-            raise ChainError("transaction reverted: ZeroAddress()")
+        if step not in PLATFORM_STEPS:
+            raise ChainError(f"unknown platform step {step!r}")
+        if step in PLATFORM_CONTRACTS:
+            return self._prepare({"op": "deploy", "kind": PLATFORM_CONTRACTS[step].value})
+        module = _created(created, "country_module")
+        return self._prepare({"op": "call", "to": module, "fn": "module.init", "args": []})
+
+    async def prepare_suite_step(
+        self, spec: SuiteSpec, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        self._check_open()
+        check_spec(spec)
+        if step not in suite_steps(spec):
+            raise ChainError(f"{step!r} is not a step of this suite")
+        return self._prepare(self._suite_body(spec, step, created))
+
+    async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
+        self._check_open()
+        token = checksum_address(call.token, "token")
+        args: list[Any]
+        if call.kind in (TokenCallKind.PAUSE, TokenCallKind.UNPAUSE):
+            args = []
+        elif call.kind is TokenCallKind.FORCED_TRANSFER:
+            sender, receiver = distinct(call)
+            args = [sender, receiver, str(check_amount(call.amount))]
+        elif call.kind in (TokenCallKind.FREEZE, TokenCallKind.UNFREEZE):
+            args = [_account(call)]
+        else:
+            args = [_account(call), str(check_amount(call.amount))]
+        return self._prepare({"op": "call", "to": token, "fn": f"token.{call.kind}", "args": args})
+
+    async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
+        self._check_open()
+        if not name or not symbol:
+            raise ChainError("stablecoin name and symbol must not be empty")
+        return self._prepare({"op": "deploy", "kind": "Stablecoin", "args": [name, symbol]})
+
+    def _prepare(self, body: dict[str, Any]) -> PreparedTransaction:
         nonce = self._confirmed + len(self._pending)
-        body: dict[str, object] = {
-            "chainId": MEMORY_CHAIN_ID,
-            "from": self._custody,
-            "nonce": nonce,
-            "name": spec.name,
-            "symbol": spec.symbol,
-            "supply": str(spec.initial_supply),
-            "holder": holder,
-        }
+        body = {**body, "chainId": MEMORY_CHAIN_ID, "from": self._custody, "nonce": nonce}
+        # like estimating gas: run it on a copy of the state as it will be once the pending
+        # transactions are mined; a revert is refused before anything is signed
+        trial = copy.deepcopy(self._contracts)
+        for _, pending in sorted(self._pending.items()):
+            with contextlib.suppress(ChainError):
+                self._execute(trial, pending[1])
+        try:
+            self._execute(trial, body)
+        except _Revert as exc:
+            raise ChainError(f"transaction reverted: {exc}") from None
         raw = _MARKER + json.dumps(body, sort_keys=True).encode()
-        return PreparedDeployment(
+        creation = body["op"] == "deploy"
+        return PreparedTransaction(
             transaction=SignedTransaction(
                 signer=self._custody,
                 nonce=nonce,
@@ -99,8 +160,197 @@ class MemoryChain(Chain):
                 raw_transaction="0x" + raw.hex(),
                 chain_id=MEMORY_CHAIN_ID,
             ),
-            contract_address=create_address(self._custody, nonce),
-            holder=holder,
+            contract_address=create_address(self._custody, nonce) if creation else None,
+        )
+
+    def _suite_body(self, spec: SuiteSpec, step: str, created: Mapping[str, str]) -> dict[str, Any]:
+        if step in SUITE_CONTRACTS:
+            return {"op": "deploy", "kind": SUITE_CONTRACTS[step].value}
+        head, _, arg = step.partition(":")
+        owner, _, _ = head.partition(".")
+        target = _created(created, "token" if owner == "token" else owner)
+        args: list[Any] = []
+        platform = self._custody
+        issuer = checksum_address(spec.issuer, "issuer")
+        match head:
+            case "topics.add":
+                args = [int(arg)]
+            case "issuers.trust":
+                args = [spec.platform.claim_issuer, list(spec.claim_topics)]
+            case "registry.init":
+                args = [_created(created, s) for s in ("issuers", "topics", "storage")]
+            case "storage.bind":
+                args = [_created(created, "registry")]
+            case "compliance.add_module":
+                args = [spec.platform.country_module]
+            case "compliance.allow_countries":
+                countries = [country_number(c) for c in spec.allowed_countries]
+                args = [spec.platform.country_module, countries]
+            case "token.init":
+                args = [
+                    _created(created, "registry"),
+                    _created(created, "compliance"),
+                    spec.name,
+                    spec.symbol,
+                    spec.decimals,
+                ]
+            case "token.agent" | "registry.agent":
+                args = [platform]
+            case "registry.register":
+                identity = _created(created, "identity")
+                args = [issuer, identity, country_number(spec.issuer_country)]
+            case "identity.claim":
+                args = [spec.platform.claim_issuer, int(arg)]
+            case "token.mint":
+                args = [issuer, str(check_amount(spec.supply, "supply"))]
+        return {"op": "call", "to": target, "fn": head, "args": args}
+
+    # -- the contracts' rules ------------------------------------------------------------------
+
+    def _execute(self, contracts: dict[str, _Contract], body: dict[str, Any]) -> str | None:
+        """Apply one transaction to ``contracts``; the created address, if any. ``_Revert``
+        (leaving ``contracts`` as it was) when the contract would revert."""
+        if body["op"] == "deploy":
+            address = create_address(self._custody, int(body["nonce"]))
+            kind = str(body["kind"])
+            state: dict[str, Any] = {"self": address, "owner": self._custody}
+            if kind == "Stablecoin":
+                name, symbol = body["args"]
+                state.update(name=name, symbol=symbol, decimals=STABLECOIN_DECIMALS)
+                state.update(balances={}, total=0)
+            contracts[address] = _Contract(kind, state)
+            return address
+        target = contracts.get(str(body["to"]))
+        if target is None:
+            raise _revert(f"no contract at {body['to']}")
+        fn, args = str(body["fn"]), list(body["args"])
+        trial = copy.deepcopy(target.state)
+        self._call(contracts, target.kind, trial, fn, args)
+        target.state = trial
+        return None
+
+    def _call(
+        self,
+        contracts: dict[str, _Contract],
+        kind: str,
+        st: dict[str, Any],
+        fn: str,
+        args: list[Any],
+    ) -> None:
+        name = fn.partition(".")[2]
+        if name == "init" or name == "initialize":
+            if st.get("initialized"):
+                raise _revert("Initializable: contract is already initialized")
+            st["initialized"] = True
+        match fn:
+            case "storage.init" | "topics.init" | "issuers.init" | "compliance.init":
+                return
+            case "module.init":
+                st["allowed"] = {}
+                return
+            case "topics.add":
+                st.setdefault("topics", []).append(int(args[0]))
+            case "issuers.trust":
+                st.setdefault("trusted", {})[args[0]] = list(args[1])
+            case "registry.init":
+                st.update(issuers=args[0], topics=args[1], storage=args[2], identities={})
+            case "storage.bind":
+                st["registry"] = args[0]
+            case "compliance.add_module":
+                st.setdefault("modules", []).append(args[0])
+            case "compliance.allow_countries":
+                module = contracts[args[0]].state
+                if args[0] not in st.get("modules", []):
+                    raise _revert("module not bound")
+                module.setdefault("allowed", {}).setdefault(str(st["self"]), [])
+                module["allowed"][str(st["self"])] += list(args[1])
+            case "token.init":
+                registry, compliance, name_, symbol, decimals = args
+                st.update(registry=registry, compliance=compliance, name=name_, symbol=symbol)
+                st.update(decimals=int(decimals), paused=True, balances={}, frozen=[], total=0)
+                contracts[compliance].state["token"] = str(st["self"])
+            case "token.agent" | "registry.agent":
+                st.setdefault("agents", []).append(args[0])
+            case "registry.register":
+                self._agent(st)
+                user, identity, country = args
+                if user in st["identities"]:
+                    raise _revert("address stored already")
+                st["identities"][user] = [identity, int(country)]
+            case "identity.claim":
+                st.setdefault("claims", []).append([args[0], int(args[1])])
+            case _:
+                self._token_call(contracts, st, fn, args)
+
+    def _token_call(
+        self, contracts: dict[str, _Contract], st: dict[str, Any], fn: str, args: list[Any]
+    ) -> None:
+        if "registry" not in st or "balances" not in st:
+            raise _revert(f"{fn} is not a function of this contract")
+        self._agent(st)
+        balances: dict[str, int] = {k: int(v) for k, v in st["balances"].items()}
+        match fn:
+            case "token.pause":
+                if st["paused"]:
+                    raise _revert("Pausable: paused")
+                st["paused"] = True
+                return
+            case "token.unpause":
+                if not st["paused"]:
+                    raise _revert("Pausable: not paused")
+                st["paused"] = False
+                return
+            case "token.freeze" | "token.unfreeze":
+                frozen = set(st["frozen"]) - {args[0]}
+                st["frozen"] = sorted(frozen | ({args[0]} if fn == "token.freeze" else set()))
+                return
+            case "token.mint":
+                to, amount = args[0], int(args[1])
+                self._receivable(contracts, st, to)
+                balances[to] = balances.get(to, 0) + amount
+                st["total"] = int(st["total"]) + amount
+            case "token.burn":
+                holder, amount = args[0], int(args[1])
+                if balances.get(holder, 0) < amount:
+                    raise _revert("cannot burn more than balance")
+                balances[holder] -= amount
+                st["total"] = int(st["total"]) - amount
+            case "token.forced_transfer":
+                sender, to, amount = args[0], args[1], int(args[2])
+                if balances.get(sender, 0) < amount:
+                    raise _revert("sender balance too low")
+                self._receivable(contracts, st, to)
+                balances[sender] -= amount
+                balances[to] = balances.get(to, 0) + amount
+            case _:
+                raise _revert(f"{fn} is not a function of this contract")
+        st["balances"] = {k: str(v) for k, v in balances.items()}
+
+    def _agent(self, st: dict[str, Any]) -> None:
+        if self._custody not in st.get("agents", []):
+            raise _revert("AgentRole: caller does not have the Agent role")
+
+    def _receivable(self, contracts: dict[str, _Contract], token: dict[str, Any], to: str) -> None:
+        registry = contracts[token["registry"]].state
+        if not self._verified(contracts, registry, to):
+            raise _revert("Identity is not verified.")
+        compliance = contracts[token["compliance"]].state
+        country = int(registry["identities"][to][1])
+        for module in compliance.get("modules", []):
+            allowed = contracts[module].state.get("allowed", {}).get(token["compliance"], [])
+            if country not in allowed:
+                raise _revert("Compliance not followed")
+
+    def _verified(self, contracts: dict[str, _Contract], registry: dict[str, Any], to: str) -> bool:
+        entry = registry.get("identities", {}).get(to)
+        if entry is None:
+            return False
+        claims = contracts[entry[0]].state.get("claims", [])
+        topics = contracts[registry["topics"]].state.get("topics", [])
+        trusted: dict[str, list[int]] = contracts[registry["issuers"]].state.get("trusted", {})
+        return all(
+            any(topic in trusted.get(issuer, []) and t == topic for issuer, t in claims)
+            for topic in topics
         )
 
     async def send_raw_transaction(self, raw_transaction: str) -> str:
@@ -123,30 +373,24 @@ class MemoryChain(Chain):
             raise ChainError(f"nonce gap: {nonce}, the signer's next nonce is {expected}")
         self._pending[nonce] = (tx_hash, body)
         self.sent.append(tx_hash)
-        if self._auto_mine:
+        if self.auto_mine:
             self.mine()
         return tx_hash
 
     def mine(self) -> int:
-        """Mine every pending transaction, one block each; how many were mined."""
+        """Mine every pending transaction, one block each; how many were mined. A
+        transaction the contracts refuse now is mined with status 0 (its nonce is used)."""
         count = 0
         while self._confirmed in self._pending:
             tx_hash, body = self._pending.pop(self._confirmed)
-            nonce = self._confirmed
             self._confirmed += 1
             self._block += 1
-            address = create_address(self._custody, nonce)
-            supply = int(str(body["supply"]))
-            spec = TokenSpec(
-                name=str(body["name"]),
-                symbol=str(body["symbol"]),
-                decimals=TOKEN_DECIMALS,
-                initial_supply=supply,
-                holder=str(body["holder"]),
-            )
-            self._tokens[address] = _Token(spec, {str(body["holder"]): supply}, supply)
-            receipt = TransactionReceipt(tx_hash, self._block, True, address)
-            self._mined[tx_hash] = _Mined(receipt)
+            try:
+                address = self._execute(self._contracts, body)
+                receipt = TransactionReceipt(tx_hash, self._block, True, address)
+            except ChainError:
+                receipt = TransactionReceipt(tx_hash, self._block, False, None)
+            self._mined[tx_hash] = receipt
             count += 1
         return count
 
@@ -158,8 +402,7 @@ class MemoryChain(Chain):
 
     async def transaction_receipt(self, tx_hash: str) -> TransactionReceipt | None:
         self._check_open()
-        found = self._mined.get(_check_hash(tx_hash))
-        return None if found is None else found.receipt
+        return self._mined.get(_check_hash(tx_hash))
 
     async def wait_for_receipt(self, tx_hash: str) -> TransactionReceipt:
         receipt = await self.transaction_receipt(tx_hash)
@@ -175,19 +418,36 @@ class MemoryChain(Chain):
 
     async def code_at(self, address: str) -> bytes:
         self._check_open()
-        known = checksum_address(address) in self._tokens
-        return rwa_token_artifact().runtime_code if known else b""
+        found = self._contracts.get(checksum_address(address))
+        if found is None:
+            return b""
+        if found.kind == "Stablecoin":
+            return stablecoin_artifact().runtime_code
+        return trex_artifact(TrexContract(found.kind)).runtime_code
 
     async def total_supply(self, token_address: str) -> int:
-        return self._token(token_address).total_supply
+        return int(self._token(token_address)["total"])
 
     async def balance_of(self, token_address: str, holder: str) -> int:
-        token = self._token(token_address)
-        return token.balances.get(checksum_address(holder, "holder"), 0)
+        balances = self._token(token_address)["balances"]
+        return int(balances.get(checksum_address(holder, "holder"), 0))
 
     async def token_metadata(self, token_address: str) -> TokenMetadata:
-        spec = self._token(token_address).spec
-        return TokenMetadata(name=spec.name, symbol=spec.symbol, decimals=spec.decimals)
+        st = self._token(token_address)
+        return TokenMetadata(name=st["name"], symbol=st["symbol"], decimals=int(st["decimals"]))
+
+    async def is_paused(self, token_address: str) -> bool:
+        st = self._token(token_address)
+        if "paused" not in st:
+            raise ChainError(f"{token_address} is not a T-REX token")
+        return bool(st["paused"])
+
+    async def is_verified(self, token_address: str, holder: str) -> bool:
+        st = self._token(token_address)
+        if "registry" not in st:
+            raise ChainError(f"{token_address} is not a T-REX token")
+        registry = self._contracts[st["registry"]].state
+        return self._verified(self._contracts, registry, checksum_address(holder, "holder"))
 
     async def custody_address(self) -> str:
         self._check_open()
@@ -200,16 +460,29 @@ class MemoryChain(Chain):
     async def close(self) -> None:
         self._closed = True
 
-    def _token(self, address: str) -> _Token:
+    def _token(self, address: str) -> dict[str, Any]:
         self._check_open()
-        token = self._tokens.get(checksum_address(address, "token address"))
-        if token is None:
+        found = self._contracts.get(checksum_address(address, "token address"))
+        if found is None or "balances" not in found.state:
             raise ChainError(f"no token contract at {address}")
-        return token
+        return found.state
 
     def _check_open(self) -> None:
         if self._closed:
             raise ChainError("chain adapter is closed")
+
+
+def _created(created: Mapping[str, str], step: str) -> str:
+    address = created.get(step)
+    if address is None:
+        raise ChainError(f"step {step!r} has not created its contract yet")
+    return checksum_address(address, step)
+
+
+def _account(call: TokenCall) -> str:
+    if call.account is None:
+        raise ChainError(f"a {call.kind.value} needs an account")
+    return checksum_address(call.account, "account")
 
 
 def _decode_raw(raw_transaction: str) -> bytes:

@@ -7,10 +7,8 @@ from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from core.ports.chain import TokenSpec
 from core.shared.errors import ChainError
 
-TOKEN_DECIMALS = 18  # fixed in RwaToken.sol
 MAX_UINT256 = 2**256 - 1
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -20,16 +18,6 @@ def checksum_address(address: str, what: str = "address") -> ChecksumAddress:
     if not isinstance(address, str) or not is_address(address.lower()):
         raise ChainError(f"invalid {what}: {address!r} is not a 0x-prefixed 20-byte hex address")
     return to_checksum_address(address)
-
-
-def check_token_spec(spec: TokenSpec) -> None:
-    """Refuse what ``RwaToken`` cannot represent before anything is signed."""
-    if spec.decimals != TOKEN_DECIMALS:
-        raise ChainError(f"RwaToken has {TOKEN_DECIMALS} decimals, not {spec.decimals}")
-    if not 0 <= spec.initial_supply <= MAX_UINT256:
-        raise ChainError(f"initial supply {spec.initial_supply} is outside uint256")
-    if not spec.name or not spec.symbol:
-        raise ChainError("token name and symbol must not be empty")
 
 
 def create_address(sender: str, nonce: int) -> ChecksumAddress:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -21,19 +21,28 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.contract.contract import ContractConstructor
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from adapters.outbound.chain.artifact import rwa_token_artifact
-from adapters.outbound.chain.errors import error_selectors, to_chain_error
-from adapters.outbound.chain.validation import check_token_spec, checksum_address, create_address
+from adapters.outbound.chain.errors import to_chain_error
+from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
+from adapters.outbound.chain.trex.steps import (
+    platform_call,
+    stablecoin_constructor,
+    suite_call,
+    token_call,
+)
+from adapters.outbound.chain.trex.suite import contract_at
+from adapters.outbound.chain.trex.transactor import all_error_selectors
+from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
     Chain,
-    PreparedDeployment,
+    PreparedTransaction,
     SignedTransaction,
+    SuiteSpec,
+    TokenCall,
     TokenMetadata,
-    TokenSpec,
     TransactionReceipt,
 )
 from core.shared.errors import ChainError
@@ -54,7 +63,6 @@ class Web3ChainBase(Chain):
         receipt_timeout: float = 120.0,
         poll_interval: float = 0.2,
     ) -> None:
-        artifact = rwa_token_artifact()
         self._w3 = w3
         self._account = account
         self._endpoint = endpoint
@@ -62,17 +70,37 @@ class Web3ChainBase(Chain):
         self._chain_id: int | None = None  # confirmed with the node on first send
         self._receipt_timeout = receipt_timeout
         self._poll_interval = poll_interval
-        self._abi = artifact.abi
-        self._factory = w3.eth.contract(abi=artifact.abi, bytecode=HexBytes(artifact.bytecode))
-        self._selectors = error_selectors(artifact.abi)
+        self._abi = trex_artifact(TrexContract.TOKEN).abi  # ERC-20 reads work on any token
+        self._selectors = all_error_selectors()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
 
     # -- port: transactions -----------------------------------------------------------------
 
-    async def prepare_deployment(self, spec: TokenSpec) -> PreparedDeployment:
-        check_token_spec(spec)
-        holder = checksum_address(spec.holder or self._account.address, "holder")
-        return await self._run(self._sign_deployment, spec, holder)
+    async def prepare_platform_step(
+        self, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        platform = str(self._account.address)
+        return await self._run(lambda: self._sign(platform_call(self._w3, platform, step, created)))
+
+    async def prepare_suite_step(
+        self, spec: SuiteSpec, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        platform = str(self._account.address)
+
+        def sign() -> PreparedTransaction:
+            call = suite_call(self._w3, platform, self._account, spec, step, created)
+            return self._sign(call)
+
+        return await self._run(sign)
+
+    async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
+        return await self._run(lambda: self._sign(token_call(self._w3, call)))
+
+    async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
+        owner = str(self._account.address)
+        return await self._run(
+            lambda: self._sign(stablecoin_constructor(self._w3, name, symbol, owner))
+        )
 
     async def send_raw_transaction(self, raw_transaction: str) -> str:
         raw = _raw_bytes(raw_transaction)
@@ -127,6 +155,22 @@ class Web3ChainBase(Chain):
 
         return await self._run(read)
 
+    async def is_paused(self, token_address: str) -> bool:
+        token = self._token(token_address)
+        return bool(await self._run(token.functions.paused().call))
+
+    async def is_verified(self, token_address: str, holder: str) -> bool:
+        token = self._token(token_address)
+        owner = checksum_address(holder, "holder")
+
+        def read() -> bool:
+            registry = contract_at(
+                self._w3, TrexContract.IDENTITY_REGISTRY, token.functions.identityRegistry().call()
+            )
+            return bool(registry.functions.isVerified(owner).call())
+
+        return await self._run(read)
+
     async def custody_address(self) -> str:
         return str(self._account.address)
 
@@ -165,17 +209,20 @@ class Web3ChainBase(Chain):
         """The unsigned deployment with gas and fees filled in (a hook for Sapphire)."""
         return dict(constructor.build_transaction(params))
 
-    def _sign_deployment(self, spec: TokenSpec, holder: str) -> PreparedDeployment:
-        """Sign with the node's pending nonce (callers hold ``signing_lock`` until sent)."""
-        constructor = self._factory.constructor(spec.name, spec.symbol, spec.initial_supply, holder)
+    def _sign(self, call: ContractFunction | ContractConstructor) -> PreparedTransaction:
+        """Sign with the node's pending nonce (callers hold ``signing_lock`` until sent).
+        Building estimates the gas: a call that would revert fails here."""
         sender = self._account.address
         nonce = int(self._w3.eth.get_transaction_count(sender, "pending"))
         chain_id = self._node_chain_id()
-        tx = self._deployment_transaction(
-            constructor, {"from": sender, "nonce": nonce, "chainId": chain_id}
-        )
+        params: dict[str, Any] = {"from": sender, "nonce": nonce, "chainId": chain_id}
+        creation = isinstance(call, ContractConstructor)
+        if isinstance(call, ContractConstructor):
+            tx = self._deployment_transaction(call, params)
+        else:
+            tx = dict(call.build_transaction(params))  # type: ignore[arg-type]
         signed = self._account.sign_transaction(tx)
-        return PreparedDeployment(
+        return PreparedTransaction(
             transaction=SignedTransaction(
                 signer=str(sender),
                 nonce=nonce,
@@ -183,8 +230,7 @@ class Web3ChainBase(Chain):
                 raw_transaction=HexBytes(signed.raw_transaction).to_0x_hex(),
                 chain_id=chain_id,
             ),
-            contract_address=create_address(sender, nonce),
-            holder=holder,
+            contract_address=create_address(sender, nonce) if creation else None,
         )
 
     def _send_raw(self, raw: bytes) -> str:

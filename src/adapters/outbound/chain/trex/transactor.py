@@ -29,7 +29,7 @@ from adapters.outbound.chain.validation import MAX_UINT256, checksum_address
 from core.shared.errors import ChainError
 
 
-def _all_error_selectors() -> dict[bytes, str]:
+def all_error_selectors() -> dict[bytes, str]:
     selectors: dict[bytes, str] = {}
     for contract in TrexContract:
         selectors.update(error_selectors(trex_artifact(contract).abi))
@@ -77,7 +77,7 @@ class Transactor:
         self._poll_interval = poll_interval
         self._nonces: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._selectors = _all_error_selectors()
+        self._selectors = all_error_selectors()
 
     def send(self, account: LocalAccount, call: _Buildable, *, what: str) -> TxReceipt:
         """Sign ``call`` as ``account`` with the next nonce, send it and wait for a success."""

@@ -1,7 +1,7 @@
 """Deployment transactions in the memory storage: the same rules as the SQL table.
 
 A unit of work stages new records and updates; ``MemoryDeploymentState.check`` refuses, at
-commit, a second open record of a market or a known hash (the partial unique index and the
+commit, a second open record of a (subject, step) or a known hash (the partial unique index and the
 primary key of SQL) and an update whose expected state was changed by someone else meanwhile.
 """
 
@@ -37,16 +37,15 @@ class MemoryDeploymentState:
             committed = self.records.get(tx_hash)
             if tx_hash in changes.new:
                 if committed is not None:
-                    raise DuplicateDeployment(record.market_id, tx_hash)
+                    raise DuplicateDeployment(record.subject, record.step, tx_hash)
             elif committed is None or committed.state != changes.bases[tx_hash]:
                 raise Conflict(f"deployment {tx_hash} changed since it was read")
         merged = {**self.records, **changes.records}
-        open_by_market: dict[str, str] = {}
+        open_by_step: dict[tuple[str, str], str] = {}
         for record in merged.values():
-            if record.is_open and open_by_market.setdefault(record.market_id, record.tx_hash) != (
-                record.tx_hash
-            ):
-                raise DuplicateDeployment(record.market_id, record.tx_hash)
+            key = (record.subject, record.step)
+            if record.is_open and open_by_step.setdefault(key, record.tx_hash) != record.tx_hash:
+                raise DuplicateDeployment(record.subject, record.step, record.tx_hash)
 
     def apply(self, changes: DeploymentChanges) -> None:
         self.records.update(changes.records)
@@ -64,23 +63,26 @@ class MemoryDeploymentRepository(DeploymentRepository):
         known = self._all()
         if record.tx_hash in known or (
             record.is_open
-            and any(r.market_id == record.market_id and r.is_open for r in known.values())
+            and any(
+                (r.subject, r.step) == (record.subject, record.step) and r.is_open
+                for r in known.values()
+            )
         ):
-            raise DuplicateDeployment(record.market_id, record.tx_hash)
+            raise DuplicateDeployment(record.subject, record.step, record.tx_hash)
         self._changes.records[record.tx_hash] = record
         self._changes.new.add(record.tx_hash)
 
     async def get(self, tx_hash: str) -> DeploymentRecord | None:
         return self._all().get(tx_hash)
 
-    async def open_for_market(self, market_id: str) -> DeploymentRecord | None:
+    async def open_for(self, subject: str, step: str) -> DeploymentRecord | None:
         for record in self._all().values():
-            if record.market_id == market_id and record.is_open:
+            if record.subject == subject and record.step == step and record.is_open:
                 return record
         return None
 
-    async def for_market(self, market_id: str) -> list[DeploymentRecord]:
-        found = [r for r in self._all().values() if r.market_id == market_id]
+    async def for_subject(self, subject: str) -> list[DeploymentRecord]:
+        found = [r for r in self._all().values() if r.subject == subject]
         return sorted(found, key=lambda r: (r.created_at, r.nonce))
 
     async def update(self, record: DeploymentRecord, *, expected_state: DeploymentState) -> None:

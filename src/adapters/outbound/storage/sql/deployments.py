@@ -1,7 +1,7 @@
 """``deployment_transactions``: token deployments recorded before they are sent.
 
 The database itself keeps the rules: the primary key refuses a second record of a hash, and a
-partial unique index refuses a second open (signed, sent or mined) record of a market.
+partial unique index refuses a second open (signed, sent or mined) record of a (subject, step).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ _UNMINED = sorted(state.value for state in UNMINED_STATES)
 def _row(record: DeploymentRecord) -> dict[str, Any]:
     return {
         "tx_hash": record.tx_hash,
+        "subject": record.subject,
+        "step": record.step,
         "market_id": record.market_id,
         "chain_id": record.chain_id,
         "signer": record.signer,
@@ -47,6 +49,8 @@ def _row(record: DeploymentRecord) -> dict[str, Any]:
 def _record(row: RowMapping) -> DeploymentRecord:
     return DeploymentRecord(
         tx_hash=row["tx_hash"],
+        subject=row["subject"],
+        step=row["step"],
         market_id=row["market_id"],
         chain_id=int(row["chain_id"]),
         signer=row["signer"],
@@ -71,9 +75,9 @@ class SqlDeploymentRepository(DeploymentRepository):
             await self._conn.execute(sa.insert(table), [_row(record)])
         except IntegrityError as exc:
             message = str(exc.orig)
-            needles = ("uq_deployment_transactions_open_market", "pk_deployment_transactions")
+            needles = ("uq_deployment_transactions_open_step", "pk_deployment_transactions")
             if any(n in message for n in needles) or "deployment_transactions." in message:
-                raise DuplicateDeployment(record.market_id, record.tx_hash) from exc
+                raise DuplicateDeployment(record.subject, record.step, record.tx_hash) from exc
             raise
 
     async def get(self, tx_hash: str) -> DeploymentRecord | None:
@@ -81,18 +85,19 @@ class SqlDeploymentRepository(DeploymentRepository):
         row = (await self._conn.execute(query)).mappings().first()
         return None if row is None else _record(row)
 
-    async def open_for_market(self, market_id: str) -> DeploymentRecord | None:
+    async def open_for(self, subject: str, step: str) -> DeploymentRecord | None:
         query = sa.select(table).where(
-            table.c.market_id == market_id,
+            table.c.subject == subject,
+            table.c.step == step,
             table.c.state.in_(["signed", "sent", "mined"]),
         )
         row = (await self._conn.execute(query)).mappings().first()
         return None if row is None else _record(row)
 
-    async def for_market(self, market_id: str) -> list[DeploymentRecord]:
+    async def for_subject(self, subject: str) -> list[DeploymentRecord]:
         query = (
             sa.select(table)
-            .where(table.c.market_id == market_id)
+            .where(table.c.subject == subject)
             .order_by(table.c.created_at, table.c.nonce)
         )
         return [_record(row) for row in (await self._conn.execute(query)).mappings().all()]

@@ -180,8 +180,9 @@ cursors = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# Token deployments, recorded before they are sent (core/ports/deployments.py): at most one
-# open (signed, sent or mined) transaction per market.
+# Chain transactions, recorded before they are sent (core/ports/deployments.py): at most one
+# open (signed, sent or mined) transaction per (subject, step); the subject is a market's id
+# or "@platform" (market_id NULL).
 DEPLOYMENT_STATES = "state IN ('signed', 'sent', 'mined', 'failed', 'superseded')"
 OPEN_DEPLOYMENT = "state IN ('signed', 'sent', 'mined')"
 
@@ -189,22 +190,25 @@ deployment_transactions = sa.Table(
     "deployment_transactions",
     metadata,
     sa.Column("tx_hash", sa.String(66), primary_key=True),
-    sa.Column("market_id", sa.String(36), sa.ForeignKey("markets.id"), nullable=False),
+    sa.Column("market_id", sa.String(36), sa.ForeignKey("markets.id"), nullable=True),
     sa.Column("chain_id", sa.BigInteger, nullable=False),
     sa.Column("signer", sa.String(42), nullable=False),
     sa.Column("nonce", sa.BigInteger, nullable=False),
     sa.Column("raw_transaction", sa.Text, nullable=False),
-    sa.Column("contract_address", sa.String(42), nullable=False),
-    sa.Column("holder", sa.String(42), nullable=False),
+    sa.Column("contract_address", sa.String(42), nullable=True),
+    sa.Column("holder", sa.String(42), nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("block_number", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("subject", sa.String(36), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
     sa.CheckConstraint(DEPLOYMENT_STATES, name="state"),
     sa.Index(
-        "uq_deployment_transactions_open_market",
-        "market_id",
+        "uq_deployment_transactions_open_step",
+        "subject",
+        "step",
         unique=True,
         sqlite_where=sa.text(OPEN_DEPLOYMENT),
         postgresql_where=sa.text(OPEN_DEPLOYMENT),
