@@ -219,15 +219,20 @@ class StateReachedOut(WireModel):
 
 
 class OnChainTokenOut(WireModel):
-    """The market's token as the chain reports it."""
+    """The market's T-REX token as the chain reports it."""
 
     model_config = ConfigDict(title="OnChainToken")
 
     contract_address: str
     code_size: int
+    name: str
+    symbol: str
+    decimals: int
     total_supply: str = DigitString
     custody_address: str
-    custody_balance: str = DigitString
+    issuer_address: str | None
+    issuer_balance: str | None = DigitString
+    paused: bool
 
 
 # -- health and webhooks ---------------------------------------------------------------------
