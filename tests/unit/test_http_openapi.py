@@ -65,6 +65,10 @@ async def test_every_operation_documents_success_and_each_error(spec: Any) -> No
         successes = [code for code in codes if 200 <= code < 300]
         assert len(successes) == 1, where
         assert operation.get("summary"), where
+        assert "``" not in operation["summary"], where
+        assert operation["tags"] == [
+            path.split("/")[3] if path.startswith("/api/v1/") else "health"
+        ]
         for code, response in operation["responses"].items():
             assert response["description"], (where, code)
             schema = _resolve(spec, response["content"]["application/json"]["schema"])

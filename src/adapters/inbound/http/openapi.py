@@ -510,6 +510,12 @@ def documented(
 _EXTRA_ATTRIBUTE = "_rwa_openapi_extra"
 
 
+def _tag_of(path: str) -> str:
+    """``/api/v1/markets/...`` is tagged ``markets``; anything outside ``/api/v1``, ``health``."""
+    parts = path.strip("/").split("/")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["api", "v1"] else "health"
+
+
 def _add_extra(operation: dict[str, Any], extra: Mapping[str, Any]) -> None:
     if extra["summary"] and not operation.get("summary"):
         operation["summary"] = extra["summary"]
@@ -548,10 +554,15 @@ class RwaOpenAPIProvider(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         extra = getattr(self._app.view_functions[rule.endpoint], _EXTRA_ATTRIBUTE, None)
-        for operations in paths.values():
+        for path, operations in paths.items():
             for operation in operations.values():
                 if extra is not None:
                     _add_extra(operation, extra)
+                if "tags" not in operation:
+                    operation["tags"] = [_tag_of(path)]
+                for key in ("summary", "description"):  # docstrings are reST; OpenAPI, Markdown
+                    if isinstance(operation.get(key), str):
+                        operation[key] = operation[key].replace("``", "`")
                 responses = operation.get("responses", {})
                 for code, response in responses.items():
                     description = STATUS_DESCRIPTIONS.get(int(code))
