@@ -200,7 +200,9 @@ class Ours:
             if rng.random() < 0.5:
                 apply(Limit(order_id, rng.randint(1, 1000), BUY, MID - offset, rng.randint(1, 100)))
             else:
-                apply(Limit(order_id, rng.randint(1, 1000), SELL, MID + offset, rng.randint(1, 100)))
+                apply(
+                    Limit(order_id, rng.randint(1, 1000), SELL, MID + offset, rng.randint(1, 100))
+                )
             if len(events) > 4096:
                 events.clear()
         events.clear()
@@ -236,7 +238,9 @@ class Theirs:
             if kind == "L":
                 cmd: Any = NewOrder(c[1], c[2], sides[c[3]], c[4], c[5])
             elif kind == "I":
-                cmd = NewOrder(c[1], c[2], sides[c[3]], c[4], c[5], OrderType.LIMIT, TimeInForce.IOC)
+                cmd = NewOrder(
+                    c[1], c[2], sides[c[3]], c[4], c[5], OrderType.LIMIT, TimeInForce.IOC
+                )
             elif kind == "M":
                 cmd = NewOrder(c[1], c[2], sides[c[3]], 0, c[4], OrderType.MARKET, TimeInForce.IOC)
             else:
@@ -309,9 +313,13 @@ class Theirs:
         for order_id in range(1, count + 1):
             offset = rng.randint(1, 500)
             if rng.random() < 0.5:
-                cmd = NewOrder(order_id, rng.randint(1, 1000), Side.BUY, MID - offset, rng.randint(1, 100))
+                cmd = NewOrder(
+                    order_id, rng.randint(1, 1000), Side.BUY, MID - offset, rng.randint(1, 100)
+                )
             else:
-                cmd = NewOrder(order_id, rng.randint(1, 1000), Side.SELL, MID + offset, rng.randint(1, 100))
+                cmd = NewOrder(
+                    order_id, rng.randint(1, 1000), Side.SELL, MID + offset, rng.randint(1, 100)
+                )
             engine.process(SequencedCommand(order_id, 0, cmd))
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
@@ -401,7 +409,11 @@ def matching_engine_venv() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     venv = cache / "rwa-market-bench" / f"matching-engine-{ME_VERSION}-py312"
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", f"import matching_engine as m; assert m.__version__ == '{ME_VERSION}'"]
+    probe = [
+        str(python),
+        "-c",
+        f"import matching_engine as m; assert m.__version__ == '{ME_VERSION}'",
+    ]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     base = pyenv_312()
@@ -421,8 +433,16 @@ class Worker:
         env["PYTHONPATH"] = str(ROOT / "src")
         self.label = label
         self.proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--worker", kind, "--seed", str(seed),
-             "--commands", str(count)],
+            [
+                python,
+                str(Path(__file__).resolve()),
+                "--worker",
+                kind,
+                "--seed",
+                str(seed),
+                "--commands",
+                str(count),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -24,7 +24,12 @@ def format_units(value: int, decimals: int) -> str:
 
 
 def level_strings(
-    levels: Sequence[tuple[int, int]], *, tick: int, price_decimals: int, lot: int, size_decimals: int
+    levels: Sequence[tuple[int, int]],
+    *,
+    tick: int,
+    price_decimals: int,
+    lot: int,
+    size_decimals: int,
 ) -> list[tuple[str, str]]:
     """Engine levels (price in ticks, size in lots) as wire strings. `tick` is the tick size
     in units of 10**-price_decimals and `lot` the lot size in units of 10**-size_decimals

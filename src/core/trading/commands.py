@@ -20,12 +20,13 @@ Events are plain tuples appended to `MatchingEngine.events`, first item the kind
 | `RESTED` | `(RESTED, order_id, remaining)`: the rest of a GTC limit order is on the book |
 | `FILL` | `(FILL, maker_id, taker_id, price, qty, maker_user, taker_user, taker_side)` |
 | `CANCELLED` | `(CANCELLED, order_id, remaining, reason)`: by the user |
-| `EXPIRED` | `(EXPIRED, order_id, remaining, reason)`: by the rules (IOC, FOK, market, self-trade); for a market BUY by funds `remaining` is the unspent funds |
+| `EXPIRED` | `(EXPIRED, order_id, remaining, reason)`: by the rules (IOC, FOK, self-trade) |
 | `REJECTED` | `(REJECTED, order_id, reason)`: nothing happened |
 | `LEVEL` | `(LEVEL, book_seq, side, price, size)`: a level's new aggregate size, `0` when gone |
 
 `LEVEL` events of one command share one `book_seq`: the engine's `seq` moves by exactly one
 for each command that changed the book, so a WebSocket stream of book updates is gap-free.
+For a market BUY by funds, `remaining` in `EXPIRED` is the unspent funds.
 When one command touches a level twice (a triggered stop order), apply the events in order.
 """
 

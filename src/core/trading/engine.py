@@ -27,7 +27,7 @@ expires unfilled.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from heapq import heapify, heappop, heappush
 from typing import Any
 
@@ -96,7 +96,6 @@ class MatchingEngine:
         "_bid_heap",
         "_bids",
         "_buy_stops",
-        "_handlers",
         "_index",
         "_last_id",
         "_sell_stops",
@@ -121,19 +120,106 @@ class MatchingEngine:
         self._stops: dict[int, _Stop] = {}
         self._buy_stops: list[tuple[int, int]] = []  # (stop, order_id): lowest stop first
         self._sell_stops: list[tuple[int, int]] = []  # (-stop, order_id): highest stop first
-        self._handlers: dict[type, Callable[..., None]] = {
-            Limit: self.limit,
-            Cancel: self.cancel,
-            Market: self.market,
-            MarketBuyFunds: self.market_buy_funds,
-            StopLimit: self.stop_limit,
-        }
 
     # ------------------------------------------------------------------ commands
 
     def apply(self, command: Command) -> None:
-        """Apply one command; its events are appended to `events`."""
-        self._handlers[type(command)](*command)
+        """Apply one command; its events are appended to `events`.
+
+        The hot paths (a GTC limit order that rests without crossing, a cancel) are inlined
+        here: in CPython a call costs about as much as the work itself."""
+        kind = type(command)
+        if kind is Limit:
+            order_id, user, side, price, qty, tif, post_only = command  # type: ignore[misc]
+            levels = None
+            if (
+                tif == GTC
+                and not post_only
+                and order_id > self._last_id
+                and 0 < price < MAX_VALUE
+                and 0 < qty < MAX_VALUE
+            ):
+                if side == BUY:
+                    heap = self._ask_heap
+                    if not heap or heap[0] > price:
+                        levels, heap, key = self._bids, self._bid_heap, -price
+                elif side == SELL:
+                    heap = self._bid_heap
+                    if not heap or -heap[0] < price:
+                        levels, heap, key = self._asks, self._ask_heap, price
+            if levels is None:  # crosses, or anything unusual: the general path
+                self._limit(order_id, user, side, price, qty, tif, post_only)
+                return
+            # Rest at once (the same as `_rest`).
+            self._last_id = order_id
+            users = self._users
+            try:
+                user = users[user]
+            except KeyError:
+                users[user] = user
+            level = levels.get(key)
+            if level is None:
+                levels[key] = level = _Level(key, order_id, qty)
+                heappush(heap, key)
+                if len(heap) > 2 * len(levels) + 64:
+                    heap[:] = levels
+                    heapify(heap)
+                size = qty
+            else:
+                key = level.key  # one shared int per level, not one per order
+                level.queue.append(order_id)
+                level.live += 1
+                size = level.size + qty
+                level.size = size
+            self._index[order_id] = (qty, user, key)
+            seq = self.seq + 1
+            self.seq = seq
+            ap = self.events.append
+            ap((ACCEPTED, order_id))
+            ap((RESTED, order_id, qty))
+            ap((LEVEL, seq, side, price, size))
+        elif kind is Cancel:
+            order_id = command[0]
+            entry = self._index.pop(order_id, None)
+            if entry is None:
+                self._cancel_pending(order_id)
+                return
+            qty, _user, key = entry
+            if key > 0:
+                levels, heap, side, price = self._asks, self._ask_heap, SELL, key
+            else:
+                levels, heap, side, price = self._bids, self._bid_heap, BUY, -key
+            level = levels[key]
+            size = level.size - qty
+            level.size = size
+            live = level.live - 1
+            level.live = live
+            seq = self.seq + 1
+            self.seq = seq
+            ap = self.events.append
+            ap((CANCELLED, order_id, qty, BY_USER))
+            ap((LEVEL, seq, side, price, size))
+            if not live:
+                del levels[key]
+                if heap[0] == key:
+                    heappop(heap)
+                    while heap and heap[0] not in levels:
+                        heappop(heap)
+            else:
+                queue = level.queue
+                if queue[-1] == order_id:
+                    queue.pop()
+                elif len(queue) > 2 * live + 32:  # compact the tombstones
+                    index = self._index
+                    level.queue = deque([i for i in queue if i in index])
+        elif kind is Market:
+            self._market(*command)
+        elif kind is MarketBuyFunds:
+            self._market_buy_funds(*command)
+        elif kind is StopLimit:
+            self._stop_limit(*command)
+        else:
+            raise TypeError(f"not a command: {command!r}")
 
     def take_events(self) -> list[Event]:
         """The events so far, in order; `events` starts empty again."""
@@ -151,66 +237,33 @@ class MatchingEngine:
         tif: str = GTC,
         post_only: bool = False,
     ) -> None:
-        if (
-            post_only
-            or order_id <= self._last_id
-            or not 0 < price < MAX_VALUE
-            or not 0 < qty < MAX_VALUE
-            or tif not in _VALID_TIF
-            or (side != BUY and side != SELL)
-        ):
-            self._limit_checked(order_id, user, side, price, qty, tif, post_only)
-            return
-        # The fast path, inlined: a valid order that is not post-only.
-        self._last_id = order_id
-        ap = self.events.append
-        ap((ACCEPTED, order_id))
-        seq = self.seq + 1
-        if side == BUY:
-            heap = self._ask_heap
-            if heap and heap[0] <= price:
-                self._enter(order_id, user, side, price, qty, tif, seq)
-                if self._stops:
-                    self._run_triggers(seq)
-                return
-            levels, heap, key = self._bids, self._bid_heap, -price
-        else:
-            heap = self._bid_heap
-            if heap and -heap[0] >= price:
-                self._enter(order_id, user, side, price, qty, tif, seq)
-                if self._stops:
-                    self._run_triggers(seq)
-                return
-            levels, heap, key = self._asks, self._ask_heap, price
-        if tif != GTC:
-            ap((EXPIRED, order_id, qty, FOK_UNFILLABLE if tif == FOK else UNFILLED))
-            return
-        # Rest (the same as `_rest`, inlined).
-        users = self._users
-        try:
-            user = users[user]
-        except KeyError:
-            users[user] = user
-        level = levels.get(key)
-        if level is None:
-            levels[key] = level = _Level(key, order_id, qty)
-            heappush(heap, key)
-            if len(heap) > 2 * len(levels) + 64:
-                heap[:] = levels
-                heapify(heap)
-            size = qty
-        else:
-            key = level.key
-            level.queue.append(order_id)
-            level.live += 1
-            size = level.size + qty
-            level.size = size
-        self._index[order_id] = (qty, user, key)
-        ap((RESTED, order_id, qty))
-        ap((LEVEL, seq, side, price, size))
-        self.seq = seq
+        self.apply(Limit(order_id, user, side, price, qty, tif, post_only))
 
-    def _limit_checked(
+    def market(self, order_id: int, user: Hashable, side: str, qty: int, tif: str = IOC) -> None:
+        self._market(order_id, user, side, qty, tif)
+
+    def market_buy_funds(self, order_id: int, user: Hashable, funds: int) -> None:
+        self._market_buy_funds(order_id, user, funds)
+
+    def stop_limit(
+        self,
+        order_id: int,
+        user: Hashable,
+        side: str,
+        stop_price: int,
+        price: int,
+        qty: int,
+        tif: str = GTC,
+        post_only: bool = False,
+    ) -> None:
+        self._stop_limit(order_id, user, side, stop_price, price, qty, tif, post_only)
+
+    def cancel(self, order_id: int) -> None:
+        self.apply(Cancel(order_id))
+
+    # ------------------------------------------------------------------ general paths
+
+    def _limit(
         self,
         order_id: int,
         user: Hashable,
@@ -239,7 +292,7 @@ class MatchingEngine:
         if self._stops:
             self._run_triggers(seq)
 
-    def market(self, order_id: int, user: Hashable, side: str, qty: int, tif: str = IOC) -> None:
+    def _market(self, order_id: int, user: Hashable, side: str, qty: int, tif: str) -> None:
         ap = self.events.append
         reason = self._check(order_id, side, qty, tif)
         if reason is not None:
@@ -263,7 +316,7 @@ class MatchingEngine:
         if self._stops:
             self._run_triggers(seq)
 
-    def market_buy_funds(self, order_id: int, user: Hashable, funds: int) -> None:
+    def _market_buy_funds(self, order_id: int, user: Hashable, funds: int) -> None:
         ap = self.events.append
         reason = self._check(order_id, BUY, funds, IOC)
         if reason is not None:
@@ -280,7 +333,7 @@ class MatchingEngine:
         if self._stops:
             self._run_triggers(seq)
 
-    def stop_limit(
+    def _stop_limit(
         self,
         order_id: int,
         user: Hashable,
@@ -288,8 +341,8 @@ class MatchingEngine:
         stop_price: int,
         price: int,
         qty: int,
-        tif: str = GTC,
-        post_only: bool = False,
+        tif: str,
+        post_only: bool,
     ) -> None:
         ap = self.events.append
         reason = self._check(order_id, side, qty, tif)
@@ -311,43 +364,12 @@ class MatchingEngine:
         ap((PENDING, order_id))
         self._run_triggers(self.seq + 1)
 
-    def cancel(self, order_id: int) -> None:
-        ap = self.events.append
-        entry = self._index.pop(order_id, None)
-        if entry is None:
-            stop = self._stops.pop(order_id, None)
-            if stop is None:
-                ap((REJECTED, order_id, UNKNOWN_ORDER))
-            else:
-                ap((CANCELLED, order_id, stop[3], BY_USER))
-            return
-        qty, _user, key = entry
-        if key > 0:
-            levels, heap, side, price = self._asks, self._ask_heap, SELL, key
+    def _cancel_pending(self, order_id: int) -> None:
+        stop = self._stops.pop(order_id, None) if self._stops else None
+        if stop is None:
+            self.events.append((REJECTED, order_id, UNKNOWN_ORDER))
         else:
-            levels, heap, side, price = self._bids, self._bid_heap, BUY, -key
-        level = levels[key]
-        size = level.size - qty
-        level.size = size
-        live = level.live - 1
-        level.live = live
-        seq = self.seq + 1
-        self.seq = seq
-        ap((CANCELLED, order_id, qty, BY_USER))
-        ap((LEVEL, seq, side, price, size))
-        if not live:
-            del levels[key]
-            if heap[0] == key:
-                heappop(heap)
-                while heap and heap[0] not in levels:
-                    heappop(heap)
-        else:
-            queue = level.queue
-            if queue[-1] == order_id:
-                queue.pop()
-            elif len(queue) > 2 * live + 32:
-                index = self._index
-                level.queue = deque([i for i in queue if i in index])
+            self.events.append((CANCELLED, order_id, stop[3], BY_USER))
 
     # ------------------------------------------------------------------ queries
 
@@ -447,7 +469,9 @@ class MatchingEngine:
         elif qty < 0:
             self.events.append((EXPIRED, order_id, -qty, SELF_TRADE))
 
-    def _rest(self, order_id: int, user: Hashable, side: str, price: int, qty: int, seq: int) -> None:
+    def _rest(
+        self, order_id: int, user: Hashable, side: str, price: int, qty: int, seq: int
+    ) -> None:
         if side == BUY:
             levels, heap, key = self._bids, self._bid_heap, -price
         else:
@@ -604,7 +628,9 @@ class MatchingEngine:
                 break
         return funds
 
-    def _fillable(self, user: Hashable, qty: int, limit_key: int, levels: dict[int, _Level]) -> bool:
+    def _fillable(
+        self, user: Hashable, qty: int, limit_key: int, levels: dict[int, _Level]
+    ) -> bool:
         """Whether a FOK taker would fill whole now (reads only; stops at its own order)."""
         index = self._index
         for key in sorted(k for k in levels if k <= limit_key):
