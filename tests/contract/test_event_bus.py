@@ -28,6 +28,12 @@ def event(kind: str, n: int = 0, seq: int | None = None) -> DomainEvent:
     )
 
 
+async def next_event(sub: Subscription, timeout: float = 2) -> DomainEvent:
+    item = await sub.get(timeout=timeout)
+    assert isinstance(item, DomainEvent), item
+    return item
+
+
 NOT_JSON = [Decimal("1.5"), datetime(2026, 1, 1, tzinfo=UTC), {"a"}, ("a",), float("inf")]
 
 
@@ -106,9 +112,9 @@ class EventBusContract:
         everything = await bus.subscribe("")
         await bus.publish(event("trade.executed"))
         await bus.publish(event("market.paused"))
-        assert (await markets.get(timeout=2)).type == "market.paused"
-        assert (await everything.get(timeout=2)).type == "trade.executed"
-        assert (await everything.get(timeout=2)).type == "market.paused"
+        assert (await next_event(markets)).type == "market.paused"
+        assert (await next_event(everything)).type == "trade.executed"
+        assert (await next_event(everything)).type == "market.paused"
         await bus.close()
 
     async def test_closed_subscription_gets_nothing_more(self) -> None:
@@ -189,7 +195,7 @@ class TestRedisEventBus(EventBusContract):
         try:
             sub = await bus.subscribe("market.")
             await bus.publish(event("market.before"))
-            assert (await sub.get(timeout=2)).type == "market.before"
+            assert (await next_event(sub)).type == "market.before"
             server.stop()
             await asyncio.sleep(0.5)
             restarted = start_redis(port=server.port)
@@ -198,7 +204,7 @@ class TestRedisEventBus(EventBusContract):
             for _ in range(50):  # until the subscriber's reconnect has happened
                 await publisher.publish(event("market.after"))
                 try:
-                    got = await sub.get(timeout=0.2)
+                    got = await next_event(sub, timeout=0.2)
                     break
                 except TimeoutError:
                     continue

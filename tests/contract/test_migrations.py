@@ -100,7 +100,7 @@ async def _events_are_numbered_by_0004(url: str) -> None:
         sa.column("published_at", sa.DateTime(timezone=True)),
         *columns(),
     )
-    rows = [
+    rows: list[dict[str, object]] = [
         {"id": f"e{n}", "type": "market.x", "aggregate_id": market, "actor_id": "a"}
         | {"actor_type": "user", "decision": None, "reason": None, "occurred_at": at}
         | {"metadata": {}}
