@@ -18,6 +18,7 @@ import bootstrap
 from core.markets.model import MarketStatus
 from core.markets.registration import RegisterMarket
 from core.shared.events import Actor, DomainEvent
+from settings import Settings
 
 ISSUER = Actor(id="bench-issuer", roles=("issuer",))
 ADMIN = Actor(id="bench-admin", roles=("admin",))
@@ -29,9 +30,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(profile: str, markets: int, data_dir: Path) -> dict[str, object]:
-    settings = bootstrap.Settings(
-        profile=profile, data_dir=data_dir, jwt_secret="bench-" + "x" * 40
-    )
+    settings = Settings(profile=profile, data_dir=data_dir, jwt_secret="bench-" + "x" * 40)
     bootstrap.migrate(settings)
     runtime = bootstrap.build(settings)
     await runtime.start()
