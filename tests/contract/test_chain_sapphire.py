@@ -5,8 +5,10 @@ JSON-RPC server holding an X25519 key pair the test generated. It publishes the 
 as ``oasis_callDataPublicKey`` (the shape sapphirepy reads: ``key``, ``checksum``,
 ``signature``, ``epoch``), opens every envelope it receives with the secret half through
 sapphirepy's own envelope primitives, and answers ``eth_call`` with an encrypted result, as
-Sapphire does. It keeps a tiny fake ledger (supply and holder per deployed token), enough
-for ``totalSupply`` and ``balanceOf``; it runs no EVM.
+Sapphire does. It keeps a tiny fake ledger (a fixed supply held by the owner of each deployed
+stablecoin), enough for ``totalSupply`` and ``balanceOf``; it runs no EVM. The deployment the
+tests send is the embedded stablecoin's (``prepare_stablecoin``): a creation with constructor
+arguments, the case Sapphire's envelope must hide.
 
 The same adapter against Hardhat (chain 31337) must stay unwrapped and send plain data.
 """
@@ -21,23 +23,25 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import attrs
 import cbor2
 import pytest
 import rlp  # type: ignore[import-untyped]
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
-from eth_account.typed_transactions import TypedTransaction
-from eth_utils import keccak, to_checksum_address
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from nacl.public import PrivateKey, PublicKey
 from sapphirepy.deoxysii import NONCE_SIZE, TAG_SIZE, DeoxysII  # type: ignore[import-untyped]
 from sapphirepy.envelope import _derive_shared_secret  # type: ignore[import-untyped]
 from web3 import HTTPProvider, Web3
 
-from adapters.outbound.chain.artifact import rwa_token_artifact
+from adapters.outbound.chain.trex.artifacts import stablecoin_artifact
 from adapters.outbound.chain.web3_rpc import SAPPHIRE_CHAIN_IDS, Web3Chain
-from core.ports.chain import TokenSpec
+from core.ports.chain import Chain, TransactionReceipt
 from core.shared.errors import ChainError
 from tests.harness.common import free_port
 from tests.harness.hardhat import HARDHAT_CHAIN_ID, HARDHAT_DEV_KEY
@@ -46,23 +50,28 @@ SAPPHIRE_LOCALNET = 23293
 KEY = HARDHAT_DEV_KEY  # any key: the stand-in checks signatures, not balances
 SENDER = Account.from_key(KEY).address
 OTHER = "0x1111111111111111111111111111111111111111"
-CONSTRUCTOR_TYPES = ["string", "string", "uint256", "address"]
+CONSTRUCTOR_TYPES = ["string", "string", "address"]
+STAND_IN_SUPPLY = 10**24  # what the stand-in answers for every token it deployed
 TOTAL_SUPPLY = keccak(text="totalSupply()")[:4]
 BALANCE_OF = keccak(text="balanceOf(address)")[:4]
 GWEI = 10**9
 
 
-def spec(
-    name: str = "Secret Estate", supply: int = 10**24, holder: str | None = OTHER
-) -> TokenSpec:
-    return TokenSpec(name=name, symbol="SEC", decimals=18, initial_supply=supply, holder=holder)
+@attrs.frozen
+class Coin:
+    name: str = "Secret Dollar"
+    symbol: str = "SEC"
 
 
-def plain_deployment(token: TokenSpec, holder: str) -> bytes:
+def plain_deployment(coin: Coin, owner: str) -> bytes:
     """Creation code + ABI-encoded constructor arguments, built without web3."""
-    creation = bytes.fromhex(rwa_token_artifact().bytecode.removeprefix("0x"))
-    args = (token.name, token.symbol, token.initial_supply, holder)
-    return creation + abi_encode(CONSTRUCTOR_TYPES, args)
+    creation = bytes.fromhex(stablecoin_artifact().bytecode.removeprefix("0x"))
+    return creation + abi_encode(CONSTRUCTOR_TYPES, (coin.name, coin.symbol, owner))
+
+
+async def deploy(chain: Chain, coin: Coin) -> TransactionReceipt:
+    async with chain.signing_lock:
+        return await chain.execute(await chain.prepare_stablecoin(coin.name, coin.symbol))
 
 
 def contract_address(sender: str, nonce: int) -> str:
@@ -189,10 +198,10 @@ class StandInSapphire:
         tx["from"] = sender
         self.sent.append(tx)
         address = contract_address(sender, tx["nonce"])
-        creation = bytes.fromhex(rwa_token_artifact().bytecode.removeprefix("0x"))
-        assert plain.startswith(creation), "plaintext is not the RwaToken creation code"
-        _name, _symbol, supply, holder = abi_decode(CONSTRUCTOR_TYPES, plain[len(creation) :])
-        self.tokens[address] = (supply, to_checksum_address(holder))
+        creation = bytes.fromhex(stablecoin_artifact().bytecode.removeprefix("0x"))
+        assert plain.startswith(creation), "plaintext is not the Stablecoin creation code"
+        _name, _symbol, owner = abi_decode(CONSTRUCTOR_TYPES, plain[len(creation) :])
+        self.tokens[address] = (STAND_IN_SUPPLY, to_checksum_address(owner))
         self.nonces[sender] = tx["nonce"] + 1
         self.block += 1
         tx_hash = "0x" + keccak(raw).hex()
@@ -219,7 +228,7 @@ class StandInSapphire:
 
     def rpc_eth_getCode(self, address: str, _block: str) -> str:
         known = to_checksum_address(address) in self.tokens
-        return rwa_token_artifact().deployed_bytecode if known else "0x"
+        return stablecoin_artifact().deployed_bytecode if known else "0x"
 
     def rpc_eth_call(self, call: dict[str, Any], _block: str) -> str:
         plain, shared = self.open_envelope(bytes.fromhex(call["data"][2:]))
@@ -296,10 +305,10 @@ async def test_a_deployment_leaves_as_a_sapphire_envelope(
     node: StandInSapphire, chain: Web3Chain
 ) -> None:
     assert chain.sapphire is True  # decided by the configured chain id, before any request
-    token = spec()
-    expected_plain = plain_deployment(token, OTHER)
+    token = Coin()
+    expected_plain = plain_deployment(token, SENDER)
 
-    deployed = await chain.deploy_token(token)
+    deployed = await deploy(chain, token)
 
     assert node.failures == []
     assert deployed.contract_address == contract_address(SENDER, 0)
@@ -323,31 +332,31 @@ async def test_a_deployment_leaves_as_a_sapphire_envelope(
 async def test_reads_are_encrypted_and_their_results_decrypted(
     node: StandInSapphire, chain: Web3Chain
 ) -> None:
-    token = spec(supply=12345 * 10**18)
-    deployed = await chain.deploy_token(token)
+    deployed = await deploy(chain, Coin())
+    assert deployed.contract_address is not None
 
-    assert await chain.total_supply(deployed.contract_address) == token.initial_supply
-    assert await chain.balance_of(deployed.contract_address, OTHER) == token.initial_supply
-    assert await chain.balance_of(deployed.contract_address, SENDER) == 0
+    assert await chain.total_supply(deployed.contract_address) == STAND_IN_SUPPLY
+    assert await chain.balance_of(deployed.contract_address, SENDER) == STAND_IN_SUPPLY
+    assert await chain.balance_of(deployed.contract_address, OTHER) == 0
 
     assert node.failures == []
     assert [call["plain"][:4] for call in node.calls] == [TOTAL_SUPPLY, BALANCE_OF, BALANCE_OF]
     for call in node.calls:
         assert not call["data"][2:].startswith(call["plain"].hex())  # ciphertext on the wire
         assert "from" not in call  # unsigned queries
-    assert await chain.code_at(deployed.contract_address) == rwa_token_artifact().runtime_code
+    assert await chain.code_at(deployed.contract_address) == stablecoin_artifact().runtime_code
 
 
 async def test_concurrent_deployments_keep_their_nonces_and_plaintexts(
     node: StandInSapphire, chain: Web3Chain
 ) -> None:
-    tokens = [spec(name=f"Estate {i}", supply=10**20 + i) for i in range(4)]
-    deployed = await asyncio.gather(*(chain.deploy_token(t) for t in tokens))
+    tokens = [Coin(name=f"Dollar {i}") for i in range(4)]
+    deployed = await asyncio.gather(*(deploy(chain, t) for t in tokens))
 
     assert node.failures == []
     assert [tx["nonce"] for tx in node.sent] == [0, 1, 2, 3]
     assert sorted(tx["plain"] for tx in node.sent) == sorted(
-        plain_deployment(t, OTHER) for t in tokens
+        plain_deployment(t, SENDER) for t in tokens
     )
     assert len({d.contract_address for d in deployed}) == len(tokens)
 
@@ -361,8 +370,8 @@ async def test_without_a_configured_chain_id_the_node_decides(node: StandInSapph
         assert node.methods == ["eth_chainId", "eth_blockNumber"]
         assert adapter.sapphire is True
 
-        token = spec(holder=None)
-        await adapter.deploy_token(token)
+        token = Coin()
+        await deploy(adapter, token)
         assert node.failures == []
         [sent] = node.sent
         assert sent["plain"] == plain_deployment(token, SENDER)
@@ -376,11 +385,11 @@ async def test_a_node_without_a_usable_calldata_key_gets_nothing(node: StandInSa
     adapter = Web3Chain(node.url, KEY, chain_id=SAPPHIRE_LOCALNET, receipt_timeout=5)
     try:
         with pytest.raises(ChainError, match="calldata public key"):
-            await adapter.deploy_token(spec())
+            await deploy(adapter, Coin())
         assert node.sent == []
         assert "eth_estimateGas" not in node.methods
         node.public_key = {**node.public_key, "key": "0x" + bytes(node.secret.public_key).hex()}
-        assert await adapter.deploy_token(spec())  # the nonce was not burnt
+        assert await deploy(adapter, Coin())  # the nonce was not burnt
         assert [tx["nonce"] for tx in node.sent] == [0]
     finally:
         await adapter.close()
@@ -395,15 +404,16 @@ class TestNotSapphire:
         try:
             assert await adapter.block_number() >= 0
             assert adapter.sapphire is False
-            token = spec(name="Plain Estate")
-            deployed = await adapter.deploy_token(token)
-            assert await adapter.total_supply(deployed.contract_address) == token.initial_supply
-            assert await adapter.balance_of(deployed.contract_address, OTHER) == (
-                token.initial_supply
-            )
+            token = Coin(name="Plain Dollar")
+            deployed = await deploy(adapter, token)
+            assert deployed.contract_address is not None
+            assert await adapter.total_supply(deployed.contract_address) == 0
+            metadata = await adapter.token_metadata(deployed.contract_address)
+            assert (metadata.name, metadata.decimals) == ("Plain Dollar", 6)
             w3 = Web3(HTTPProvider(hardhat_url))
             tx = w3.eth.get_transaction(HexBytes(deployed.tx_hash))
-            assert bytes(tx["input"]) == plain_deployment(token, OTHER)
+            owner = await adapter.custody_address()
+            assert bytes(tx["input"]) == plain_deployment(token, owner)
         finally:
             await adapter.close()
 
@@ -413,7 +423,8 @@ class TestNotSapphire:
         adapter = Web3Chain(hardhat_url, HARDHAT_DEV_KEY, chain_id=HARDHAT_CHAIN_ID)
         try:
             assert adapter.sapphire is False
-            deployed = await adapter.deploy_token(spec())
-            assert await adapter.total_supply(deployed.contract_address) == spec().initial_supply
+            deployed = await deploy(adapter, Coin())
+            assert deployed.contract_address is not None
+            assert await adapter.total_supply(deployed.contract_address) == 0
         finally:
             await adapter.close()
