@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from core.markets.model import AssetType
 from core.shared.text import MAX_DIGITS, OversizedNumber, TextError, clean_json, clean_text
 
 
@@ -73,8 +74,16 @@ def _bounds(max_length: int) -> Any:
     return Field(min_length=1, max_length=max_length)
 
 
+def _documented(**keywords: Any) -> Any:
+    """JSON-schema keywords for the OpenAPI document only: the core checks them, so that one
+    422 names every bad field."""
+    return Field(json_schema_extra=keywords)
+
+
 Code = Annotated[StrictStr, _clean(20), _bounds(20)]  # symbols, currencies: checked in core
-CountryCode = Annotated[StrictStr, _clean(2), _bounds(2)]
+Symbol = Annotated[Code, _documented(pattern=r"^[A-Z0-9]{2,11}$")]
+Currency = Annotated[Code, _documented(pattern=r"^[A-Z]{3}$")]
+CountryCode = Annotated[StrictStr, _clean(2), _bounds(2), _documented(pattern=r"^[A-Z]{2}$")]
 Identifier = Annotated[StrictStr, _clean(200), _bounds(200)]
 ShortText = Annotated[StrictStr, _clean(100), _bounds(100)]
 Name = Annotated[StrictStr, _clean(200), _bounds(200)]
@@ -121,7 +130,7 @@ class ComplianceDocumentIn(Body):
 
 class AssetIn(Body):
     valuation: Amount | None = None
-    currency: Code | None = None
+    currency: Currency | None = None
     location: Place | None = None
     description: LongText | None = None
     compliance_documents: list[Identifier | ComplianceDocumentIn] = Field(
@@ -163,8 +172,8 @@ class RegisterMarketIn(Body):
     """POST /api/v1/markets/register: the seeds' body (``assetDetails``) or ``asset``."""
 
     name: Name
-    asset_type: ShortText
-    token_symbol: Code
+    asset_type: Annotated[ShortText, _documented(enum=[t.value for t in AssetType])]
+    token_symbol: Symbol
     token_name: ShortText
     total_supply: Amount
     issuer_id: Identifier | None = None
