@@ -38,6 +38,10 @@ OUR_TABLES = {
     "ledger_supply_changes",
     "tokens",
     "compliance_records",
+    "mints",
+    "transfers",
+    "withdrawals",
+    "blockchain_events",
 }
 HEAD = "0010"  # 0008-0010 are reserved in the chain; empty ones change nothing
 

@@ -14,6 +14,12 @@ from core.ports.audit import AuditLog
 from core.ports.deployments import DeploymentRepository
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.ports.ledger import LedgerRepository
+from core.ports.operations import (
+    DepositRepository,
+    MintRepository,
+    TransferRepository,
+    WithdrawalRepository,
+)
 from core.ports.tokens import ComplianceRepository, TokenRepository
 from core.ports.wallets import WalletRepository
 from core.shared.events import DomainEvent
@@ -135,6 +141,10 @@ class UnitOfWork(abc.ABC):
     wallets: WalletRepository
     tokens: TokenRepository
     compliance: ComplianceRepository
+    mints: MintRepository
+    transfers: TransferRepository
+    withdrawals: WithdrawalRepository
+    deposits: DepositRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

@@ -13,6 +13,7 @@ import attrs
 from adapters.outbound.storage.memory.audit import AuditChanges, MemoryAuditState
 from adapters.outbound.storage.memory.deployments import DeploymentChanges, MemoryDeploymentState
 from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
+from adapters.outbound.storage.memory.operations import MemoryOperationState, OperationChanges
 from adapters.outbound.storage.memory.tokens import MemoryTokenState, TokenChanges
 from adapters.outbound.storage.memory.wallets import MemoryWalletState, WalletChanges
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
@@ -80,6 +81,7 @@ class ChangeSet:
     audit: AuditChanges = attrs.Factory(AuditChanges)
     wallets: WalletChanges = attrs.Factory(WalletChanges)
     tokens: TokenChanges = attrs.Factory(TokenChanges)  # tokens and compliance records
+    operations: OperationChanges = attrs.Factory(OperationChanges)  # mints, withdrawals...
 
 
 class MemoryState:
@@ -101,6 +103,7 @@ class MemoryState:
         self.audit = MemoryAuditState()  # append-only audit entries
         self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
         self.tokens = MemoryTokenState()  # tokens and compliance records
+        self.operations = MemoryOperationState()  # mints, transfers, withdrawals, deposits
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -130,6 +133,7 @@ class MemoryState:
             self.audit.check(changes.audit)
             self.wallets.check(changes.wallets)
             self.tokens.check(changes.tokens)
+            self.operations.check(changes.operations)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -169,6 +173,7 @@ class MemoryState:
             self.audit.apply(changes.audit)
             self.wallets.apply(changes.wallets)
             self.tokens.apply(changes.tokens)
+            self.operations.apply(changes.operations)
 
     def _check(self, changes: ChangeSet) -> None:
         for stream, base in changes.stream_bases.items():

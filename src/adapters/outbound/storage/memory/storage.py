@@ -5,6 +5,12 @@ from __future__ import annotations
 from adapters.outbound.storage.memory.audit import MemoryAuditLog
 from adapters.outbound.storage.memory.deployments import MemoryDeploymentRepository
 from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
+from adapters.outbound.storage.memory.operations import (
+    MemoryDepositRepository,
+    MemoryMintRepository,
+    MemoryTransferRepository,
+    MemoryWithdrawalRepository,
+)
 from adapters.outbound.storage.memory.repositories import (
     MemoryCursorRepository,
     MemoryEventLog,
@@ -49,6 +55,11 @@ class MemoryUnitOfWork(UnitOfWork):
         self.wallets = MemoryWalletRepository(self._state.wallets, changes.wallets)
         self.tokens = MemoryTokenRepository(self._state.tokens, changes.tokens)
         self.compliance = MemoryComplianceRepository(self._state.tokens, changes.tokens)
+        ops, staged = self._state.operations, changes.operations
+        self.mints = MemoryMintRepository(ops.mints, staged.mints)
+        self.transfers = MemoryTransferRepository(ops.transfers, staged.transfers)
+        self.withdrawals = MemoryWithdrawalRepository(ops.withdrawals, staged.withdrawals)
+        self.deposits = MemoryDepositRepository(ops.deposits, staged.deposits)
 
     async def _end(self) -> None:
         self._changes = None

@@ -14,6 +14,12 @@ from adapters.outbound.storage.sql.audit import SqlAuditLog
 from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
+from adapters.outbound.storage.sql.operations import (
+    SqlDepositRepository,
+    SqlMintRepository,
+    SqlTransferRepository,
+    SqlWithdrawalRepository,
+)
 from adapters.outbound.storage.sql.repositories import (
     SqlCursorRepository,
     SqlEventLog,
@@ -97,6 +103,10 @@ class SqlUnitOfWork(UnitOfWork):
         self.wallets = SqlWalletRepository(conn)
         self.tokens = SqlTokenRepository(conn)
         self.compliance = SqlComplianceRepository(conn)
+        self.mints = SqlMintRepository(conn)
+        self.transfers = SqlTransferRepository(conn)
+        self.withdrawals = SqlWithdrawalRepository(conn)
+        self.deposits = SqlDepositRepository(conn)
 
     async def _begin_async(self) -> AsyncConnection:
         try:

@@ -412,3 +412,98 @@ compliance_records = sa.Table(
     sa.CheckConstraint(KYC_STATUSES, name="kyc_status"),
     sa.CheckConstraint(COMPLIANCE_SCOPE, name="scope"),
 )
+
+# -- token operations (core/tokens/operations.py) ---------------------------------------------
+# Each record is versioned: an update applies only ``WHERE version = :expected``. A mint is
+# stored once per (token, Idempotency-Key); a deposit once per (tx hash, log index).
+OPERATION_STATUSES = "status IN ('PENDING', 'COMPLETED', 'FAILED')"
+WITHDRAWAL_STATUSES = (
+    "status IN ('PENDING_APPROVAL', 'APPROVED', 'SENT', 'COMPLETED', 'REJECTED', 'FAILED')"
+)
+DEPOSIT_STATUSES = "status IN ('PENDING', 'CREDITED')"
+
+mints = sa.Table(
+    "mints",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("address", sa.String(42)),
+    sa.Column("tx_hash", sa.String(66)),
+    sa.Column("error", sa.Text),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("token_id", "idempotency_key", name="uq_mints_token_id_key"),
+    sa.CheckConstraint(OPERATION_STATUSES, name="status"),
+    *uint_checks("amount"),
+)
+
+transfers = sa.Table(
+    "transfers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("from_user_id", sa.String(200), nullable=False),
+    sa.Column("to_user_id", sa.String(200), nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tx_hash", sa.String(66)),
+    sa.Column("error", sa.Text),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_transfers_status_id", "status", "id"),
+    sa.CheckConstraint(OPERATION_STATUSES, name="status"),
+    *uint_checks("amount"),
+)
+
+withdrawals = sa.Table(
+    "withdrawals",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.Column("to_address", sa.String(42), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("tx_hash", sa.String(66)),
+    sa.Column("error", sa.Text),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_withdrawals_user_id_id", "user_id", "id"),
+    sa.CheckConstraint(WITHDRAWAL_STATUSES, name="status"),
+    *uint_checks("amount"),
+)
+
+# Incoming ERC-20 Transfer logs to users' addresses (deposits).
+blockchain_events = sa.Table(
+    "blockchain_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(42), nullable=False),
+    sa.Column("tx_hash", sa.String(66), nullable=False),
+    sa.Column("log_index", sa.Integer, nullable=False),
+    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("amount", Uint256, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("credited_at", UtcDateTime),
+    sa.Column("sweep_tx_hash", sa.String(66)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("tx_hash", "log_index", name="uq_blockchain_events_tx_hash_log_index"),
+    sa.Index("ix_blockchain_events_user_id_id", "user_id", "id"),
+    sa.CheckConstraint(DEPOSIT_STATUSES, name="status"),
+    *uint_checks("amount"),
+)
