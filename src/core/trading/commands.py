@@ -26,7 +26,8 @@ Events are plain tuples appended to `MatchingEngine.events`, first item the kind
 
 `LEVEL` events of one command share one `book_seq`: the engine's `seq` moves by exactly one
 for each command that changed the book, so a WebSocket stream of book updates is gap-free.
-For a market BUY by funds, `remaining` in `EXPIRED` is the unspent funds.
+For a market BUY by funds, `remaining` in `EXPIRED` is the unspent funds. A triggered post-only
+stop order that would cross expires (reason `post_only_would_cross`): it was accepted before.
 When one command touches a level twice (a triggered stop order), apply the events in order.
 """
 

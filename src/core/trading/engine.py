@@ -415,11 +415,14 @@ class MatchingEngine:
 
     def restore(self, order_id: int, user: Hashable, side: str, price: int, qty: int) -> None:
         """Put a resting order back at the end of its level without matching, to rebuild a
-        book from storage (call in time priority order, before any other command)."""
+        book from storage (call in time priority order, before any other command; set `seq`
+        and `last_price` from storage too). Emits no events."""
         if order_id in self._index or self._crosses(side, price) or qty <= 0 or price <= 0:
             raise ValueError(f"order {order_id} cannot be restored on this book")
         self._last_id = max(self._last_id, order_id)
+        mark = len(self.events)
         self._rest(order_id, user, side, price, qty, self.seq)
+        del self.events[mark:]  # a restored book is not news: no events
 
     # ------------------------------------------------------------------ internals
 
@@ -667,6 +670,6 @@ class MatchingEngine:
             side, _, price, qty, tif, post_only, user = stop
             ap((TRIGGERED, order_id))
             if post_only and self._crosses(side, price):
-                ap((REJECTED, order_id, POST_ONLY_WOULD_CROSS))
+                ap((EXPIRED, order_id, qty, POST_ONLY_WOULD_CROSS))
                 continue
             self._enter(order_id, user, side, price, qty, tif, seq)
