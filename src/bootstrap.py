@@ -258,6 +258,7 @@ class Container(containers.DeclarativeContainer):
             chain,
             clock,
             symbol=providers.Callable(lambda s: s.quote_symbol, settings),
+            guard=chain_guard,
         ),
         none=providers.Object(None),
     )

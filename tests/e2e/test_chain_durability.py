@@ -5,9 +5,10 @@
    deployment gets a new address.
 2. A removed chain file is a clear mismatch at start: one log line, ``/onchain`` answers 503
    ``chain_state_mismatch`` and no deployment is signed on the empty chain.
-3. One market, one contract: a deploy-token run killed right after the send (or right after
-   the record, before the send) is finished by the restarted server with exactly one
-   contract creation by the signer for that market.
+3. One market, one contract: a deploy-token run killed right after the send of the token's
+   creation (or right after its record, before the send) is finished by the restarted server
+   with exactly one token contract for that market, and every contract the signer ever
+   created on the chain is a recorded one.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _check_own_token(api: MarketsApi, market: dict[str, Any]) -> dict[str, Any]:
     assert onchain["symbol"] == market["tokenSymbol"], onchain
     assert onchain["name"] == market["tokenName"], onchain
     assert onchain["totalSupply"] == str(int(market["totalSupply"]) * 10**18), onchain
-    assert onchain["custodyBalance"] == onchain["totalSupply"], onchain
+    assert onchain["issuerBalance"] == onchain["totalSupply"], onchain
+    assert onchain["paused"] is False, onchain
     assert onchain["codeSize"] > 0, onchain
     return onchain
 
@@ -149,14 +151,16 @@ def _crash(work_dir: Path, mode: str, symbol: str) -> str:
     return next(ln.split()[1] for ln in lines if ln.startswith("market "))
 
 
-def _records(data_dir: Path, market_id: str) -> list[tuple[str, str, str, int]]:
+def _records(data_dir: Path, subject: str | None = None) -> list[tuple[str, ...]]:
+    """(step, tx hash, state, contract address) of the subject's records (all if None)."""
+    where = "" if subject is None else "WHERE subject = ?"
     with sqlite3.connect(data_dir / "rwa.sqlite3") as db:
         return [
-            (str(r[0]), str(r[1]), str(r[2]), int(r[3]))
+            tuple(str(v) for v in r)
             for r in db.execute(
-                "SELECT tx_hash, state, contract_address, nonce FROM deployment_transactions "
-                "WHERE market_id = ? ORDER BY created_at",
-                (market_id,),
+                "SELECT step, tx_hash, state, contract_address FROM deployment_transactions "
+                f"{where} ORDER BY created_at, nonce",
+                () if subject is None else (subject,),
             )
         ]
 
@@ -186,9 +190,10 @@ def _creations(data_dir: Path) -> list[str]:
 def test_a_deployment_killed_around_the_send_makes_one_contract(tmp_path: Path, mode: str) -> None:
     market_id = _crash(tmp_path, mode, unique_symbol("K"))
     data_dir = tmp_path / "data"
-    [(tx_hash, state, predicted, nonce)] = _records(data_dir, market_id)
+    before = _records(data_dir, market_id)
+    [(_, tx_hash, state, predicted)] = [r for r in before if r[0] == "token"]
     assert state in {"signed", "sent"}, state
-    assert nonce == 0
+    assert all(r[2] == "mined" for r in before if r[0] != "token"), before
 
     server: RwaServer = start_server(tmp_path / "restart", data_dir=data_dir)
     try:
@@ -201,6 +206,7 @@ def test_a_deployment_killed_around_the_send_makes_one_contract(tmp_path: Path, 
             onchain = api.onchain(market_id)
             assert onchain["contractAddress"] == predicted
             assert onchain["symbol"] == market["tokenSymbol"]
+            assert onchain["issuerBalance"] == onchain["totalSupply"]
             events = api.events(market_id)
             activated = [
                 e for e in events if e.get("eventType", e.get("type")) == "market.activated"
@@ -208,5 +214,11 @@ def test_a_deployment_killed_around_the_send_makes_one_contract(tmp_path: Path, 
             assert len(activated) == 1, events
     finally:
         server.stop()
-    assert _records(data_dir, market_id) == [(tx_hash, "mined", predicted, 0)]
-    assert _creations(data_dir) == [tx_hash]  # exactly one contract: the recorded one
+    after = _records(data_dir, market_id)
+    assert [r for r in after if r[0] == "token"] == [("token", tx_hash, "mined", predicted)]
+    assert all(r[2] == "mined" for r in after), after
+    assert len({r[0] for r in after}) == len(after)  # one transaction per step
+    # every contract the signer created is a recorded, mined creation: nothing twice
+    recorded = {r[1] for r in _records(data_dir) if r[3] != "None" and r[2] == "mined"}
+    creations = _creations(data_dir)
+    assert len(creations) == len(set(creations)) and set(creations) == recorded

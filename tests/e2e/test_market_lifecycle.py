@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
 from tests.e2e.api import MarketsApi, bearer, data_of, describe, error_of, market_body
 from tests.e2e.server import API, RwaServer, start_server
 from tests.harness.common import free_port, missing_service
@@ -22,9 +23,6 @@ from tests.harness.hardhat import (
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
-ARTIFACT = (
-    Path(__file__).resolve().parents[2] / "src/adapters/outbound/chain/artifacts/RwaToken.json"
-)
 HAPPY_EVENTS = [
     "market.registered",
     "market.approval_requested",
@@ -46,6 +44,16 @@ def assert_deployed(market: dict[str, object], api: MarketsApi) -> None:
     assert TX_HASH_RE.match(str(market["deploymentTxHash"])), market
     assert market["activatedAt"], market
     assert market["activationError"] is None, market
+
+
+def wait_for_token_paused(api: MarketsApi, market_id: str, paused: bool) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        onchain = api.onchain(market_id)
+        if onchain["paused"] is paused:
+            return
+        assert time.monotonic() < deadline, f"token still paused={onchain['paused']}: {onchain}"
+        time.sleep(0.1)
 
 
 # -- a. the happy path on the embedded profile ----------------------------------------------
@@ -83,7 +91,12 @@ def test_embedded_lifecycle_register_approve_activate_pause_resume_archive(
     assert onchain["codeSize"] > 0, onchain
     assert onchain["totalSupply"] == base_units, onchain
     assert ADDRESS_RE.match(onchain["custodyAddress"]), onchain
-    assert onchain["custodyBalance"] == base_units, onchain
+    # the T-REX token: the whole supply minted to the issuer's custodial address, running
+    assert ADDRESS_RE.match(onchain["issuerAddress"]), onchain
+    assert onchain["issuerAddress"] != onchain["custodyAddress"], onchain
+    assert onchain["issuerBalance"] == base_units, onchain
+    assert onchain["paused"] is False, onchain
+    assert (onchain["symbol"], onchain["name"]) == (body["tokenSymbol"], body["tokenName"])
 
     events = api.events(market_id)
     assert event_types(events) == HAPPY_EVENTS, events
@@ -110,8 +123,10 @@ def test_embedded_lifecycle_register_approve_activate_pause_resume_archive(
 
     paused = data_of(api.action(market_id, "pause"), 200)
     assert paused["status"] == "paused", paused
+    wait_for_token_paused(api, market_id, True)  # the token-pause job mirrors it on chain
     resumed = data_of(api.action(market_id, "resume"), 200)
     assert resumed["status"] == "active", resumed
+    wait_for_token_paused(api, market_id, False)
     archived = data_of(api.action(market_id, "archive"), 200)
     assert archived["status"] == "archived", archived
 
@@ -197,16 +212,19 @@ def test_deployment_failure_then_manual_retry_against_hardhat(tmp_path: Path) ->
             onchain = api.onchain(market_id)
             assert onchain["custodyAddress"] == HARDHAT_DEV_ADDRESS, onchain
             assert onchain["totalSupply"] == str(supply * 10**18), onchain
+            issuer = onchain["issuerAddress"]
 
         # The node itself, not the service, says the token is there with the right supply.
         w3 = Web3(HTTPProvider(node.url))
         address = Web3.to_checksum_address(market["contractAddress"])
         assert len(w3.eth.get_code(address)) > 0
-        abi = json.loads(ARTIFACT.read_text())["abi"]
-        token = w3.eth.contract(address=address, abi=abi)
+        token = w3.eth.contract(address=address, abi=trex_artifact(TrexContract.TOKEN).abi)
         assert token.functions.totalSupply().call() == supply * 10**18
-        assert token.functions.balanceOf(HARDHAT_DEV_ADDRESS).call() == supply * 10**18
+        assert token.functions.balanceOf(issuer).call() == supply * 10**18
+        assert token.functions.balanceOf(HARDHAT_DEV_ADDRESS).call() == 0
         assert token.functions.symbol().call() == market["tokenSymbol"]
+        assert token.functions.isAgent(HARDHAT_DEV_ADDRESS).call()  # the platform is agent
+        assert token.functions.paused().call() is False
         receipt = w3.eth.get_transaction_receipt(market["deploymentTxHash"])
         assert receipt["status"] == 1
         assert receipt["contractAddress"] == address

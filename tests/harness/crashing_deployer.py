@@ -4,10 +4,11 @@
 environment (``RWA_PROFILE=embedded``, ``RWA_DATA_DIR``): it migrates, builds the service's
 real container (SQLite storage, the durable in-process chain), registers and approves a
 market, and runs the market's ``deploy-token`` job itself. The chain's
-``send_raw_transaction`` is wrapped (test code only) so the process kills itself
+``send_raw_transaction`` is wrapped (test code only) so the process kills itself at the
+transaction of the suite step that creates the token contract:
 
 - ``after-send``: right after the chain accepted (and mined) the transaction, before the job
-  records the outcome: the market stays ``activating`` with its transaction on chain;
+  records the outcome: the market stays ``activating`` with its token on chain;
 - ``before-send``: after the transaction was recorded, before it reaches the chain.
 
 It prints ``market <id>`` first. A test then starts the real server on the same directory and
@@ -20,9 +21,11 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 import bootstrap
 from core.markets.registration import RegisterMarket
+from core.ports.chain import TOKEN_STEP, PreparedTransaction, SuiteSpec
 from core.ports.jobs import DeployTokenJob
 from core.shared.events import Actor
 from settings import Settings
@@ -38,8 +41,21 @@ async def main(mode: str, symbol: str) -> None:
     c = runtime.container
     chain = c.chain()
     send = chain.send_raw_transaction
+    prepare = chain.prepare_suite_step
+    token_raw: list[str] = []
+
+    async def remember_token(
+        spec: SuiteSpec, step: str, created: Mapping[str, str]
+    ) -> PreparedTransaction:
+        prepared: PreparedTransaction = await prepare(spec, step, created)
+        if step == TOKEN_STEP:
+            token_raw.append(prepared.transaction.raw_transaction)
+        return prepared
 
     async def send_then_die(raw: str) -> str:
+        if raw not in token_raw:
+            sent: str = await send(raw)
+            return sent
         if mode == "before-send":
             os.kill(os.getpid(), signal.SIGKILL)
         tx_hash: str = await send(raw)
@@ -47,6 +63,7 @@ async def main(mode: str, symbol: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         return tx_hash  # pragma: no cover - never reached
 
+    chain.prepare_suite_step = remember_token
     chain.send_raw_transaction = send_then_die
     uc = c.market_use_cases()
     market = await uc.register(

@@ -327,6 +327,7 @@ async def test_the_embedded_stablecoin_is_deployed_once() -> None:
     world = World(FlakyChain())
     coin = EmbeddedStablecoin(world.storage, world.chain, FixedClock(), symbol="USDC")
     address = await coin.ensure()
+    assert address is not None
     again = EmbeddedStablecoin(world.storage, world.chain, FixedClock(), symbol="USDC")
     assert await again.ensure() == address
     assert len(world.chain.sent) == 1
