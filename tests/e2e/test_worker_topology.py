@@ -1,8 +1,9 @@
-"""The API and a separate ``rwa-market worker`` (taskiq worker) process on Redis deploy tokens
-on a Hardhat node; a worker killed in the middle of a deployment does not lose the job, and
-the market still gets exactly one contract (the recorded transaction is followed, never
-signed again): whether the killed worker's transaction was mined meanwhile, or dropped by
-the node and sent again from the record.
+"""The API and a separate ``rwa-market worker`` (taskiq worker) process on Redis deploy T-REX
+suites on a Hardhat node; a worker killed in the middle of a deployment does not lose the
+job, and the market still gets exactly one suite (the recorded transaction is followed,
+never signed again): whether the killed worker's transaction was mined meanwhile, or dropped
+by the node and sent again from the record. Every contract the signer created on the node is
+a recorded one.
 
 Processes, all on loopback: redis-server, a Hardhat node, ``rwa-market serve`` (embedded
 storage: SQLite in WAL, shared by file with the worker; ``RWA_WORKER_IN_PROCESS=false`` so the
@@ -11,6 +12,7 @@ API only produces jobs) and one ``rwa-market worker`` at a time.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +118,7 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             orphan_txs: list[Any] = list(orphan_block["transactions"])
             [orphan_tx] = orphan_txs
             orphan = w3.eth.get_transaction_receipt(orphan_tx["hash"])["contractAddress"]
+            assert orphan is not None  # the first creation of the market's suite
             assert api.get(second)["status"] == "activating"
 
             # 3. Worker B claims the job once A's lease ran out and follows A's recorded
@@ -128,11 +131,12 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             assert types == HAPPY_EVENTS, types  # activated exactly once
             assert market["activationAttempts"] == 1, market
             address = Web3.to_checksum_address(market["contractAddress"])
-            assert address == orphan  # A's transaction, recorded before it was sent
-            assert market["deploymentTxHash"] == HexBytes(orphan_tx["hash"]).to_0x_hex()
             assert len(w3.eth.get_code(address)) > 0
+            # A's transaction, recorded before it was sent, is the one the suite was built on
+            [storage] = _records(server.data_dir, second, "storage")
+            assert storage == (HexBytes(orphan_tx["hash"]).to_0x_hex(), "mined", orphan)
             assert "re-delivering job message" in worker_b.log(), logs()
-            assert _creations(w3) == 2, logs()  # one contract per market, nothing more
+            assert _creations(w3) == _recorded_creations(server.data_dir), logs()
             print(f"deployment recovered {recovered:.2f}s after SIGKILL of worker A")
 
             # 4. Worker B sends a deployment, is killed, and the node drops the pending
@@ -154,23 +158,44 @@ def test_separate_worker_deploys_and_a_killed_worker_loses_nothing(
             new_worker("worker-c")
             market = api.wait_settled(third, timeout=60)
             assert_deployed(market, api)
-            assert market["deploymentTxHash"] == dropped  # re-sent, not re-signed
+            [storage] = _records(server.data_dir, third, "storage")
+            assert storage[:2] == (dropped, "mined")  # re-sent, not re-signed
             assert event_types(api.events(third)) == HAPPY_EVENTS
-            assert _creations(w3) == 3, logs()
+            assert _creations(w3) == _recorded_creations(server.data_dir), logs()
     finally:
         for worker in workers:
             worker.stop()
         server.stop()
 
 
-def _creations(w3: Any) -> int:
+def _creations(w3: Any) -> list[str]:
     """Contract creations the platform's signer made on the node (every block, every tx)."""
-    count = 0
+    found = []
     for number in range(w3.eth.block_number + 1):
         for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
             if tx["from"] == HARDHAT_DEV_ADDRESS and tx.get("to") is None:
-                count += 1
-    return count
+                found.append(HexBytes(tx["hash"]).to_0x_hex())
+    return sorted(found)
+
+
+def _records(data_dir: Path, market_id: str, step: str) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data_dir / "rwa.sqlite3") as db:
+        rows = db.execute(
+            "SELECT tx_hash, state, contract_address FROM deployment_transactions "
+            "WHERE subject = ? AND step = ?",
+            (market_id, step),
+        ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def _recorded_creations(data_dir: Path) -> list[str]:
+    """Every recorded, mined transaction that created a contract (the platform's too)."""
+    with sqlite3.connect(data_dir / "rwa.sqlite3") as db:
+        rows = db.execute(
+            "SELECT tx_hash FROM deployment_transactions "
+            "WHERE state = 'mined' AND contract_address IS NOT NULL"
+        ).fetchall()
+    return sorted(str(r[0]) for r in rows)
 
 
 def test_deployment_retries_wait_in_redis_between_worker_attempts(
