@@ -1,0 +1,1 @@
+"""Market data: candles, 24h stats, reference prices, valuations and tickers."""

@@ -1,0 +1,65 @@
+"""24h rolling stats and the changePercent rounding rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from core.marketdata.model import MarketTrade
+from core.marketdata.stats import change_percent, rolling_stats, round_half_away_from_zero
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def trade(seq: int, ago: timedelta, price: str, qty: str = "1") -> MarketTrade:
+    return MarketTrade("p1", seq, f"t{seq}", Decimal(price), Decimal(qty), "SELL", NOW - ago)
+
+
+def test_change_percent_rounds_half_away_from_zero() -> None:
+    assert change_percent(Decimal("200"), Decimal("202.01")) == Decimal("1.01")  # 1.005
+    assert change_percent(Decimal("200"), Decimal("197.99")) == Decimal("-1.01")  # -1.005
+    assert change_percent(Decimal("3"), Decimal("4")) == Decimal("33.33")
+    assert change_percent(Decimal("3"), Decimal("2")) == Decimal("-33.33")
+    assert change_percent(Decimal("1"), Decimal("1")) == Decimal("0.00")
+    assert str(change_percent(Decimal("8"), Decimal("9"))) == "12.50"
+    assert round_half_away_from_zero(Fraction(-1, 8), 2) == Decimal("-0.13")
+    with pytest.raises(ValueError):
+        change_percent(Decimal(0), Decimal(1))
+
+
+def test_the_window_is_the_last_24_hours_exactly() -> None:
+    trades = [
+        trade(1, timedelta(hours=24), "90"),  # exactly 24h old: outside
+        trade(2, timedelta(hours=23, minutes=59), "100", "2.5"),
+        trade(3, timedelta(hours=3), "120", "0.5"),
+        trade(4, timedelta(hours=3), "80", "1"),  # same time, later seq: after trade 3
+        trade(5, timedelta(0), "110", "1"),
+        trade(6, -timedelta(seconds=1), "999"),  # in the future: outside
+    ]
+    stats = rolling_stats("p1", reversed(trades), now=NOW)
+    assert (stats.open, stats.high, stats.low, stats.last) == (
+        Decimal("100"),
+        Decimal("120"),
+        Decimal("80"),
+        Decimal("110"),
+    )
+    assert stats.volume == Decimal("5.0")
+    assert stats.quote_volume == Decimal("250") + Decimal("60") + Decimal("80") + Decimal("110")
+    assert stats.change_percent == Decimal("10.00")
+    assert stats.trade_count == 4
+
+
+def test_an_empty_window_repeats_the_last_price() -> None:
+    old = trade(1, timedelta(days=3), "42.5")
+    stats = rolling_stats("p1", [], now=NOW, last_before=old)
+    assert (stats.open, stats.high, stats.low, stats.last) == (Decimal("42.5"),) * 4
+    assert (stats.volume, stats.change_percent, stats.trade_count) == (
+        Decimal(0),
+        Decimal("0.00"),
+        0,
+    )
+    never = rolling_stats("p1", [], now=NOW)
+    assert never.last is None and never.change_percent is None
