@@ -2,13 +2,16 @@
 
 Run: .venv/bin/python bench/chain_restart.py [--contracts 1000] [--runs 3] [--data-dir DIR]
 
-1. Deploys ``--contracts`` RwaToken contracts on the in-process chain kept in a data directory
-   (``EvmChain(data_dir=...)``, the embedded profile's chain), one block each, then closes it.
-   Skipped when ``--data-dir`` already holds a chain with at least that many contracts.
+1. Deploys market T-REX suites on the in-process chain kept in a data directory
+   (``EvmChain(data_dir=...)``, the embedded profile's chain), one block per transaction,
+   until at least ``--contracts`` contracts exist (7 per suite: registries, compliance,
+   token, the issuer's identity; plus the platform's 2), then closes it. Skipped when
+   ``--data-dir`` already holds a chain with at least that many.
 2. Restarts it ``--runs`` times, each in a fresh Python process (cold: imports included), and
    measures until the reopened chain answers: the process start to the first ``block_number``
-   and a ``totalSupply`` read of the first and the last contract. The figure is the median.
-3. In one more process, reads every contract's ``totalSupply`` and checks it (all state
+   and a ``totalSupply`` read of the first and the last market token. The figure is the
+   median.
+3. In one more process, reads every market token's ``totalSupply`` and checks it (all state
    survived), timing that separately.
 
 Prints ONE JSON line. Target (issue 6): restart with 1,000 contracts in at most 5 s.
@@ -35,7 +38,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 from adapters.outbound.chain.durable_store import CHAIN_FILE  # noqa: E402
 from adapters.outbound.chain.evm import EvmChain  # noqa: E402
-from core.ports.chain import TokenSpec  # noqa: E402
+from core.ports.chain import TOKEN_STEP, SuiteSpec  # noqa: E402
+
+CONTRACTS_PER_SUITE = 7
+PLATFORM_CONTRACTS = 2
 
 HOLDER = "0x1111111111111111111111111111111111111111"
 
@@ -82,16 +88,20 @@ asyncio.run(main())
 """
 
 
+def suites_for(contracts: int) -> int:
+    return max(1, -(-(contracts - PLATFORM_CONTRACTS) // CONTRACTS_PER_SUITE))
+
+
 async def deploy(data_dir: Path, count: int) -> tuple[list[str], float]:
+    """The market tokens of enough suites for ``count`` contracts."""
     chain = EvmChain(data_dir=data_dir)
     started = time.perf_counter()
     addresses = []
     try:
-        for i in range(count):
-            token = await chain.deploy_token(
-                TokenSpec(f"Bench {i}", f"B{i}", 18, (i + 1) * 10**18, HOLDER)
-            )
-            addresses.append(token.contract_address)
+        platform = await chain.deploy_platform()
+        for i in range(suites_for(count)):
+            spec = SuiteSpec(f"Bench {i}", f"B{i}", 18, (i + 1) * 10**18, HOLDER, "DE", platform)
+            addresses.append((await chain.deploy_suite(spec))[TOKEN_STEP])
     finally:
         await chain.close()
     return addresses, time.perf_counter() - started
@@ -123,12 +133,12 @@ def main() -> None:
     try:
         deploy_s = None
         addresses: list[str] = json.loads(manifest.read_text()) if manifest.exists() else []
-        if len(addresses) < args.contracts:
+        if len(addresses) < suites_for(args.contracts):
             if (data_dir / CHAIN_FILE).exists():
                 raise SystemExit(f"{data_dir} holds another chain; use an empty directory")
             addresses, deploy_s = asyncio.run(deploy(data_dir, args.contracts))
             manifest.write_text(json.dumps(addresses))
-        addresses = addresses[: args.contracts]
+        addresses = addresses[: suites_for(args.contracts)]
         probe = json.dumps([addresses[0], addresses[-1]])
         restarts = [run(RESTART, str(data_dir), str(REPO / "src"), probe) for _ in range(args.runs)]
         for r in restarts:
@@ -145,11 +155,12 @@ def main() -> None:
             json.dumps(
                 {
                     "bench": "chain_restart",
-                    "contracts": len(addresses),
+                    "contracts": PLATFORM_CONTRACTS + CONTRACTS_PER_SUITE * len(addresses),
+                    "suites": len(addresses),
                     "blocks": restarts[0]["head"],
                     "chain_file_mb": round(chain_bytes / 2**20, 1),
                     "deploy_seconds": None if deploy_s is None else round(deploy_s, 1),
-                    "deploy_per_contract_ms": (
+                    "deploy_per_suite_ms": (
                         None if deploy_s is None else round(1000 * deploy_s / len(addresses), 1)
                     ),
                     "runs": args.runs,

@@ -6,17 +6,16 @@ the token; a worker killed in the middle of a deployment does not lose the job."
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from web3 import Web3
 
+from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
 from tests.e2e.server import API, poll
 from tests.harness.common import missing_service
 from tests.harness.hardhat import hardhat_unavailable
@@ -25,9 +24,6 @@ from tests.harness.postgres import find_bin_dir
 from tests.harness.redis import redis_binary
 from tests.harness.topology import WEBHOOK_SECRET, Topology, signal_group, start_topology
 
-ARTIFACT = (
-    Path(__file__).resolve().parents[2] / "src/adapters/outbound/chain/artifacts/RwaToken.json"
-)
 SUPPLY = 1_000_000
 
 
@@ -84,10 +80,9 @@ def assert_token_on_chain(topology: Topology, market: dict[str, Any]) -> None:
     w3 = Web3(Web3.HTTPProvider(topology.hardhat.url))
     address = Web3.to_checksum_address(market["contractAddress"])
     assert len(w3.eth.get_code(address)) > 0
-    abi = json.loads(ARTIFACT.read_text())["abi"]
-    assert w3.eth.contract(address=address, abi=abi).functions.totalSupply().call() == (
-        SUPPLY * 10**18
-    )
+    token = w3.eth.contract(address=address, abi=trex_artifact(TrexContract.TOKEN).abi)
+    assert token.functions.totalSupply().call() == SUPPLY * 10**18
+    assert token.functions.paused().call() is False
 
 
 def test_signed_webhook_approval_is_deployed_by_the_worker(topology: Topology) -> None:
