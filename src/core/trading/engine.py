@@ -131,24 +131,34 @@ class MatchingEngine:
         kind = type(command)
         if kind is Limit:
             order_id, user, side, price, qty, tif, post_only = command  # type: ignore[misc]
-            levels = None
             if (
-                tif == GTC
-                and not post_only
-                and order_id > self._last_id
-                and 0 < price < MAX_VALUE
-                and 0 < qty < MAX_VALUE
+                post_only
+                or order_id <= self._last_id
+                or not 0 < price < MAX_VALUE
+                or not 0 < qty < MAX_VALUE
+                or (tif != GTC and tif != IOC)
             ):
-                if side == BUY:
-                    heap = self._ask_heap
-                    if not heap or heap[0] > price:
-                        levels, heap, key = self._bids, self._bid_heap, -price
-                elif side == SELL:
-                    heap = self._bid_heap
-                    if not heap or -heap[0] < price:
-                        levels, heap, key = self._asks, self._ask_heap, price
-            if levels is None:  # crosses, or anything unusual: the general path
                 self._limit(order_id, user, side, price, qty, tif, post_only)
+                return
+            if side == BUY:
+                heap = self._ask_heap
+                if heap and heap[0] <= price:
+                    self._cross(order_id, user, BUY, price, qty, tif, price, self._asks, heap, 1)
+                    return
+                levels, heap, key = self._bids, self._bid_heap, -price
+            elif side == SELL:
+                heap = self._bid_heap
+                if heap and -heap[0] >= price:
+                    self._cross(order_id, user, SELL, price, qty, tif, -price, self._bids, heap, -1)
+                    return
+                levels, heap, key = self._asks, self._ask_heap, price
+            else:
+                self._limit(order_id, user, side, price, qty, tif, post_only)
+                return
+            if tif != GTC:  # an IOC order that does not cross
+                self._last_id = order_id
+                self.events.append((ACCEPTED, order_id))
+                self.events.append((EXPIRED, order_id, qty, UNFILLED))
                 return
             # Rest at once (the same as `_rest`).
             self._last_id = order_id
@@ -213,7 +223,19 @@ class MatchingEngine:
                     index = self._index
                     level.queue = deque([i for i in queue if i in index])
         elif kind is Market:
-            self._market(*command)
+            order_id, user, side, qty, tif = command  # type: ignore[misc]
+            if order_id <= self._last_id or not 0 < qty < MAX_VALUE or (tif != IOC and tif != GTC):
+                self._market(order_id, user, side, qty, tif)
+            elif side == BUY:
+                self._cross(
+                    order_id, user, BUY, 0, qty, IOC, _NO_LIMIT, self._asks, self._ask_heap, 1
+                )
+            elif side == SELL:
+                self._cross(
+                    order_id, user, SELL, 0, qty, IOC, _NO_LIMIT, self._bids, self._bid_heap, -1
+                )
+            else:
+                self._market(order_id, user, side, qty, tif)
         elif kind is MarketBuyFunds:
             self._market_buy_funds(*command)
         elif kind is StopLimit:
@@ -289,6 +311,35 @@ class MatchingEngine:
         ap((ACCEPTED, order_id))
         seq = self.seq + 1
         self._enter(order_id, user, side, price, qty, tif, seq)
+        if self._stops:
+            self._run_triggers(seq)
+
+    def _cross(
+        self,
+        order_id: int,
+        user: Hashable,
+        side: str,
+        price: int,
+        qty: int,
+        tif: str,
+        limit_key: int,
+        levels: dict[int, _Level],
+        heap: list[int],
+        sign: int,
+    ) -> None:
+        """A valid GTC or IOC order (limit or market) that crosses: no FOK, no post-only."""
+        self._last_id = order_id
+        ap = self.events.append
+        ap((ACCEPTED, order_id))
+        seq = self.seq + 1
+        qty = self._take(order_id, user, side, qty, limit_key, levels, heap, sign, seq)
+        if qty > 0:
+            if tif == GTC:
+                self._rest(order_id, user, side, price, qty, seq)
+            else:
+                ap((EXPIRED, order_id, qty, UNFILLED))
+        elif qty < 0:
+            ap((EXPIRED, order_id, -qty, SELF_TRADE))
         if self._stops:
             self._run_triggers(seq)
 
