@@ -54,10 +54,18 @@ class RecordedTransactions:
         self._clock = clock
 
     async def run(
-        self, subject: str, step: str, prepare: Prepare, *, holder: str | None = None
+        self,
+        subject: str,
+        step: str,
+        prepare: Prepare,
+        *,
+        holder: str | None = None,
+        for_market: bool = True,
     ) -> TransactionReceipt:
         """The successful receipt of (subject, step)'s transaction: the recorded one, or a new
-        one recorded before it is sent. ``ChainError`` when it reverted or cannot be sent."""
+        one recorded before it is sent. ``ChainError`` when it reverted or cannot be sent.
+        ``for_market=False``: the subject is not a market (a mint's or a withdrawal's id), so
+        the record names no market."""
         for _ in range(3):
             record = await self._open_record(subject, step)
             if record is not None:
@@ -69,7 +77,7 @@ class RecordedTransactions:
                     continue  # a concurrent job recorded one meanwhile: follow it
                 await self._resend_unmined(await self._chain.custody_address())
                 prepared = await prepare()
-                record = self._new_record(subject, step, prepared, holder)
+                record = self._new_record(subject, step, prepared, holder, for_market)
                 async with self._storage.unit_of_work() as uow:
                     await uow.deployments.add(record)
                     await uow.commit()
@@ -178,13 +186,18 @@ class RecordedTransactions:
         return receipt
 
     def _new_record(
-        self, subject: str, step: str, prepared: PreparedTransaction, holder: str | None
+        self,
+        subject: str,
+        step: str,
+        prepared: PreparedTransaction,
+        holder: str | None,
+        for_market: bool = True,
     ) -> DeploymentRecord:
         now = self._clock.now()
         tx = prepared.transaction
         return DeploymentRecord(
             tx_hash=tx.tx_hash,
-            market_id=None if subject == PLATFORM_SUBJECT else subject,
+            market_id=None if subject == PLATFORM_SUBJECT or not for_market else subject,
             subject=subject,
             step=step,
             chain_id=tx.chain_id,

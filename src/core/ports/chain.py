@@ -114,16 +114,32 @@ class TokenCallKind(enum.StrEnum):
     FORCED_TRANSFER = "forced_transfer"
     FREEZE = "freeze"
     UNFREEZE = "unfreeze"
+    TRANSFER = "transfer"  # ERC-20 transfer from the platform's own (omnibus) address
+
+
+@attrs.frozen
+class TransferLog:
+    """One ERC-20 ``Transfer(from, to, value)`` event as mined."""
+
+    token: str  # checksummed contract address
+    sender: str  # checksummed
+    receiver: str  # checksummed
+    amount: int
+    tx_hash: str  # 0x + 64 lowercase hex
+    log_index: int
+    block_number: int
 
 
 @attrs.frozen
 class TokenCall:
     """An agent function of a deployed T-REX token.
 
-    ``account``: the receiver of a mint, the holder of a burn or freeze, the sender of a forced
-    transfer; ``receiver``: the receiver of a forced transfer. Adapters refuse, before signing,
-    a forced transfer whose sender is its receiver (T-REX would emit a Transfer that moves
-    nothing) and an amount outside ``1 .. 2**256 - 1``.
+    ``account``: the receiver of a mint or of a plain ``TRANSFER`` (an ERC-20 transfer signed by
+    the platform from its own address: the omnibus of the stablecoin), the holder of a burn or
+    freeze, the sender of a forced transfer; ``receiver``: the receiver of a forced transfer.
+    ``MINT`` and ``TRANSFER`` also work on the platform's stablecoin (its owner mints).
+    Adapters refuse, before signing, a forced transfer whose sender is its receiver (T-REX
+    would emit a Transfer that moves nothing) and an amount outside ``1 .. 2**256 - 1``.
     """
 
     kind: TokenCallKind
@@ -264,6 +280,14 @@ class Chain(abc.ABC):
 
     @abc.abstractmethod
     async def code_at(self, address: str) -> bytes: ...
+
+    @abc.abstractmethod
+    async def transfer_logs(
+        self, token_address: str, from_block: int, to_block: int, receivers: frozenset[str]
+    ) -> list[TransferLog]:
+        """ERC-20 ``Transfer`` events of ``token_address`` mined in blocks ``from_block`` to
+        ``to_block`` (inclusive) whose receiver is one of ``receivers`` (checksummed), in
+        chain order (block, log index)."""
 
     @abc.abstractmethod
     async def total_supply(self, token_address: str) -> int: ...

@@ -50,12 +50,15 @@ from core.ports.chain import (
     TokenCallKind,
     TokenMetadata,
     TransactionReceipt,
+    TransferLog,
     suite_steps,
 )
 from core.shared.errors import ChainError
 
 DEFAULT_CUSTODY = to_checksum_address(keccak(b"rwa-market memory custody")[-20:])
 MEMORY_CHAIN_ID = 1337
+ZERO_ADDRESS = "0x" + "00" * 20
+_EMITTED = "emitted"  # Transfer events of the transaction being mined, in a contract's state
 _MARKER = b"rwa-memory-tx:"
 STABLECOIN_DECIMALS = 6
 
@@ -90,6 +93,7 @@ class MemoryChain(Chain):
         self._contracts: dict[str, _Contract] = {}
         self._mined: dict[str, TransactionReceipt] = {}
         self._pending: dict[int, tuple[str, dict[str, Any]]] = {}  # nonce -> (hash, body)
+        self._logs: list[TransferLog] = []  # Transfer events, in chain order
         self.auto_mine = auto_mine
         self._closed = False
         self.sent: list[str] = []  # every hash accepted by send_raw_transaction, in order
@@ -285,6 +289,11 @@ class MemoryChain(Chain):
     def _token_call(
         self, contracts: dict[str, _Contract], st: dict[str, Any], fn: str, args: list[Any]
     ) -> None:
+        if fn == "token.transfer" and "registry" in st:
+            self._receivable(contracts, st, args[0])
+        if fn == "token.transfer" or ("registry" not in st and "balances" in st):
+            self._erc20_call(st, fn, args)
+            return
         if "registry" not in st or "balances" not in st:
             raise _revert(f"{fn} is not a function of this contract")
         self._agent(st)
@@ -309,12 +318,14 @@ class MemoryChain(Chain):
                 self._receivable(contracts, st, to)
                 balances[to] = balances.get(to, 0) + amount
                 st["total"] = int(st["total"]) + amount
+                self._log(st, ZERO_ADDRESS, to, amount)
             case "token.burn":
                 holder, amount = args[0], int(args[1])
                 if balances.get(holder, 0) < amount:
                     raise _revert("cannot burn more than balance")
                 balances[holder] -= amount
                 st["total"] = int(st["total"]) - amount
+                self._log(st, holder, ZERO_ADDRESS, amount)
             case "token.forced_transfer":
                 sender, to, amount = args[0], args[1], int(args[2])
                 if balances.get(sender, 0) < amount:
@@ -322,9 +333,38 @@ class MemoryChain(Chain):
                 self._receivable(contracts, st, to)
                 balances[sender] -= amount
                 balances[to] = balances.get(to, 0) + amount
+                self._log(st, sender, to, amount)
             case _:
                 raise _revert(f"{fn} is not a function of this contract")
         st["balances"] = {k: str(v) for k, v in balances.items()}
+
+    def _erc20_call(self, st: dict[str, Any], fn: str, args: list[Any]) -> None:
+        """The stablecoin's owner ``mint``, and a plain ``transfer`` from the platform's own
+        address (on a T-REX token too, where the receiver must be verified)."""
+        if "balances" not in st:
+            raise _revert(f"{fn} is not a function of this contract")
+        balances: dict[str, int] = {k: int(v) for k, v in st["balances"].items()}
+        to, amount = args[0], int(args[1])
+        if fn == "token.mint":
+            if st.get("owner") != self._custody:
+                raise _revert("OwnableUnauthorizedAccount")
+            balances[to] = balances.get(to, 0) + amount
+            st["total"] = int(st["total"]) + amount
+        elif fn == "token.transfer":
+            if st.get("paused"):
+                raise _revert("Pausable: paused")
+            if balances.get(self._custody, 0) < amount:
+                raise _revert("ERC20InsufficientBalance")
+            balances[self._custody] -= amount
+            balances[to] = balances.get(to, 0) + amount
+        else:
+            raise _revert(f"{fn} is not a function of this contract")
+        st["balances"] = {k: str(v) for k, v in balances.items()}
+        self._log(st, self._custody if fn == "token.transfer" else ZERO_ADDRESS, to, amount)
+
+    def _log(self, st: dict[str, Any], sender: str, receiver: str, amount: int) -> None:
+        """A Transfer event of the transaction being executed (numbered when mined)."""
+        st.setdefault(_EMITTED, []).append([sender, receiver, str(amount)])
 
     def _agent(self, st: dict[str, Any]) -> None:
         if self._custody not in st.get("agents", []):
@@ -390,6 +430,21 @@ class MemoryChain(Chain):
                 receipt = TransactionReceipt(tx_hash, self._block, True, address)
             except ChainError:
                 receipt = TransactionReceipt(tx_hash, self._block, False, None)
+            for token, contract in self._contracts.items():
+                for index, (sender, receiver, amount) in enumerate(
+                    contract.state.pop(_EMITTED, [])
+                ):
+                    self._logs.append(
+                        TransferLog(
+                            token=token,
+                            sender=sender,
+                            receiver=receiver,
+                            amount=int(amount),
+                            tx_hash=tx_hash,
+                            log_index=index,
+                            block_number=self._block,
+                        )
+                    )
             self._mined[tx_hash] = receipt
             count += 1
         return count
@@ -424,6 +479,20 @@ class MemoryChain(Chain):
         if found.kind == "Stablecoin":
             return stablecoin_artifact().runtime_code
         return trex_artifact(TrexContract(found.kind)).runtime_code
+
+    async def transfer_logs(
+        self, token_address: str, from_block: int, to_block: int, receivers: frozenset[str]
+    ) -> list[TransferLog]:
+        self._check_open()
+        token = checksum_address(token_address, "token address")
+        wanted = {checksum_address(r, "receiver") for r in receivers}
+        return [
+            log
+            for log in self._logs
+            if log.token == token
+            and from_block <= log.block_number <= to_block
+            and log.receiver in wanted
+        ]
 
     async def total_supply(self, token_address: str) -> int:
         return int(self._token(token_address)["total"])

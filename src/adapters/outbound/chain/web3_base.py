@@ -44,6 +44,7 @@ from core.ports.chain import (
     TokenCall,
     TokenMetadata,
     TransactionReceipt,
+    TransferLog,
 )
 from core.shared.errors import ChainError
 
@@ -133,6 +134,50 @@ class Web3ChainBase(Chain):
     async def code_at(self, address: str) -> bytes:
         target = checksum_address(address)
         return bytes(await self._run(self._w3.eth.get_code, target))
+
+    async def transfer_logs(
+        self, token_address: str, from_block: int, to_block: int, receivers: frozenset[str]
+    ) -> list[TransferLog]:
+        token = self._token(token_address)
+        wanted = {checksum_address(r, "receiver") for r in receivers}
+        if not wanted or to_block < from_block:
+            return []
+
+        def read() -> list[TransferLog]:
+            topics: list[Any] = [
+                HexBytes(keccak(text="Transfer(address,address,uint256)")).to_0x_hex(),
+                None,
+                ["0x" + "00" * 12 + a[2:].lower() for a in sorted(wanted)],
+            ]
+            raw = self._w3.eth.get_logs(
+                {
+                    "address": token.address,
+                    "fromBlock": from_block,
+                    "toBlock": to_block,
+                    "topics": topics,
+                }
+            )
+            found: list[TransferLog] = []
+            for log in raw:
+                event = token.events.Transfer().process_log(log)
+                receiver = checksum_address(event["args"]["to"])
+                if receiver not in wanted:
+                    continue
+                found.append(
+                    TransferLog(
+                        token=str(token.address),
+                        sender=checksum_address(event["args"]["from"]),
+                        receiver=receiver,
+                        amount=int(event["args"]["value"]),
+                        tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+                        log_index=int(log["logIndex"]),
+                        block_number=int(log["blockNumber"]),
+                    )
+                )
+            found.sort(key=lambda t: (t.block_number, t.log_index))
+            return found
+
+        return await self._run(read)
 
     async def total_supply(self, token_address: str) -> int:
         token = self._token(token_address)

@@ -208,6 +208,8 @@ def token_call(w3: Web3, call: TokenCall) -> ContractFunction:
         case TokenCallKind.FORCED_TRANSFER:
             sender, receiver = distinct(call)
             return functions.forcedTransfer(sender, receiver, check_amount(call.amount))
+        case TokenCallKind.TRANSFER:  # ERC-20 transfer(address,uint256): T-REX and the stablecoin
+            return functions.transfer(_account(call), check_amount(call.amount))
     raise ChainError(f"unknown token call {call.kind!r}")  # pragma: no cover
 
 

@@ -1,0 +1,411 @@
+"""Mint, transfer and withdrawal use cases and their jobs on the memory storage and the
+memory chain: what reaches the ledger, the chain and the audit log, and what a refusal
+leaves behind (nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+
+from adapters.outbound.chain.memory import MemoryChain
+from adapters.outbound.custody.eth_signatures import EthAccountSignatureVerifier
+from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
+from adapters.outbound.jobs.memory import MemoryJobQueue
+from adapters.outbound.permissions.local import LocalPolicyPermissions
+from adapters.outbound.storage.memory import MemoryStorage
+from core.ledger.model import AccountRef, InsufficientFunds
+from core.ports.audit import AuditFilter
+from core.ports.chain import TOKEN_STEP, SuiteSpec
+from core.ports.clock import Clock
+from core.ports.custody import MalformedAddress
+from core.shared.authorization import Authorizer
+from core.shared.errors import PermissionDenied, ValidationFailed
+from core.shared.events import Actor
+from core.tokens.chain_mirror import ChainMirror
+from core.tokens.compliance import ComplianceDenied
+from core.tokens.compliance_use_cases import ComplianceUseCases, SetCompliance
+from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
+from core.tokens.mint import MintUseCases
+from core.tokens.model import Token, TokenType, UserNotFound
+from core.tokens.operations import (
+    IdempotencyKeyReused,
+    OperationStatus,
+    SelfTransfer,
+    TokenNotOnChain,
+    WithdrawalNotPending,
+    WithdrawalStatus,
+)
+from core.tokens.transfers import TransferUseCases
+from core.tokens.withdrawals import WithdrawalUseCases
+from settings import DEV_CUSTODY_MNEMONIC
+
+T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+ADMIN = Actor(id="admin-1", roles=("admin",))
+ALICE = Actor(id="alice", roles=("trader",))
+BOB = Actor(id="bob", roles=("trader",))
+OUTSIDE = "0x00000000000000000000000000000000000000Aa".lower()
+
+
+class StepClock(Clock):
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self) -> datetime:
+        self.at += timedelta(milliseconds=1)
+        return self.at
+
+
+def approved(**overrides: object) -> SetCompliance:
+    fields: dict[str, object] = {
+        "kyc_status": "APPROVED",
+        "whitelisted": True,
+        "accredited": False,
+        "jurisdiction": "PT",
+        "expires_at": "2027-01-01T00:00:00Z",
+    }
+    fields.update(overrides)
+    return SetCompliance(**fields)
+
+
+@attrs.define
+class Env:
+    storage: MemoryStorage
+    chain: MemoryChain
+    jobs: MemoryJobQueue
+    mirror: ChainMirror
+    mints: MintUseCases
+    transfers: TransferUseCases
+    withdrawals: WithdrawalUseCases
+    compliance: ComplianceUseCases
+    usdc: Token
+    gold: Token  # RWA, 2 decimals; alice is its verified holder on chain
+
+    async def balance(self, user: str, token: Token) -> tuple[int, int]:
+        async with self.storage.unit_of_work(read_only=True) as uow:
+            row = await uow.ledger.balance(AccountRef.user(user, token.id))
+        return row.available, row.locked
+
+    async def audit_actions(self) -> list[str]:
+        async with self.storage.unit_of_work(read_only=True) as uow:
+            entries = await uow.audit.query(AuditFilter(), limit=100)
+        return [e.action for e in reversed(entries)]
+
+    async def mint(self, user: str, token: Token, amount: str, key: str) -> None:
+        await self.mints.request(ADMIN, token.symbol, key, user, amount)
+        await self.jobs.join(5)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    storage = MemoryStorage()
+    chain = MemoryChain()
+    clock = StepClock()
+    jobs = MemoryJobQueue()
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    authorizer = Authorizer(LocalPolicyPermissions())
+    mirror = ChainMirror(storage, chain, clock, keys)
+    mints = MintUseCases(storage, authorizer, clock, jobs, mirror)
+    transfers = TransferUseCases(storage, authorizer, clock, jobs, mirror)
+    withdrawals = WithdrawalUseCases(
+        storage, authorizer, clock, jobs, mirror, EthAccountSignatureVerifier()
+    )
+    jobs.register(MintTokenJob, mints.handle)
+    jobs.register(ProcessTransferJob, transfers.handle)
+    jobs.register(ProcessWithdrawalJob, withdrawals.handle)
+    await jobs.start()
+
+    async with chain.signing_lock:
+        prepared = await chain.prepare_stablecoin("USD Coin", "USDC")
+        await chain.execute(prepared)
+    assert prepared.contract_address is not None
+    platform = await chain.deploy_platform()
+    alice_address = await mirror.user_address("alice")
+    spec = SuiteSpec(
+        name="Gold",
+        symbol="GOLD",
+        decimals=2,
+        supply=1,
+        issuer=alice_address,
+        issuer_country="PT",
+        platform=platform,
+    )
+    gold_address = (await chain.deploy_suite(spec))[TOKEN_STEP]
+    usdc = Token(
+        symbol="USDC",
+        name="USD Coin",
+        type=TokenType.STABLE,
+        decimals=6,
+        created_at=T0,
+        contract_address=prepared.contract_address,
+    )
+    gold = Token(
+        symbol="GOLD",
+        name="Gold",
+        type=TokenType.RWA,
+        decimals=2,
+        created_at=T0,
+        contract_address=gold_address,
+    )
+    async with storage.unit_of_work() as uow:
+        await uow.tokens.add(usdc)
+        await uow.tokens.add(gold)
+        await uow.commit()
+    compliance = ComplianceUseCases(storage, authorizer, clock)
+    await compliance.set(ADMIN, "alice", approved())
+    await compliance.set(ADMIN, "bob", approved())
+    yield Env(storage, chain, jobs, mirror, mints, transfers, withdrawals, compliance, usdc, gold)
+    await jobs.stop()
+
+
+# -- mint --------------------------------------------------------------------------------------
+
+
+async def test_a_stablecoin_mint_lands_in_the_omnibus_and_credits_the_user(env: Env) -> None:
+    mint = await env.mints.request(ADMIN, "USDC", "k-1", "alice", "12.5")
+    assert mint.status is OperationStatus.PENDING and mint.amount == 12_500_000
+    await env.jobs.join(5)
+    done = await env.mints.get(ADMIN, "USDC", mint.id)
+    assert done.status is OperationStatus.COMPLETED and done.tx_hash is not None
+    omnibus = await env.chain.custody_address()
+    assert await env.chain.balance_of(env.usdc.contract_address or "", omnibus) == 12_500_000
+    assert await env.balance("alice", env.usdc) == (12_500_000, 0)
+    assert (await env.audit_actions())[-2:] == ["token.mint", "token.mint.complete"]
+
+
+async def test_the_same_key_gives_the_same_mint_once_and_another_body_is_409(env: Env) -> None:
+    first = await env.mints.request(ADMIN, "USDC", "same", "alice", "1")
+    await env.jobs.join(5)
+    sent = len(env.chain.sent)
+    again = await env.mints.request(ADMIN, env.usdc.id, "same", "alice", "1.000")
+    await env.jobs.join(5)
+    assert again.id == first.id and again.status is OperationStatus.COMPLETED
+    assert len(env.chain.sent) == sent
+    assert await env.balance("alice", env.usdc) == (1_000_000, 0)
+    with pytest.raises(IdempotencyKeyReused):
+        await env.mints.request(ADMIN, "USDC", "same", "alice", "2")
+    with pytest.raises(IdempotencyKeyReused):
+        await env.mints.request(ADMIN, "USDC", "same", "bob", "1")
+
+
+async def test_an_rwa_mint_goes_to_the_holders_own_address(env: Env) -> None:
+    await env.mint("alice", env.gold, "3.25", "g-1")
+    address = await env.mirror.user_address("alice")
+    assert await env.chain.balance_of(env.gold.contract_address or "", address) == 1 + 325
+    assert await env.balance("alice", env.gold) == (325, 0)
+
+
+async def test_a_mint_the_chain_refuses_fails_and_credits_nothing(env: Env) -> None:
+    # bob is compliant off chain, but his address has no identity in the token's registry
+    await env.mint("bob", env.gold, "1", "g-bob")
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        mint = await uow.mints.by_key(env.gold.id, "g-bob")
+        assert await uow.ledger.get("mint:" + (mint.id if mint else "")) is None
+    assert mint is not None and mint.status is OperationStatus.FAILED
+    assert mint.error and "verified" in mint.error
+    assert await env.balance("bob", env.gold) == (0, 0)
+    assert (await env.audit_actions())[-1] == "token.mint.fail"
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["1.234", "0", "0.00", "-1", 1.5, "1e3", "+1", " 1", "", True, None, "1.", "0x10"],
+)
+async def test_bad_mint_amounts_are_422_and_store_nothing(env: Env, amount: object) -> None:
+    before = await env.audit_actions()
+    with pytest.raises(ValidationFailed) as caught:
+        await env.mints.request(ADMIN, "GOLD", "bad", "alice", amount)
+    assert caught.value.code == "invalid_amount"
+    assert await env.audit_actions() == before
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        assert await uow.mints.by_key(env.gold.id, "bad") is None
+
+
+async def test_mint_refusals_name_their_reason_and_store_nothing(env: Env) -> None:
+    before = await env.audit_actions()
+    with pytest.raises(UserNotFound):
+        await env.mints.request(ADMIN, "USDC", "k", "stranger", "1")
+    await env.compliance.set(ADMIN, "carol", approved(whitelisted=False))
+    with pytest.raises(ComplianceDenied) as denied:
+        await env.mints.request(ADMIN, "GOLD", "k", "carol", "1")
+    assert denied.value.code == "not_whitelisted"
+    with pytest.raises(PermissionDenied):
+        await env.mints.request(ALICE, "USDC", "k", "alice", "1")
+    with pytest.raises(ValidationFailed):
+        await env.mints.request(ADMIN, "USDC", "", "alice", "1")
+    async with env.storage.unit_of_work() as uow:
+        await uow.tokens.add(
+            Token(symbol="WETH", name="Wrapped", type=TokenType.CRYPTO, decimals=18, created_at=T0)
+        )
+        await uow.commit()
+    with pytest.raises(TokenNotOnChain):
+        await env.mints.request(ADMIN, "WETH", "k", "alice", "1")
+    assert (await env.audit_actions())[len(before) :] == ["compliance.update"]
+
+
+# -- transfer ----------------------------------------------------------------------------------
+
+
+async def test_a_stablecoin_transfer_moves_the_ledger_at_once(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    transfer = await env.transfers.transfer(ALICE, "USDC", "bob", "2.5")
+    assert transfer.status is OperationStatus.COMPLETED and transfer.tx_hash is None
+    assert await env.balance("alice", env.usdc) == (7_500_000, 0)
+    assert await env.balance("bob", env.usdc) == (2_500_000, 0)
+    assert (await env.audit_actions())[-1] == "token.transfer"
+
+
+async def test_transfer_refusals_write_no_posting(env: Env) -> None:
+    await env.mint("alice", env.usdc, "1", "k")
+    with pytest.raises(InsufficientFunds):
+        await env.transfers.transfer(ALICE, "USDC", "bob", "1.000001")
+    with pytest.raises(SelfTransfer):
+        await env.transfers.transfer(ALICE, "USDC", "alice", "1")
+    with pytest.raises(UserNotFound):
+        await env.transfers.transfer(ALICE, "USDC", "stranger", "1")
+    with pytest.raises(PermissionDenied):
+        await env.transfers.transfer(BOB, "USDC", "bob", "1", from_user_id="alice")
+    with pytest.raises(ValidationFailed):
+        await env.transfers.transfer(ALICE, "USDC", "bob", "0.0000001")
+    assert await env.balance("alice", env.usdc) == (1_000_000, 0)
+    assert await env.balance("bob", env.usdc) == (0, 0)
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        assert await uow.transfers.pending(limit=10) == []
+    assert (await env.audit_actions())[-1] == "token.mint.complete"
+
+
+async def test_an_admin_moves_another_users_funds(env: Env) -> None:
+    await env.mint("alice", env.usdc, "1", "k")
+    await env.transfers.transfer(ADMIN, "USDC", "bob", "1", from_user_id="alice")
+    assert await env.balance("bob", env.usdc) == (1_000_000, 0)
+
+
+async def test_an_rwa_transfer_is_mirrored_by_a_forced_transfer(env: Env) -> None:
+    await env.mint("alice", env.gold, "5", "g")
+    bob_address = await env.mirror.user_address("bob")
+    transfer = await env.transfers.transfer(ALICE, "GOLD", "bob", "1")
+    assert transfer.status is OperationStatus.PENDING
+    await env.jobs.join(5)
+    # bob's address is not verified in the token's identity registry: the chain refuses
+    failed = await env.transfers.get(ALICE, transfer.id)
+    assert failed.status is OperationStatus.FAILED and failed.error
+    assert await env.chain.balance_of(env.gold.contract_address or "", bob_address) == 0
+    assert await env.balance("bob", env.gold) == (100, 0)  # the ledger moved: drift to report
+    assert (await env.audit_actions())[-1] == "token.transfer.mirror_fail"
+
+
+async def test_a_non_compliant_receiver_stops_an_rwa_transfer(env: Env) -> None:
+    await env.mint("alice", env.gold, "5", "g")
+    await env.compliance.set(ADMIN, "bob", approved(kyc_status="REJECTED"))
+    with pytest.raises(ComplianceDenied) as denied:
+        await env.transfers.transfer(ALICE, "GOLD", "bob", "1")
+    assert denied.value.code == "kyc_not_approved"
+    assert await env.balance("alice", env.gold) == (500, 0)
+
+
+# -- withdrawals -------------------------------------------------------------------------------
+
+
+async def test_a_withdrawal_locks_then_completes_on_chain(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    target = EthAccountSignatureVerifier().checksum_address(OUTSIDE)
+    withdrawal = await env.withdrawals.request(ALICE, "USDC", "4", OUTSIDE)
+    assert withdrawal.status is WithdrawalStatus.PENDING_APPROVAL
+    assert withdrawal.to_address == target
+    assert await env.balance("alice", env.usdc) == (6_000_000, 4_000_000)
+    approved_ = await env.withdrawals.approve(ADMIN, withdrawal.id)
+    assert approved_.status is WithdrawalStatus.APPROVED
+    await env.jobs.join(5)
+    done = await env.withdrawals.get(ALICE, withdrawal.id)
+    assert done.status is WithdrawalStatus.COMPLETED and done.tx_hash
+    assert await env.balance("alice", env.usdc) == (6_000_000, 0)
+    assert await env.chain.balance_of(env.usdc.contract_address or "", target) == 4_000_000
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        supply = await uow.ledger.supply(env.usdc.id)
+    assert supply.withdrawn == 4_000_000
+    assert (await env.audit_actions())[-3:] == [
+        "withdrawal.request",
+        "withdrawal.approve",
+        "withdrawal.completed",
+    ]
+    page = await env.withdrawals.for_user(ALICE, "alice")
+    assert [w.id for w in page.items] == [withdrawal.id]
+    with pytest.raises(PermissionDenied):
+        await env.withdrawals.get(BOB, withdrawal.id)
+    with pytest.raises(WithdrawalNotPending):
+        await env.withdrawals.reject(ADMIN, withdrawal.id)
+
+
+async def test_a_rejected_withdrawal_unlocks(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    withdrawal = await env.withdrawals.request(ALICE, "USDC", "4", OUTSIDE)
+    rejected = await env.withdrawals.reject(ADMIN, withdrawal.id)
+    assert rejected.status is WithdrawalStatus.REJECTED and rejected.decided_by == "admin-1"
+    assert await env.balance("alice", env.usdc) == (10_000_000, 0)
+    with pytest.raises(WithdrawalNotPending):
+        await env.withdrawals.approve(ADMIN, withdrawal.id)
+    with pytest.raises(PermissionDenied):
+        await env.withdrawals.approve(ALICE, withdrawal.id)
+
+
+async def test_a_withdrawal_the_chain_refuses_fails_and_unlocks(env: Env) -> None:
+    # an RWA token can only go to a verified address: this one has no identity
+    await env.mint("alice", env.gold, "5", "g")
+    withdrawal = await env.withdrawals.request(ALICE, "GOLD", "2", OUTSIDE)
+    assert await env.balance("alice", env.gold) == (300, 200)
+    await env.withdrawals.approve(ADMIN, withdrawal.id)
+    await env.jobs.join(5)
+    failed = await env.withdrawals.get(ADMIN, withdrawal.id)
+    assert failed.status is WithdrawalStatus.FAILED and failed.error
+    assert await env.balance("alice", env.gold) == (500, 0)
+    assert (await env.audit_actions())[-1] == "withdrawal.failed"
+
+
+async def test_withdrawal_refusals_leave_no_lock(env: Env) -> None:
+    await env.mint("alice", env.usdc, "1", "k")
+    with pytest.raises(MalformedAddress):
+        await env.withdrawals.request(ALICE, "USDC", "1", "0x1234")
+    with pytest.raises(ValidationFailed) as caught:
+        await env.withdrawals.request(ALICE, "USDC", "0.0000001", OUTSIDE)
+    assert caught.value.code == "invalid_amount"
+    with pytest.raises(InsufficientFunds):
+        await env.withdrawals.request(ALICE, "USDC", "2", OUTSIDE)
+    await env.compliance.set(ADMIN, "alice", approved(kyc_status="EXPIRED"))
+    with pytest.raises(ComplianceDenied):
+        await env.withdrawals.request(ALICE, "GOLD", "0.01", OUTSIDE)
+    assert await env.balance("alice", env.usdc) == (1_000_000, 0)
+    assert (await env.withdrawals.for_user(ALICE, "alice")).items == []
+
+
+async def test_a_withdrawal_in_flight_is_followed_not_sent_again(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    withdrawal = await env.withdrawals.request(ALICE, "USDC", "3", OUTSIDE)
+    await env.withdrawals.approve(ADMIN, withdrawal.id)
+    await env.jobs.join(5)
+    done = await env.withdrawals.get(ALICE, withdrawal.id)
+    assert done.status is WithdrawalStatus.COMPLETED
+    # the job again (a redelivery): it is finished, nothing is signed or sent
+    sent = len(env.chain.sent)
+    await env.withdrawals.handle(ProcessWithdrawalJob(withdrawal_id=withdrawal.id))
+    assert len(env.chain.sent) == sent
+
+    # a transaction broadcast but not mined when the worker stopped: SENT, then followed
+    second = await env.withdrawals.request(ALICE, "USDC", "2", OUTSIDE)
+    env.chain.auto_mine = False
+    await env.withdrawals.approve(ADMIN, second.id)
+    await env.jobs.join(5)
+    in_flight = await env.withdrawals.get(ALICE, second.id)
+    assert in_flight.status is WithdrawalStatus.SENT and in_flight.tx_hash
+    assert await env.balance("alice", env.usdc) == (5_000_000, 2_000_000)
+    env.chain.mine()
+    env.chain.auto_mine = True
+    await env.withdrawals.handle(ProcessWithdrawalJob(withdrawal_id=second.id))
+    finished = await env.withdrawals.get(ALICE, second.id)
+    assert finished.status is WithdrawalStatus.COMPLETED
+    assert finished.tx_hash == in_flight.tx_hash
+    assert env.chain.sent.count(in_flight.tx_hash) == 1
+    target = EthAccountSignatureVerifier().checksum_address(OUTSIDE)
+    assert await env.chain.balance_of(env.usdc.contract_address or "", target) == 5_000_000
+    assert await env.balance("alice", env.usdc) == (5_000_000, 0)
