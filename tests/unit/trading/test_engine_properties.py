@@ -120,8 +120,9 @@ class Observer:
         self.rested_at: dict[int, int] = {}
         self.rest_counter = 0
         self.depth: dict[tuple[str, int], int] = {}
-        self.buy_filled = 0
-        self.sell_filled = 0
+        self.filled_by_side = {BUY: 0, SELL: 0}
+        self.as_maker: dict[int, int] = {}
+        self.as_taker: dict[int, int] = {}
 
     def apply(self, command: Command) -> list[tuple[Any, ...]]:
         engine = self.engine
@@ -166,10 +167,9 @@ class Observer:
             for oid in (maker, taker):
                 self.filled[oid] = self.filled.get(oid, 0) + qty
                 self.spent[oid] = self.spent.get(oid, 0) + qty * price
-            if taker_side == BUY:
-                self.buy_filled += qty
-            else:
-                self.sell_filled += qty
+                self.filled_by_side[self.side[oid]] += qty
+            self.as_maker[maker] = self.as_maker.get(maker, 0) + qty
+            self.as_taker[taker] = self.as_taker.get(taker, 0) + qty
         elif kind in (CANCELLED, EXPIRED):
             self.closed[ev[1]] = self.closed.get(ev[1], 0) + ev[2]
         elif kind == RESTED:
@@ -204,7 +204,9 @@ class Observer:
         assert {(BUY, p): s for p, s in bids} | {(SELL, p): s for p, s in asks} == depth
         assert len(engine) == len(resting)
         pending = {oid: stop[3] for oid, stop in engine.pending_stops().items()}
-        assert self.buy_filled + self.sell_filled == sum(self.filled.values()) // 2
+        # both sides of every fill: what takers got is what makers gave, buyers as sellers
+        assert sum(self.as_taker.values()) == sum(self.as_maker.values())
+        assert self.filled_by_side[BUY] == self.filled_by_side[SELL]
         for oid, original in self.original.items():
             if oid in self.by_funds:
                 assert self.spent.get(oid, 0) + self.closed.get(oid, 0) <= original
