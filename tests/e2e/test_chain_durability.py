@@ -26,12 +26,13 @@ import pytest
 
 from adapters.outbound.chain.durable_store import CHAIN_FILE
 from adapters.outbound.chain.evm import EvmChain
-from tests.e2e.api import MarketsApi, error_of, market_body, unique_symbol
+from tests.e2e.api import MarketsApi, bearer, data_of, error_of, market_body, unique_symbol
 from tests.e2e.server import API, RwaServer, server_env, start_server
 from tests.e2e.test_market_lifecycle import assert_deployed
 from tests.harness.common import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+TOKENS = "/api/v1/tokens"
 MARKETS = 4
 
 
@@ -59,13 +60,30 @@ def _check_own_token(api: MarketsApi, market: dict[str, Any]) -> dict[str, Any]:
     return onchain
 
 
+def _stablecoin(http: Any) -> str:
+    """The quote token's contract, as the tokens registry records it."""
+    token = data_of(http.get(f"{TOKENS}/USDC"), 200)
+    assert (token["type"], token["decimals"]) == ("STABLE", 6), token
+    assert isinstance(token["contractAddress"], str), token
+    return str(token["contractAddress"])
+
+
+def _issuer_ledger_balance(api: MarketsApi, market: dict[str, Any]) -> str:
+    path = f"{TOKENS}/balances/{market['issuerId']}/{market['tokenSymbol']}"
+    balance = data_of(api.client.get(path, headers=bearer(api.admin)), 200)
+    return str(balance["available"])
+
+
 def test_kill_9_keeps_every_market_token(tmp_path: Path) -> None:
     server = start_server(tmp_path / "one")
     try:
         with server.client() as http:
             api = MarketsApi(server, http)
+            stablecoin = _stablecoin(http)  # deployed on the chain at the first start
             markets = _deploy(api, MARKETS)
             before = [_check_own_token(api, m) for m in markets]
+            for market in markets:  # the ledger credited the issuer what the chain minted
+                assert _issuer_ledger_balance(api, market) == str(market["totalSupply"])
     finally:
         server.kill()  # SIGKILL: no shutdown hook runs
 
@@ -77,6 +95,7 @@ def test_kill_9_keeps_every_market_token(tmp_path: Path) -> None:
             api = MarketsApi(again, http)
             after = [_check_own_token(api, m) for m in markets]
             assert after == before
+            assert _stablecoin(http) == stablecoin  # the recorded one, not a second
             [newer] = _deploy(api, 1)
             old = {m["contractAddress"] for m in markets}
             assert newer["contractAddress"] not in old
