@@ -42,8 +42,12 @@ OUR_TABLES = {
     "transfers",
     "withdrawals",
     "blockchain_events",
+    "marketdata_trades",
+    "marketdata_candles",
+    "reference_prices",
+    "asset_valuations",
 }
-HEAD = "0010"  # 0008-0010 are reserved in the chain; empty ones change nothing
+HEAD = "0012"  # 0011 is reserved for trading; empty reserved ones change nothing
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:

@@ -143,3 +143,34 @@ class Candle:
     def same_values(self, other: Candle) -> bool:
         """Equal in everything but ``version`` (how many writes it took)."""
         return attrs.evolve(self, version=0) == attrs.evolve(other, version=0)
+
+
+@attrs.frozen
+class ReferencePrice:
+    """An accepted external price of ``symbol`` (quote per whole token) from ``source``:
+    ``observed_at`` is the source's own time of the value, ``fetched_at`` ours."""
+
+    id: str
+    symbol: str
+    source: str
+    price: Decimal = attrs.field(validator=_positive)
+    observed_at: datetime = attrs.field(validator=_aware)
+    fetched_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen
+class AssetValuation:
+    """One valuation of a market's real-world asset. Valuations are only ever appended:
+    ``version`` is 1 for the market's first, then 2, 3, ... (the history is never rewritten);
+    the current valuation is the one with the highest ``version``."""
+
+    id: str
+    market_id: str
+    version: int
+    valuation: Decimal = attrs.field(validator=_positive)
+    currency: str
+    effective_at: datetime = attrs.field(validator=_aware)
+    recorded_at: datetime = attrs.field(validator=_aware)
+    actor_id: str
+    source: str | None = None
+    note: str | None = None

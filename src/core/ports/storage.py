@@ -14,6 +14,11 @@ from core.ports.audit import AuditLog
 from core.ports.deployments import DeploymentRepository
 from core.ports.inbox import CursorRepository, ProcessedEventRepository
 from core.ports.ledger import LedgerRepository
+from core.ports.marketdata import (
+    MarketDataRepository,
+    ReferencePriceRepository,
+    ValuationRepository,
+)
 from core.ports.operations import (
     DepositRepository,
     MintRepository,
@@ -145,6 +150,9 @@ class UnitOfWork(abc.ABC):
     transfers: TransferRepository
     withdrawals: WithdrawalRepository
     deposits: DepositRepository
+    market_data: MarketDataRepository
+    reference_prices: ReferencePriceRepository
+    valuations: ValuationRepository
 
     async def __aenter__(self) -> UnitOfWork:
         await self._begin()

@@ -13,6 +13,7 @@ import attrs
 from adapters.outbound.storage.memory.audit import AuditChanges, MemoryAuditState
 from adapters.outbound.storage.memory.deployments import DeploymentChanges, MemoryDeploymentState
 from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerState
+from adapters.outbound.storage.memory.marketdata import MarketDataChanges, MemoryMarketDataState
 from adapters.outbound.storage.memory.operations import MemoryOperationState, OperationChanges
 from adapters.outbound.storage.memory.tokens import MemoryTokenState, TokenChanges
 from adapters.outbound.storage.memory.wallets import MemoryWalletState, WalletChanges
@@ -82,6 +83,7 @@ class ChangeSet:
     wallets: WalletChanges = attrs.Factory(WalletChanges)
     tokens: TokenChanges = attrs.Factory(TokenChanges)  # tokens and compliance records
     operations: OperationChanges = attrs.Factory(OperationChanges)  # mints, withdrawals...
+    marketdata: MarketDataChanges = attrs.Factory(MarketDataChanges)  # candles, prices...
 
 
 class MemoryState:
@@ -104,6 +106,7 @@ class MemoryState:
         self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
         self.tokens = MemoryTokenState()  # tokens and compliance records
         self.operations = MemoryOperationState()  # mints, transfers, withdrawals, deposits
+        self.marketdata = MemoryMarketDataState()  # trades, candles, prices, valuations
         self._positions = itertools.count(1)
 
     def next_position(self) -> int:
@@ -134,6 +137,7 @@ class MemoryState:
             self.wallets.check(changes.wallets)
             self.tokens.check(changes.tokens)
             self.operations.check(changes.operations)
+            self.marketdata.check(changes.marketdata)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
                 if old is not None and self.live_symbols.get(old.token_symbol) == market_id:
@@ -174,6 +178,7 @@ class MemoryState:
             self.wallets.apply(changes.wallets)
             self.tokens.apply(changes.tokens)
             self.operations.apply(changes.operations)
+            self.marketdata.apply(changes.marketdata)
 
     def _check(self, changes: ChangeSet) -> None:
         for stream, base in changes.stream_bases.items():

@@ -5,6 +5,11 @@ from __future__ import annotations
 from adapters.outbound.storage.memory.audit import MemoryAuditLog
 from adapters.outbound.storage.memory.deployments import MemoryDeploymentRepository
 from adapters.outbound.storage.memory.ledger import MemoryLedgerRepository
+from adapters.outbound.storage.memory.marketdata import (
+    MemoryMarketDataRepository,
+    MemoryReferencePriceRepository,
+    MemoryValuationRepository,
+)
 from adapters.outbound.storage.memory.operations import (
     MemoryDepositRepository,
     MemoryMintRepository,
@@ -60,6 +65,10 @@ class MemoryUnitOfWork(UnitOfWork):
         self.transfers = MemoryTransferRepository(ops.transfers, staged.transfers)
         self.withdrawals = MemoryWithdrawalRepository(ops.withdrawals, staged.withdrawals)
         self.deposits = MemoryDepositRepository(ops.deposits, staged.deposits)
+        md, md_staged = self._state.marketdata, changes.marketdata
+        self.market_data = MemoryMarketDataRepository(md, md_staged)
+        self.reference_prices = MemoryReferencePriceRepository(md, md_staged)
+        self.valuations = MemoryValuationRepository(md, md_staged)
 
     async def _end(self) -> None:
         self._changes = None

@@ -14,6 +14,11 @@ from adapters.outbound.storage.sql.audit import SqlAuditLog
 from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
 from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
+from adapters.outbound.storage.sql.marketdata import (
+    SqlMarketDataRepository,
+    SqlReferencePriceRepository,
+    SqlValuationRepository,
+)
 from adapters.outbound.storage.sql.operations import (
     SqlDepositRepository,
     SqlMintRepository,
@@ -107,6 +112,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.transfers = SqlTransferRepository(conn)
         self.withdrawals = SqlWithdrawalRepository(conn)
         self.deposits = SqlDepositRepository(conn)
+        self.market_data = SqlMarketDataRepository(conn)
+        self.reference_prices = SqlReferencePriceRepository(conn)
+        self.valuations = SqlValuationRepository(conn)
 
     async def _begin_async(self) -> AsyncConnection:
         try:

@@ -507,3 +507,66 @@ blockchain_events = sa.Table(
     sa.CheckConstraint(DEPOSIT_STATUSES, name="status"),
     *uint_checks("amount"),
 )
+
+# Market data: trades as the candle aggregator stored them (one per (pair, stream seq)),
+# candles, accepted reference prices and the append-only valuations of markets' assets.
+marketdata_trades = sa.Table(
+    "marketdata_trades",
+    metadata,
+    sa.Column("pair_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("trade_id", sa.String(64), nullable=False),
+    sa.Column("price", DecimalText, nullable=False),
+    sa.Column("quantity", DecimalText, nullable=False),
+    sa.Column("taker_side", sa.String(4), nullable=False),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.Index("ix_marketdata_trades_pair_id_time", "pair_id", "time", "seq"),
+)
+
+marketdata_candles = sa.Table(
+    "marketdata_candles",
+    metadata,
+    sa.Column("pair_id", sa.String(64), primary_key=True),
+    sa.Column("interval", sa.String(4), primary_key=True),
+    sa.Column("open_time", UtcDateTime, primary_key=True),
+    sa.Column("open", DecimalText, nullable=False),
+    sa.Column("high", DecimalText, nullable=False),
+    sa.Column("low", DecimalText, nullable=False),
+    sa.Column("close", DecimalText, nullable=False),
+    sa.Column("volume", DecimalText, nullable=False),
+    sa.Column("quote_volume", DecimalText, nullable=False),
+    sa.Column("trade_count", sa.Integer, nullable=False),
+    sa.Column("first_time", UtcDateTime, nullable=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_time", UtcDateTime, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+reference_prices = sa.Table(
+    "reference_prices",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("price", DecimalText, nullable=False),
+    sa.Column("observed_at", UtcDateTime, nullable=False),
+    sa.Column("fetched_at", UtcDateTime, nullable=False),
+    sa.Index("ix_reference_prices_symbol_observed_at", "symbol", "observed_at"),
+)
+
+asset_valuations = sa.Table(
+    "asset_valuations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("market_id", sa.String(36), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("valuation", DecimalText, nullable=False),
+    sa.Column("currency", sa.String(16), nullable=False),
+    sa.Column("effective_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("note", sa.Text),
+    sa.UniqueConstraint("market_id", "version", name="uq_asset_valuations_market_id_version"),
+)

@@ -1,0 +1,225 @@
+"""The market-data storage contract (``uow.market_data``, ``uow.reference_prices``,
+``uow.valuations``): every adapter runs it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import attrs
+import pytest
+
+from core.marketdata.candles import apply_trade
+from core.marketdata.model import AssetValuation, Interval, MarketTrade, ReferencePrice
+from core.ports.marketdata import DuplicateMarketData
+from core.ports.storage import Storage
+from core.shared.errors import ConcurrentModification
+
+T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+HUGE = Decimal("123456789012345678901234567890.123456789012345678")
+
+
+def trade(seq: int, seconds: int = 0, price: str = "10.5", pair: str = "pair-1") -> MarketTrade:
+    return MarketTrade(
+        pair_id=pair,
+        seq=seq,
+        trade_id=f"t-{seq}",
+        price=Decimal(price),
+        quantity=Decimal("0.125"),
+        taker_side="BUY",
+        time=T0 + timedelta(seconds=seconds),
+    )
+
+
+def valuation(version: int, market: str = "m-1", amount: str = "1250000.00") -> AssetValuation:
+    return AssetValuation(
+        id=f"v-{market}-{version}",
+        market_id=market,
+        version=version,
+        valuation=Decimal(amount),
+        currency="USD",
+        effective_at=T0,
+        recorded_at=T0 + timedelta(minutes=version),
+        actor_id="admin-1",
+        source="appraisal",
+        note=None if version == 1 else f"update {version}",
+    )
+
+
+class MarketDataContract:
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    async def test_trades_round_trip_exactly_once_per_pair_and_seq(self, storage: Storage) -> None:
+        big = attrs.evolve(trade(1, 5), price=HUGE, quantity=Decimal("0.000000000000000001"))
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.add_trade(big)
+            await uow.market_data.add_trade(trade(2, 5, "9"))
+            await uow.market_data.add_trade(trade(3, 1, "11"))
+            await uow.market_data.add_trade(trade(1, 0, pair="pair-2"))
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateMarketData):
+                await uow.market_data.add_trade(trade(2, 99))
+            await uow.market_data.add_trade(trade(4, 7))  # the unit of work is still usable
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            found = await uow.market_data.trades("pair-1", after=T0, until=T0 + timedelta(hours=1))
+            assert [t.seq for t in found] == [3, 1, 2, 4]  # by (time, seq); T0 itself excluded
+            assert found[1] == big and found[1].price == HUGE
+            assert str(found[1].quantity) == "1E-18" or found[1].quantity == Decimal("1e-18")
+            assert await uow.market_data.has_trade("pair-1", 2)
+            assert not await uow.market_data.has_trade("pair-1", 9)
+            last = await uow.market_data.last_trade(
+                "pair-1", at_or_before=T0 + timedelta(seconds=5)
+            )
+            assert last is not None and last.seq == 2
+            assert (
+                await uow.market_data.last_trade("pair-1", at_or_before=T0 - timedelta(1)) is None
+            )
+            assert await uow.market_data.pair_ids() == ["pair-1", "pair-2"]
+
+    async def test_racing_writers_of_one_trade_or_candle_store_it_once(
+        self, storage: Storage
+    ) -> None:
+        async def add(n: int) -> bool:
+            try:
+                async with storage.unit_of_work() as uow:
+                    await uow.market_data.add_trade(attrs.evolve(trade(1), trade_id=f"r{n}"))
+                    candle = apply_trade(None, trade(1), Interval.M1)
+                    await uow.market_data.put_candle(attrs.evolve(candle, version=1))
+                    await uow.commit()
+                    return True
+            except (DuplicateMarketData, ConcurrentModification):
+                return False
+
+        results = await asyncio.gather(*(add(n) for n in range(4)))
+        assert results.count(True) == 1
+        async with storage.unit_of_work(read_only=True) as uow:
+            candle = await uow.market_data.get_candle("pair-1", Interval.M1, T0)
+            assert candle is not None and candle.trade_count == 1 and candle.version == 1
+
+    async def test_candles_are_written_on_their_stored_version(self, storage: Storage) -> None:
+        candle = attrs.evolve(apply_trade(None, trade(1, 3), Interval.M1), version=1)
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.put_candle(candle)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            stored = await uow.market_data.get_candle("pair-1", Interval.M1, T0)
+            assert stored == candle
+            with pytest.raises(ConcurrentModification):
+                await uow.market_data.put_candle(candle)  # version 1 again
+            updated = attrs.evolve(apply_trade(stored, trade(2, 9, "12"), Interval.M1), version=2)
+            await uow.market_data.put_candle(updated)
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            again = await uow.market_data.get_candle("pair-1", Interval.M1, T0)
+            assert again == updated and again.close == Decimal("12")
+            assert again.volume == Decimal("0.250")
+            assert await uow.market_data.get_candle("pair-1", Interval.M5, T0) is None
+
+    async def test_two_writers_of_one_candle_cannot_both_commit(self, storage: Storage) -> None:
+        base = attrs.evolve(apply_trade(None, trade(1), Interval.H1), version=1)
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.put_candle(base)
+            await uow.commit()
+        one = attrs.evolve(apply_trade(base, trade(2, 1), Interval.H1), version=2)
+        two = attrs.evolve(apply_trade(base, trade(3, 2), Interval.H1), version=2)
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.put_candle(one)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(ConcurrentModification):
+                await uow.market_data.put_candle(two)
+                await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.market_data.get_candle("pair-1", Interval.H1, T0) == one
+
+    async def test_candle_ranges_and_the_newest_page(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            for minute in range(5):
+                built = apply_trade(None, trade(minute + 1, 60 * minute), Interval.M1)
+                await uow.market_data.put_candle(attrs.evolve(built, version=1))
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            md = uow.market_data
+            got = await md.candles("pair-1", Interval.M1, start=T0 + timedelta(minutes=1), limit=2)
+            assert [c.open_time.minute for c in got] == [1, 2]
+            got = await md.candles("pair-1", Interval.M1, limit=2)
+            assert [c.open_time.minute for c in got] == [3, 4]
+            got = await md.candles(
+                "pair-1",
+                Interval.M1,
+                start=T0 + timedelta(minutes=1),
+                end=T0 + timedelta(minutes=3),
+            )
+            assert [c.open_time.minute for c in got] == [1, 2, 3]
+            assert await md.candles("pair-1", Interval.M5) == []
+            assert await md.candles("pair-9", Interval.M1) == []
+
+    async def test_reference_prices_latest_and_history(self, storage: Storage) -> None:
+        def price(n: int, source: str, observed: int) -> ReferencePrice:
+            return ReferencePrice(
+                id=f"p-{n}",
+                symbol="XAU",
+                source=source,
+                price=Decimal(f"2000.{n}"),
+                observed_at=T0 + timedelta(seconds=observed),
+                fetched_at=T0 + timedelta(seconds=100 + n),
+            )
+
+        async with storage.unit_of_work() as uow:
+            await uow.reference_prices.add(price(1, "chainlink", 10))
+            await uow.reference_prices.add(price(2, "http", 30))
+            await uow.reference_prices.add(price(3, "chainlink", 20))
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateMarketData):
+                await uow.reference_prices.add(price(1, "chainlink", 40))
+            latest = await uow.reference_prices.latest("XAU")
+            assert latest == price(2, "http", 30)
+            chainlink = await uow.reference_prices.latest("XAU", source="chainlink")
+            assert chainlink is not None and chainlink.price == Decimal("2000.3")
+            assert await uow.reference_prices.latest("XAG") is None
+            history = await uow.reference_prices.history("XAU", limit=2)
+            assert [p.id for p in history] == ["p-2", "p-3"]
+
+    async def test_valuations_are_append_only_with_history(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            await uow.valuations.add(valuation(1))
+            await uow.valuations.add(valuation(2, amount="1300000.50"))
+            await uow.valuations.add(valuation(1, market="m-2"))
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateMarketData):
+                await uow.valuations.add(attrs.evolve(valuation(2), id="other-id"))
+            latest = await uow.valuations.latest("m-1")
+            assert latest == valuation(2, amount="1300000.50")
+            assert [v.version for v in await uow.valuations.history("m-1")] == [1, 2]
+            assert (await uow.valuations.history("m-1"))[0] == valuation(1)
+            assert await uow.valuations.latest("m-3") is None
+
+    async def test_racing_valuations_of_one_version_store_one(self, storage: Storage) -> None:
+        async def add(n: int) -> bool:
+            try:
+                async with storage.unit_of_work() as uow:
+                    await uow.valuations.add(attrs.evolve(valuation(1), id=f"racer-{n}"))
+                    await uow.commit()
+                    return True
+            except DuplicateMarketData:
+                return False
+
+        results = await asyncio.gather(*(add(n) for n in range(4)))
+        assert results.count(True) == 1
+
+    async def test_nothing_is_kept_without_commit(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.add_trade(trade(1))
+            await uow.valuations.add(valuation(1))
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert not await uow.market_data.has_trade("pair-1", 1)
+            assert await uow.valuations.latest("m-1") is None
