@@ -64,10 +64,15 @@ from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
 from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
+from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance_use_cases import ComplianceUseCases
+from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
+from core.tokens.mint import MintUseCases
 from core.tokens.quote import AddressSource, QuoteTokenSetup, fixed_address, no_address
+from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
+from core.tokens.withdrawals import WithdrawalUseCases
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
 from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
@@ -250,6 +255,17 @@ class Container(containers.DeclarativeContainer):
         TokenUseCases, storage, authorizer, clock, signature_verifier
     )
     compliance_use_cases = providers.Singleton(ComplianceUseCases, storage, authorizer, clock)
+    # mints, transfers and withdrawals: the ledger at once, the chain by jobs
+    chain_mirror = providers.Singleton(ChainMirror, storage, chain, clock, custody_keys)
+    mint_use_cases = providers.Singleton(
+        MintUseCases, storage, authorizer, clock, jobs, chain_mirror
+    )
+    transfer_use_cases = providers.Singleton(
+        TransferUseCases, storage, authorizer, clock, jobs, chain_mirror
+    )
+    withdrawal_use_cases = providers.Singleton(
+        WithdrawalUseCases, storage, authorizer, clock, jobs, chain_mirror, signature_verifier
+    )
     embedded_stablecoin = providers.Selector(
         providers.Callable(lambda s: "deploy" if s.chain_kind == "evm" else "none", settings),
         deploy=providers.Singleton(
@@ -296,6 +312,13 @@ class Container(containers.DeclarativeContainer):
     )
 
 
+def register_token_jobs(c: Container, jobs: Any) -> None:
+    """The handlers of mint-token, process-transfer and process-withdrawal."""
+    jobs.register(MintTokenJob, c.mint_use_cases().handle)
+    jobs.register(ProcessTransferJob, c.transfer_use_cases().handle)
+    jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
+
+
 @attrs.define
 class Runtime:
     """A wired service: start its background parts, serve, stop them in order."""
@@ -310,6 +333,7 @@ class Runtime:
         deployment = c.deployment()
         jobs.register(DeployTokenJob, deployment.handle)
         jobs.register(TokenPauseJob, deployment.handle_pause)
+        register_token_jobs(c, jobs)
         relay = c.relay()
         relay.on("market.activation_started", deployment.on_activation_started)
         relay.on("market.paused", deployment.on_market_paused)
@@ -378,6 +402,7 @@ class Runtime:
         await c.chain_guard().verify()
         jobs.register(DeployTokenJob, c.deployment().handle)
         jobs.register(TokenPauseJob, c.deployment().handle_pause)
+        register_token_jobs(c, jobs)
         log.info(
             "worker ready: profile=%s queue=%s", self.settings.profile, self.settings.jobs_queue
         )
@@ -432,6 +457,9 @@ class Runtime:
             audit=c.audit_queries(),
             token_use_cases=c.token_use_cases(),
             compliance=c.compliance_use_cases(),
+            mints=c.mint_use_cases(),
+            transfers=c.transfer_use_cases(),
+            withdrawals=c.withdrawal_use_cases(),
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,

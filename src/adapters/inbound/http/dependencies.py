@@ -13,8 +13,11 @@ from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.shared.audit import AuditQueries
 from core.tokens.compliance_use_cases import ComplianceUseCases
+from core.tokens.mint import MintUseCases
+from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
+from core.tokens.withdrawals import WithdrawalUseCases
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 
@@ -32,3 +35,6 @@ class HttpDependencies:
     audit: AuditQueries = attrs.field(kw_only=True)
     token_use_cases: TokenUseCases = attrs.field(kw_only=True)
     compliance: ComplianceUseCases = attrs.field(kw_only=True)
+    mints: MintUseCases = attrs.field(kw_only=True)
+    transfers: TransferUseCases = attrs.field(kw_only=True)
+    withdrawals: WithdrawalUseCases = attrs.field(kw_only=True)
