@@ -532,6 +532,8 @@ def main() -> None:
         "matching_engine_commands_per_second": round(rate("me", "cpu_s")),
         "ratio_vs_matching_engine": round(rate("ours", "cpu_s") / rate("me", "cpu_s"), 2),
         "ratio_vs_matching_engine_wall": round(rate("ours", "wall_s") / rate("me", "wall_s"), 2),
+        "commands_per_second_each_run": [round(args.commands / t["cpu_s"]) for t in times["ours"]],
+        "matching_engine_each_run": [round(args.commands / t["cpu_s"]) for t in times["me"]],
         "ours_py312_commands_per_second": round(rate("ours312", "cpu_s")),
         "ratio_vs_matching_engine_same_python_3_12": round(
             rate("ours312", "cpu_s") / rate("me", "cpu_s"), 2
