@@ -41,7 +41,7 @@ from web3 import HTTPProvider, Web3
 
 from adapters.outbound.chain.trex.artifacts import stablecoin_artifact
 from adapters.outbound.chain.web3_rpc import SAPPHIRE_CHAIN_IDS, Web3Chain
-from core.ports.chain import Chain, TransactionReceipt
+from core.ports.chain import Chain, TokenCall, TokenCallKind, TransactionReceipt
 from core.shared.errors import ChainError
 from tests.harness.common import free_port
 from tests.harness.hardhat import HARDHAT_CHAIN_ID, HARDHAT_DEV_KEY
@@ -54,6 +54,7 @@ CONSTRUCTOR_TYPES = ["string", "string", "address"]
 STAND_IN_SUPPLY = 10**24  # what the stand-in answers for every token it deployed
 TOTAL_SUPPLY = keccak(text="totalSupply()")[:4]
 BALANCE_OF = keccak(text="balanceOf(address)")[:4]
+MINT = keccak(text="mint(address,uint256)")[:4]
 GWEI = 10**9
 
 
@@ -180,7 +181,6 @@ class StandInSapphire:
         }
 
     def rpc_eth_estimateGas(self, tx: dict[str, Any], *_block: Any) -> str:
-        assert not tx.get("to"), "only deployments are estimated by this adapter"
         plain, _ = self.open_envelope(bytes.fromhex(tx["data"][2:]))
         self.estimated.append(plain)
         return hex(3_000_000)
@@ -191,17 +191,18 @@ class StandInSapphire:
         tx = TypedTransaction.from_bytes(raw).as_dict()
         sender = Account.recover_transaction(raw)
         assert tx["chainId"] == self.chain_id
-        assert not tx["to"], "expected a contract creation"
         assert tx["nonce"] == self.nonces.get(sender, 0), "nonce out of order"
         plain, _ = self.open_envelope(bytes(tx["data"]))
         tx["plain"] = plain
         tx["from"] = sender
         self.sent.append(tx)
-        address = contract_address(sender, tx["nonce"])
-        creation = bytes.fromhex(stablecoin_artifact().bytecode.removeprefix("0x"))
-        assert plain.startswith(creation), "plaintext is not the Stablecoin creation code"
-        _name, _symbol, owner = abi_decode(CONSTRUCTOR_TYPES, plain[len(creation) :])
-        self.tokens[address] = (STAND_IN_SUPPLY, to_checksum_address(owner))
+        address: str | None = None
+        if not tx["to"]:  # a creation: the stablecoin
+            address = contract_address(sender, tx["nonce"])
+            creation = bytes.fromhex(stablecoin_artifact().bytecode.removeprefix("0x"))
+            assert plain.startswith(creation), "plaintext is not the Stablecoin creation code"
+            _name, _symbol, owner = abi_decode(CONSTRUCTOR_TYPES, plain[len(creation) :])
+            self.tokens[address] = (STAND_IN_SUPPLY, to_checksum_address(owner))
         self.nonces[sender] = tx["nonce"] + 1
         self.block += 1
         tx_hash = "0x" + keccak(raw).hex()
@@ -211,7 +212,7 @@ class StandInSapphire:
             "blockHash": "0x" + keccak(self.block.to_bytes(8, "big")).hex(),
             "blockNumber": hex(self.block),
             "from": sender,
-            "to": None,
+            "to": to_checksum_address(tx["to"]) if tx["to"] else None,
             "cumulativeGasUsed": hex(1_000_000),
             "gasUsed": hex(1_000_000),
             "effectiveGasPrice": hex(100 * GWEI),
@@ -327,6 +328,26 @@ async def test_a_deployment_leaves_as_a_sapphire_envelope(
     for body in node.bodies:
         assert expected_plain.hex() not in body.lower()
         assert token.name.encode().hex() not in body.lower()
+
+
+async def test_an_agent_call_leaves_as_a_sapphire_envelope(
+    node: StandInSapphire, chain: Web3Chain
+) -> None:
+    """The T-REX steps and agent calls are encrypted like deployments (here: a mint)."""
+    token = "0x" + "42" * 20
+    prepared = await chain.prepare_token_call(TokenCall(TokenCallKind.MINT, token, OTHER, None, 7))
+    assert prepared.contract_address is None
+    async with chain.signing_lock:
+        receipt = await chain.execute(prepared)
+    assert receipt.succeeded and receipt.contract_address is None
+    assert node.failures == []
+    [sent] = node.sent
+    expected = MINT + abi_encode(["address", "uint256"], [OTHER, 7])
+    assert to_checksum_address(sent["to"]) == to_checksum_address(token)
+    assert sent["plain"] == expected and node.estimated == [expected]
+    assert bytes(sent["data"]) != expected
+    for body in node.bodies:
+        assert expected.hex() not in body.lower()
 
 
 async def test_reads_are_encrypted_and_their_results_decrypted(

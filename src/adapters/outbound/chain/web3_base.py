@@ -254,6 +254,10 @@ class Web3ChainBase(Chain):
         """The unsigned deployment with gas and fees filled in (a hook for Sapphire)."""
         return dict(constructor.build_transaction(params))
 
+    def _call_transaction(self, call: ContractFunction, params: dict[str, Any]) -> dict[str, Any]:
+        """The unsigned contract call with gas and fees filled in (a hook for Sapphire)."""
+        return dict(call.build_transaction(params))  # type: ignore[arg-type]
+
     def _sign(self, call: ContractFunction | ContractConstructor) -> PreparedTransaction:
         """Sign with the node's pending nonce (callers hold ``signing_lock`` until sent).
         Building estimates the gas: a call that would revert fails here."""
@@ -265,7 +269,7 @@ class Web3ChainBase(Chain):
         if isinstance(call, ContractConstructor):
             tx = self._deployment_transaction(call, params)
         else:
-            tx = dict(call.build_transaction(params))  # type: ignore[arg-type]
+            tx = self._call_transaction(call, params)
         signed = self._account.sign_transaction(tx)
         return PreparedTransaction(
             transaction=SignedTransaction(

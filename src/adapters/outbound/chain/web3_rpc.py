@@ -11,14 +11,15 @@ What is encrypted on Sapphire, and how:
   calldata to the node's calldata public key (``oasis_callDataPublicKey``, X25519) and
   decrypts the result. The calls carry no ``from``, so they are unsigned queries (on
   Sapphire ``msg.sender`` is the zero address for them, which these public views ignore).
-- Deployments: sapphirepy's middleware only touches ``eth_call``, ``eth_estimateGas`` and
+- Transactions (every deployment and call of a T-REX suite, agent calls, the stablecoin):
+  sapphirepy's middleware only touches ``eth_call``, ``eth_estimateGas`` and
   ``eth_sendTransaction``, and skips deployments unless its global ``ENCRYPT_DEPLOYS`` is on.
   This adapter signs locally and sends ``eth_sendRawTransaction``, which no middleware can
   encrypt after signing. So it encrypts explicitly: it fetches the current calldata public
-  key, wraps the creation code and constructor arguments in sapphirepy's envelope
-  (``TransactionCipher.encrypt``: CBOR, X25519 + Deoxys-II), and estimates gas, signs and
-  sends that envelope. The plain init code never leaves the process. The price: an
-  encrypted deployment cannot be verified against its source on an explorer.
+  key, wraps the creation code and constructor arguments (or a call's ABI-encoded data) in
+  sapphirepy's envelope (``TransactionCipher.encrypt``: CBOR, X25519 + Deoxys-II), and
+  estimates gas, signs and sends that envelope. The plain calldata never leaves the process.
+  The price: an encrypted deployment cannot be verified against its source on an explorer.
 
 Not done: the calldata public key's signature is not verified (sapphirepy does not verify it
 either). ``eth_getCode``, block and receipt reads carry no calldata and stay plain. The
@@ -40,7 +41,7 @@ from sapphirepy.envelope import TransactionCipher  # type: ignore[import-untyped
 from sapphirepy.sapphire import wrap as sapphire_wrap  # type: ignore[import-untyped]
 from web3 import HTTPProvider, Web3
 from web3._utils.transactions import fill_transaction_defaults
-from web3.contract.contract import ContractConstructor
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import RPCEndpoint, TxParams, Wei
 
 from adapters.outbound.chain.web3_base import Web3ChainBase
@@ -126,6 +127,20 @@ class Web3Chain(Web3ChainBase):
         # No "to": sapphirepy's middleware leaves deployments alone (ENCRYPT_DEPLOYS off), so
         # eth_estimateGas sees this envelope as it is, as the node will in the raw transaction.
         tx: TxParams = {**params, "data": envelope, "value": Wei(0)}  # type: ignore[typeddict-item]
+        return dict(fill_transaction_defaults(self._w3, tx))
+
+    def _call_transaction(self, call: ContractFunction, params: dict[str, Any]) -> dict[str, Any]:
+        if not self._sapphire:
+            return super()._call_transaction(call, params)
+        encoder = self._w3.eth.contract(abi=call.contract_abi)
+        plain = encoder.encode_abi(call.abi_element_identifier, args=call.args, kwargs=call.kwargs)
+        # gas: estimated on the plain call, which sapphirepy's middleware encrypts itself (a
+        # call, unlike a deployment, goes through it); then signed locally with an envelope of
+        # our own, since no middleware sees eth_sendRawTransaction
+        plain_tx: TxParams = {**params, "to": call.address, "data": HexBytes(plain)}  # type: ignore[typeddict-item]
+        gas = self._w3.eth.estimate_gas(plain_tx)
+        envelope = self._encrypt(HexBytes(plain))
+        tx: TxParams = {**plain_tx, "data": envelope, "value": Wei(0), "gas": gas}
         return dict(fill_transaction_defaults(self._w3, tx))
 
     def _encrypt(self, plain: bytes) -> HexBytes:
