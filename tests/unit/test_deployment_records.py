@@ -315,12 +315,19 @@ async def test_pause_and_resume_pause_the_token_on_chain_once_per_event() -> Non
     async with world.storage.unit_of_work() as uow:
         found = await uow.tokens.by_market(market_id)
     assert found is not None and found.paused
+    await world.uc.resume(ADMIN, market_id)
     await world.deployment.handle_pause(
         TokenPauseJob(market_id=market_id, event_id="ev-2", paused=False)
     )
     assert not await world.chain.is_paused(token)
     steps = [r.step for r in await world.records(market_id)]
     assert steps[-2:] == ["pause:ev-1", "pause:ev-2"]
+    # a late job of an older pause does not undo the resume
+    sent = list(world.chain.sent)
+    await world.deployment.handle_pause(
+        TokenPauseJob(market_id=market_id, event_id="ev-0", paused=True)
+    )
+    assert world.chain.sent == sent and not await world.chain.is_paused(token)
 
 
 async def test_the_embedded_stablecoin_is_deployed_once() -> None:

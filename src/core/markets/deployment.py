@@ -340,8 +340,9 @@ class TokenDeployment:
         )
 
     async def handle_pause(self, job: TokenPauseJob) -> None:
-        """Pause or unpause the market's token, unless it already is (a later event, or a
-        redelivery, got there first); the transaction is recorded before it is sent."""
+        """Pause or unpause the market's token, unless it already is, or the market has moved
+        on since the event (a late job must not undo a later decision); the transaction is
+        recorded before it is sent, and a redelivered job follows its record."""
         async with self._storage.unit_of_work() as uow:
             try:
                 market = await load_market(uow, job.market_id)
@@ -354,8 +355,13 @@ class TokenDeployment:
         step = f"pause:{job.event_id}"
         async with self._storage.unit_of_work() as uow:
             recorded = await uow.deployments.open_for(market.id, step)
-        if recorded is None and await self._chain.is_paused(token) is job.paused:
-            return
+        if recorded is None:
+            wanted = MarketStatus.PAUSED if job.paused else MarketStatus.ACTIVE
+            if market.status is not wanted:
+                log.info("token-pause: market %s is %s now; skipping", market.id, market.status)
+                return  # a later event's job mirrors the current state
+            if await self._chain.is_paused(token) is job.paused:
+                return
         kind = TokenCallKind.PAUSE if job.paused else TokenCallKind.UNPAUSE
 
         async def prepare() -> PreparedTransaction:
