@@ -421,6 +421,13 @@ class MatchingEngine:
             self.events.append((REJECTED, order_id, UNKNOWN_ORDER))
         else:
             self.events.append((CANCELLED, order_id, stop[3], BY_USER))
+            stops = self._stops
+            if len(self._buy_stops) + len(self._sell_stops) > 2 * len(stops) + 64:
+                # drop the cancelled stops' heap entries
+                self._buy_stops = [(s[1], i) for i, s in stops.items() if s[0] == BUY]
+                self._sell_stops = [(-s[1], i) for i, s in stops.items() if s[0] != BUY]
+                heapify(self._buy_stops)
+                heapify(self._sell_stops)
 
     # ------------------------------------------------------------------ queries
 

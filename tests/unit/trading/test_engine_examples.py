@@ -296,3 +296,22 @@ def test_book_checksum_from_engine_units() -> None:
     expected = "10010" + "20" + "10005" + "1500"
     scale = {"tick": 5, "price_decimals": 2, "lot": 1, "size_decimals": 3}
     assert book_checksum(bids, asks, **scale) == zlib.crc32(expected.encode())
+
+
+def test_cancelled_stops_do_not_pile_up_in_the_trigger_book() -> None:
+    e = MatchingEngine()
+    for i in range(1, 501):
+        e.apply(StopLimit(i, "s", BUY if i % 2 else SELL, 50 + i, 50 + i, 1))
+        if i % 5:
+            e.apply(Cancel(i))
+    assert len(e.pending_stops()) == 100
+    assert len(e._buy_stops) + len(e._sell_stops) <= 2 * 100 + 64
+    events = run(e, Limit(1000, "a", SELL, 200, 1), Limit(1001, "b", BUY, 200, 1))  # last 200
+    triggered = [ev[1] for ev in events if ev[0] == TRIGGERED]
+    # the pending BUY stops at or below 200 fire lowest first, then the SELL stops at or
+    # above 200 highest first (their limit orders rest: nothing crosses); no cancelled one
+    pending = [i for i in range(1, 501) if i % 5 == 0]
+    buys = [i for i in pending if i % 2 and 50 + i <= 200]
+    sells = [i for i in reversed(pending) if not i % 2 and 50 + i >= 200]
+    assert triggered == buys + sells
+    assert len(e.pending_stops()) == 100 - len(triggered)
