@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, nsmallest
 from typing import Any
 
 from core.trading.commands import (
@@ -441,8 +441,8 @@ class MatchingEngine:
 
     def depth(self, n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Aggregated top `n` levels: (bids highest first, asks lowest first) of (price, size)."""
-        bids = [(-key, self._bids[key].size) for key in sorted(self._bids)[:n]]
-        asks = [(key, self._asks[key].size) for key in sorted(self._asks)[:n]]
+        bids = [(-key, self._bids[key].size) for key in nsmallest(n, self._bids)]
+        asks = [(key, self._asks[key].size) for key in nsmallest(n, self._asks)]
         return bids, asks
 
     def order(self, order_id: int) -> tuple[str, int, int] | None:
@@ -481,6 +481,28 @@ class MatchingEngine:
         mark = len(self.events)
         self._rest(order_id, user, side, price, qty, self.seq)
         del self.events[mark:]  # a restored book is not news: no events
+
+    def restore_stop(
+        self,
+        order_id: int,
+        user: Hashable,
+        side: str,
+        stop_price: int,
+        price: int,
+        qty: int,
+        tif: str = GTC,
+        post_only: bool = False,
+    ) -> None:
+        """Put a pending stop order back in the trigger book, without triggering it (a
+        rebuild restores `last_price` as stored, and no stop had been reached then)."""
+        if order_id in self._stops or order_id in self._index or side not in (BUY, SELL):
+            raise ValueError(f"stop order {order_id} cannot be restored on this book")
+        self._last_id = max(self._last_id, order_id)
+        self._stops[order_id] = (side, stop_price, price, qty, tif, post_only, user)
+        if side == BUY:
+            heappush(self._buy_stops, (stop_price, order_id))
+        else:
+            heappush(self._sell_stops, (-stop_price, order_id))
 
     # ------------------------------------------------------------------ internals
 

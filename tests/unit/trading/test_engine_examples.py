@@ -270,6 +270,30 @@ def test_restore_rebuilds_the_same_book() -> None:
     assert run(copy, Limit(3, "x", BUY, 1, 1))[0][2] == ORDER_ID_NOT_INCREASING
 
 
+def test_restored_stops_trigger_like_the_originals() -> None:
+    commands = [
+        Limit(1, "a", SELL, 100, 1),
+        Limit(2, "b", BUY, 100, 1),  # last price 100
+        StopLimit(3, "s", BUY, 105, 106, 2),
+        StopLimit(4, "s", SELL, 95, 94, 1),
+        Limit(5, "c", SELL, 105, 3),
+        Limit(6, "c", BUY, 90, 3),
+    ]
+    e = MatchingEngine()
+    run(e, *commands)
+    copy = MatchingEngine()
+    for side, price, orders in e.snapshot():
+        for oid, qty, user in orders:
+            copy.restore(oid, user, side, price, qty)
+    for oid, (side, stop, price, qty, tif, post_only, user) in e.pending_stops().items():
+        copy.restore_stop(oid, user, side, stop, price, qty, tif, post_only)
+    copy.last_price, copy.seq = e.last_price, e.seq
+    assert copy.take_events() == []
+    after = [Market(7, "t", BUY, 1), Market(8, "t", SELL, 3), Cancel(4)]
+    assert run(copy, *after) == run(e, *after)
+    assert copy.snapshot() == e.snapshot()
+
+
 def test_format_units() -> None:
     assert format_units(12345, 2) == "123.45"
     assert format_units(5, 3) == "0.005"
