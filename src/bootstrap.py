@@ -319,6 +319,18 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
 
 
+async def resume_token_jobs(c: Container) -> None:
+    """Mints, transfers and withdrawals whose jobs died with an in-process queue."""
+    for name, use_cases in (
+        ("mints", c.mint_use_cases()),
+        ("transfers", c.transfer_use_cases()),
+        ("withdrawals", c.withdrawal_use_cases()),
+    ):
+        count = await use_cases.resume_interrupted()
+        if count:
+            log.warning("resumed %d interrupted %s", count, name)
+
+
 @attrs.define
 class Runtime:
     """A wired service: start its background parts, serve, stop them in order."""
@@ -349,6 +361,8 @@ class Runtime:
         resumed = 0 if jobs.durable else await deployment.resume_interrupted()
         if resumed:
             log.warning("resumed %d interrupted token deployments", resumed)
+        if not jobs.durable:
+            await resume_token_jobs(c)
         relay.start()
         if self.settings.poll_permissions_in_process:
             c.permission_poller().start()

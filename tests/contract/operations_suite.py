@@ -239,3 +239,34 @@ class OperationsContract:
             pending = await uow.transfers.pending(limit=10)
             assert pending == sorted([first, second], key=lambda t: t.id)
             assert await uow.transfers.get("rolled-back") is None
+
+    async def test_pending_mints_and_unfinished_withdrawals(
+        self, storage: Storage, token: Token
+    ) -> None:
+        waiting = mint(token.id, "a")
+        done = attrs.evolve(mint(token.id, "b"), status=OperationStatus.COMPLETED)
+        base = Withdrawal(
+            token_id=token.id,
+            user_id="u-1",
+            amount=1,
+            to_address=ADDRESS,
+            actor_id="u-1",
+            created_at=T0,
+            updated_at=T0,
+        )
+        by_status = {
+            status: attrs.evolve(base, id=f"00000000-0000-7000-8000-00000000001{i}", status=status)
+            for i, status in enumerate(WithdrawalStatus)
+        }
+        async with storage.unit_of_work() as uow:
+            await uow.mints.add(waiting)
+            await uow.mints.add(done)
+            for w in by_status.values():
+                await uow.withdrawals.add(w)
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.mints.pending(limit=10) == [waiting]
+            assert await uow.withdrawals.unfinished(limit=10) == [
+                by_status[WithdrawalStatus.APPROVED],
+                by_status[WithdrawalStatus.SENT],
+            ]

@@ -32,6 +32,7 @@ from core.tokens.mint import MintUseCases
 from core.tokens.model import Token, TokenType, UserNotFound
 from core.tokens.operations import (
     IdempotencyKeyReused,
+    Mint,
     OperationStatus,
     SelfTransfer,
     TokenNotOnChain,
@@ -409,3 +410,32 @@ async def test_a_withdrawal_in_flight_is_followed_not_sent_again(env: Env) -> No
     target = EthAccountSignatureVerifier().checksum_address(OUTSIDE)
     assert await env.chain.balance_of(env.usdc.contract_address or "", target) == 5_000_000
     assert await env.balance("alice", env.usdc) == (5_000_000, 0)
+
+
+async def test_unfinished_operations_are_queued_again_after_a_restart(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    withdrawal = await env.withdrawals.request(ALICE, "USDC", "1", OUTSIDE)
+    # stored by a process whose in-process queue died before their jobs ran
+    stranded = Mint(
+        token_id=env.usdc.id,
+        user_id="bob",
+        amount=5,
+        idempotency_key="lost",
+        actor_id="admin-1",
+        created_at=T0,
+        updated_at=T0,
+    )
+    async with env.storage.unit_of_work() as uow:
+        approved_ = attrs.evolve(withdrawal, status=WithdrawalStatus.APPROVED, version=2)
+        await uow.withdrawals.update(approved_)
+        await uow.mints.add(stranded)
+        await uow.commit()
+    assert await env.mints.resume_interrupted() == 1
+    assert await env.withdrawals.resume_interrupted() == 1
+    assert await env.transfers.resume_interrupted() == 0
+    await env.jobs.join(5)
+    assert (await env.mints.get(ADMIN, "USDC", stranded.id)).status is OperationStatus.COMPLETED
+    assert await env.balance("bob", env.usdc) == (5, 0)
+    done = await env.withdrawals.get(ALICE, withdrawal.id)
+    assert done.status is WithdrawalStatus.COMPLETED
+    assert await env.balance("alice", env.usdc) == (9_000_000, 0)

@@ -37,6 +37,10 @@ class MintRepository(OperationRepository[Mint]):
     @abc.abstractmethod
     async def by_key(self, token_id: str, idempotency_key: str) -> Mint | None: ...
 
+    @abc.abstractmethod
+    async def pending(self, *, limit: int) -> list[Mint]:
+        """Mints not yet minted and credited (``PENDING``), oldest first."""
+
 
 class TransferRepository(OperationRepository[Transfer]):
     @abc.abstractmethod
@@ -50,6 +54,11 @@ class WithdrawalRepository(OperationRepository[Withdrawal]):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Withdrawal]:
         """The user's withdrawals, newest first, below ``before_id``."""
+
+    @abc.abstractmethod
+    async def unfinished(self, *, limit: int) -> list[Withdrawal]:
+        """Approved withdrawals not yet completed or failed (``APPROVED``, ``SENT``), oldest
+        first: what ``process-withdrawal`` still has to finish."""
 
 
 class DepositRepository(OperationRepository[Deposit]):

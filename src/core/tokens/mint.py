@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MINT = "token.mint"
 SYSTEM = Actor(id="mint-token", type="system")
+RESUME_LIMIT = 1000
 
 
 def mint_view(mint: Mint, token: Token | None = None) -> dict[str, object]:
@@ -158,6 +159,15 @@ class MintUseCases:
         if mint is None or mint.token_id != token.id:
             raise OperationNotFound("mint", mint_id)
         return mint
+
+    async def resume_interrupted(self) -> int:
+        """Queue the job again for every pending mint: an in-process queue loses its
+        jobs with the process (the job follows any recorded transaction)."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            found = await uow.mints.pending(limit=RESUME_LIMIT)
+        for record in found:
+            await self._jobs.enqueue(MintTokenJob(mint_id=record.id))
+        return len(found)
 
     # -- the mint-token job --------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 TRANSFER = "token.transfer"
 TRANSFER_ANY = "token.transfer_any"  # another user's funds (admins)
 SYSTEM = Actor(id="process-transfer", type="system")
+RESUME_LIMIT = 1000
 
 
 def transfer_view(transfer: Transfer) -> dict[str, object]:
@@ -156,6 +157,15 @@ class TransferUseCases:
         if actor.id not in (transfer.from_user_id, transfer.to_user_id):
             await self._authorizer.require(actor, TRANSFER_ANY)
         return transfer
+
+    async def resume_interrupted(self) -> int:
+        """Queue the job again for every transfer not yet mirrored: an in-process queue loses its
+        jobs with the process (the job follows any recorded transaction)."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            found = await uow.transfers.pending(limit=RESUME_LIMIT)
+        for record in found:
+            await self._jobs.enqueue(ProcessTransferJob(transfer_id=record.id))
+        return len(found)
 
     # -- the process-transfer job --------------------------------------------------------------
 

@@ -58,6 +58,7 @@ READ = "withdrawal.read"
 READ_ANY = "withdrawal.read_any"
 SYSTEM = Actor(id="process-withdrawal", type="system")
 MAX_PAGE = 100
+RESUME_LIMIT = 1000
 
 
 @attrs.frozen
@@ -251,6 +252,15 @@ class WithdrawalUseCases:
         return WithdrawalPage(
             items=items, limit=limit, next_cursor=encode_cursor(items[-1].id) if more else None
         )
+
+    async def resume_interrupted(self) -> int:
+        """Queue the job again for every approved withdrawal not yet finished: an in-process
+        queue loses its jobs with the process (the job follows any recorded transaction)."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            found = await uow.withdrawals.unfinished(limit=RESUME_LIMIT)
+        for record in found:
+            await self._jobs.enqueue(ProcessWithdrawalJob(withdrawal_id=record.id))
+        return len(found)
 
     # -- the process-withdrawal job ------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from core.tokens.operations import (
     OperationStatus,
     Transfer,
     Withdrawal,
+    WithdrawalStatus,
 )
 
 
@@ -157,6 +158,11 @@ class MemoryMintRepository(_Records[Mint], MintRepository):
             None,
         )
 
+    async def pending(self, *, limit: int) -> list[Mint]:
+        found = [m for m in self._all().values() if m.status is OperationStatus.PENDING]
+        found.sort(key=lambda m: m.id)
+        return found[:limit]
+
 
 class MemoryTransferRepository(_Records[Transfer], TransferRepository):
     async def pending(self, *, limit: int) -> list[Transfer]:
@@ -170,6 +176,12 @@ class MemoryWithdrawalRepository(_Records[Withdrawal], WithdrawalRepository):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Withdrawal]:
         return self._newest(user_id, limit, before_id)
+
+    async def unfinished(self, *, limit: int) -> list[Withdrawal]:
+        moving = (WithdrawalStatus.APPROVED, WithdrawalStatus.SENT)
+        found = [w for w in self._all().values() if w.status in moving]
+        found.sort(key=lambda w: w.id)
+        return found[:limit]
 
 
 class MemoryDepositRepository(_Records[Deposit], DepositRepository):

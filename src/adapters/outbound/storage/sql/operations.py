@@ -124,6 +124,15 @@ class SqlMintRepository(_SqlRecords[Mint], MintRepository):
             sa.and_(mints.c.token_id == token_id, mints.c.idempotency_key == idempotency_key)
         )
 
+    async def pending(self, *, limit: int) -> list[Mint]:
+        query = (
+            sa.select(mints)
+            .where(mints.c.status == OperationStatus.PENDING.value)
+            .order_by(mints.c.id)
+            .limit(limit)
+        )
+        return await self._many(query)
+
 
 class SqlTransferRepository(_SqlRecords[Transfer], TransferRepository):
     kind = "transfer"
@@ -151,6 +160,16 @@ class SqlWithdrawalRepository(_SqlRecords[Withdrawal], WithdrawalRepository):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Withdrawal]:
         return await self._newest(user_id, limit, before_id)
+
+    async def unfinished(self, *, limit: int) -> list[Withdrawal]:
+        moving = [WithdrawalStatus.APPROVED.value, WithdrawalStatus.SENT.value]
+        query = (
+            sa.select(withdrawals)
+            .where(withdrawals.c.status.in_(moving))
+            .order_by(withdrawals.c.id)
+            .limit(limit)
+        )
+        return await self._many(query)
 
 
 class SqlDepositRepository(_SqlRecords[Deposit], DepositRepository):
