@@ -73,6 +73,8 @@ from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
+from core.trading.pairs import PairDefaults
+from core.trading.service import TradingService
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
 from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
@@ -255,6 +257,17 @@ class Container(containers.DeclarativeContainer):
         TokenUseCases, storage, authorizer, clock, signature_verifier
     )
     compliance_use_cases = providers.Singleton(ComplianceUseCases, storage, authorizer, clock)
+    # trading: one writer task per pair, group-committed batches
+    trading = providers.Singleton(
+        TradingService,
+        storage,
+        authorizer,
+        clock,
+        providers.Callable(
+            lambda s: PairDefaults(maker_fee_bps=s.maker_fee_bps, taker_fee_bps=s.taker_fee_bps),
+            settings,
+        ),
+    )
     # mints, transfers and withdrawals: the ledger at once, the chain by jobs
     chain_mirror = providers.Singleton(ChainMirror, storage, chain, clock, custody_keys)
     mint_use_cases = providers.Singleton(
@@ -350,6 +363,8 @@ class Runtime:
         relay.on("market.activation_started", deployment.on_activation_started)
         relay.on("market.paused", deployment.on_market_paused)
         relay.on("market.resumed", deployment.on_market_paused)
+        for event_type in ("market.paused", "market.resumed", "market.archived"):
+            relay.on(event_type, c.trading().on_market_event)  # the pair follows its market
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()
@@ -363,6 +378,7 @@ class Runtime:
             log.warning("resumed %d interrupted token deployments", resumed)
         if not jobs.durable:
             await resume_token_jobs(c)
+        await c.trading().start()  # every pair's book rebuilt from storage
         relay.start()
         if self.settings.poll_permissions_in_process:
             c.permission_poller().start()
@@ -378,6 +394,7 @@ class Runtime:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("permission poller", c.permission_poller().stop),
             ("outbox relay", c.relay().stop),
+            ("trading writers", c.trading().stop),
             ("job queue", c.jobs().stop),
             ("chain", c.chain().close),
             ("event bus", c.event_bus().close),
@@ -471,6 +488,7 @@ class Runtime:
             audit=c.audit_queries(),
             token_use_cases=c.token_use_cases(),
             compliance=c.compliance_use_cases(),
+            trading=c.trading(),
             mints=c.mint_use_cases(),
             transfers=c.transfer_use_cases(),
             withdrawals=c.withdrawal_use_cases(),

@@ -26,6 +26,7 @@ from core.ports.operations import (
     WithdrawalRepository,
 )
 from core.ports.tokens import ComplianceRepository, TokenRepository
+from core.ports.trading import OrderRepository, PairRepository, TradeRepository
 from core.ports.wallets import WalletRepository
 from core.shared.events import DomainEvent
 
@@ -150,6 +151,9 @@ class UnitOfWork(abc.ABC):
     transfers: TransferRepository
     withdrawals: WithdrawalRepository
     deposits: DepositRepository
+    pairs: PairRepository
+    orders: OrderRepository
+    trades: TradeRepository
     market_data: MarketDataRepository
     reference_prices: ReferencePriceRepository
     valuations: ValuationRepository

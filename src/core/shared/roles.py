@@ -41,6 +41,10 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
             "balance.read_any",  # any user's balances, not only the caller's own
             "compliance.read",
             "compliance.read_any",  # any user's compliance records
+            "order.read",
+            "order.read_any",  # any user's orders and trades
+            "pair.create",
+            "pair.update",
         }
     ),
     "issuer": frozenset(
@@ -69,6 +73,7 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
             "wallet.register",
             "balance.read",
             "compliance.read",
+            "order.read",
         }
     ),
 }

@@ -20,6 +20,7 @@ from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
 from adapters.inbound.http.token_operations import token_operations
 from adapters.inbound.http.tokens import tokens
+from adapters.inbound.http.trading import trading
 from adapters.inbound.http.wallets import wallets
 from adapters.inbound.webhooks.blueprint import webhooks
 
@@ -54,6 +55,7 @@ def create_app(
     app.register_blueprint(wallets)
     app.register_blueprint(tokens)
     app.register_blueprint(token_operations)
+    app.register_blueprint(trading)
     app.register_blueprint(audit)
     if deps.webhooks is not None:
         app.register_blueprint(webhooks)

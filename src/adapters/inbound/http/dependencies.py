@@ -18,6 +18,7 @@ from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
+from core.trading.service import TradingService
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 
@@ -35,6 +36,7 @@ class HttpDependencies:
     audit: AuditQueries = attrs.field(kw_only=True)
     token_use_cases: TokenUseCases = attrs.field(kw_only=True)
     compliance: ComplianceUseCases = attrs.field(kw_only=True)
+    trading: TradingService | None = attrs.field(default=None, kw_only=True)
     mints: MintUseCases = attrs.field(kw_only=True)
     transfers: TransferUseCases = attrs.field(kw_only=True)
     withdrawals: WithdrawalUseCases = attrs.field(kw_only=True)

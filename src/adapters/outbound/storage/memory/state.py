@@ -16,6 +16,7 @@ from adapters.outbound.storage.memory.ledger import LedgerChanges, MemoryLedgerS
 from adapters.outbound.storage.memory.marketdata import MarketDataChanges, MemoryMarketDataState
 from adapters.outbound.storage.memory.operations import MemoryOperationState, OperationChanges
 from adapters.outbound.storage.memory.tokens import MemoryTokenState, TokenChanges
+from adapters.outbound.storage.memory.trading import MemoryTradingState, TradingChanges
 from adapters.outbound.storage.memory.wallets import MemoryWalletState, WalletChanges
 from core.markets.model import TERMINAL_STATUSES, Market, MarketAsset
 from core.ports.inbox import DuplicateEvent, ProcessedEvent
@@ -83,6 +84,7 @@ class ChangeSet:
     wallets: WalletChanges = attrs.Factory(WalletChanges)
     tokens: TokenChanges = attrs.Factory(TokenChanges)  # tokens and compliance records
     operations: OperationChanges = attrs.Factory(OperationChanges)  # mints, withdrawals...
+    trading: TradingChanges = attrs.Factory(TradingChanges)  # pairs, orders, trades
     marketdata: MarketDataChanges = attrs.Factory(MarketDataChanges)  # candles, prices...
 
 
@@ -106,6 +108,7 @@ class MemoryState:
         self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
         self.tokens = MemoryTokenState()  # tokens and compliance records
         self.operations = MemoryOperationState()  # mints, transfers, withdrawals, deposits
+        self.trading = MemoryTradingState()  # pairs, orders, trades
         self.marketdata = MemoryMarketDataState()  # trades, candles, prices, valuations
         self._positions = itertools.count(1)
 
@@ -137,6 +140,7 @@ class MemoryState:
             self.wallets.check(changes.wallets)
             self.tokens.check(changes.tokens)
             self.operations.check(changes.operations)
+            self.trading.check(changes.trading)
             self.marketdata.check(changes.marketdata)
             for market_id in changes.markets:
                 old = self.markets.get(market_id)
@@ -178,6 +182,7 @@ class MemoryState:
             self.wallets.apply(changes.wallets)
             self.tokens.apply(changes.tokens)
             self.operations.apply(changes.operations)
+            self.trading.apply(changes.trading)
             self.marketdata.apply(changes.marketdata)
 
     def _check(self, changes: ChangeSet) -> None:

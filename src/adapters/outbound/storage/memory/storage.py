@@ -29,6 +29,11 @@ from adapters.outbound.storage.memory.tokens import (
     MemoryComplianceRepository,
     MemoryTokenRepository,
 )
+from adapters.outbound.storage.memory.trading import (
+    MemoryOrderRepository,
+    MemoryPairRepository,
+    MemoryTradeRepository,
+)
 from adapters.outbound.storage.memory.wallets import MemoryWalletRepository
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
 
@@ -65,6 +70,10 @@ class MemoryUnitOfWork(UnitOfWork):
         self.transfers = MemoryTransferRepository(ops.transfers, staged.transfers)
         self.withdrawals = MemoryWithdrawalRepository(ops.withdrawals, staged.withdrawals)
         self.deposits = MemoryDepositRepository(ops.deposits, staged.deposits)
+        trading, staged_trading = self._state.trading, changes.trading
+        self.pairs = MemoryPairRepository(trading, staged_trading)
+        self.orders = MemoryOrderRepository(trading, staged_trading)
+        self.trades = MemoryTradeRepository(trading, staged_trading)
         md, md_staged = self._state.marketdata, changes.marketdata
         self.market_data = MemoryMarketDataRepository(md, md_staged)
         self.reference_prices = MemoryReferencePriceRepository(md, md_staged)

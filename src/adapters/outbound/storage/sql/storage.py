@@ -35,6 +35,11 @@ from adapters.outbound.storage.sql.repositories import (
 )
 from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
 from adapters.outbound.storage.sql.tokens import SqlComplianceRepository, SqlTokenRepository
+from adapters.outbound.storage.sql.trading import (
+    SqlOrderRepository,
+    SqlPairRepository,
+    SqlTradeRepository,
+)
 from adapters.outbound.storage.sql.wallets import SqlWalletRepository
 from core.ports.clock import Clock
 from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
@@ -112,6 +117,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.transfers = SqlTransferRepository(conn)
         self.withdrawals = SqlWithdrawalRepository(conn)
         self.deposits = SqlDepositRepository(conn)
+        self.pairs = SqlPairRepository(conn)
+        self.orders = SqlOrderRepository(conn)
+        self.trades = SqlTradeRepository(conn)
         self.market_data = SqlMarketDataRepository(conn)
         self.reference_prices = SqlReferencePriceRepository(conn)
         self.valuations = SqlValuationRepository(conn)

@@ -570,3 +570,104 @@ asset_valuations = sa.Table(
     sa.Column("note", sa.Text),
     sa.UniqueConstraint("market_id", "version", name="uq_asset_valuations_market_id_version"),
 )
+
+# -- trading (core/trading): pairs, orders, trades ---------------------------------------------
+# Amounts are exact integers (base units; prices in quote base units per whole base token).
+# A pair's symbol and market are unique; a user's clientOrderId is unique; an order's (pair,
+# seq) is unique (seq: its id in the pair's matching core). Updates apply ``WHERE version``.
+PAIR_STATUSES = "status IN ('trading', 'halted', 'closed')"
+ORDER_STATUSES = (
+    "status IN ('OPEN', 'PARTIALLY_FILLED', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED', "
+    "'PENDING_TRIGGER')"
+)
+LIVE_ORDER = "status IN ('OPEN', 'PARTIALLY_FILLED', 'PENDING_TRIGGER')"
+
+trading_pairs = sa.Table(
+    "trading_pairs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("symbol", sa.String(25), nullable=False),
+    sa.Column("base_token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("quote_token_id", sa.String(36), sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("base_decimals", sa.Integer, nullable=False),
+    sa.Column("quote_decimals", sa.Integer, nullable=False),
+    sa.Column("tick", Uint256, nullable=False),
+    sa.Column("lot", Uint256, nullable=False),
+    sa.Column("min_quantity", Uint256, nullable=False),
+    sa.Column("max_quantity", Uint256, nullable=False),
+    sa.Column("maker_fee_bps", sa.Integer, nullable=False),
+    sa.Column("taker_fee_bps", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("market_id", sa.String(36)),
+    sa.Column("book_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_price", Uint256),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("symbol", name="uq_trading_pairs_symbol"),
+    sa.Index("uq_trading_pairs_market_id", "market_id", unique=True),
+    sa.CheckConstraint(PAIR_STATUSES, name="status"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("pair_id", sa.String(36), sa.ForeignKey("trading_pairs.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("time_in_force", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("price", Uint256),
+    sa.Column("stop_price", Uint256),
+    sa.Column("quantity", Uint256),
+    sa.Column("quote_amount", Uint256),
+    sa.Column("post_only", sa.Boolean, nullable=False),
+    sa.Column("client_order_id", sa.String(64)),
+    sa.Column("maker_fee_bps", sa.Integer, nullable=False),
+    sa.Column("taker_fee_bps", sa.Integer, nullable=False),
+    sa.Column("filled_quantity", Uint256, nullable=False),
+    sa.Column("filled_quote", Uint256, nullable=False),
+    sa.Column("fee", Uint256, nullable=False),
+    sa.Column("fee_accrued", Uint256, nullable=False),
+    sa.Column("locked", Uint256, nullable=False),
+    sa.Column("reject_reason", sa.String(64)),
+    sa.Column("rest_position", sa.BigInteger),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("pair_id", "seq", name="uq_orders_pair_id_seq"),
+    sa.UniqueConstraint("user_id", "client_order_id", name="uq_orders_user_id_client_order_id"),
+    sa.Index("ix_orders_user_id_id", "user_id", "id"),
+    sa.Index(
+        "ix_orders_live_pair_id_seq",
+        "pair_id",
+        "seq",
+        sqlite_where=sa.text(LIVE_ORDER),
+        postgresql_where=sa.text(LIVE_ORDER),
+    ),
+    sa.CheckConstraint(ORDER_STATUSES, name="status"),
+)
+
+trades = sa.Table(
+    "trades",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("pair_id", sa.String(36), sa.ForeignKey("trading_pairs.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("price", Uint256, nullable=False),
+    sa.Column("quantity", Uint256, nullable=False),
+    sa.Column("maker_order_id", sa.String(36), nullable=False),
+    sa.Column("taker_order_id", sa.String(36), nullable=False),
+    sa.Column("maker_user_id", sa.String(200), nullable=False),
+    sa.Column("taker_user_id", sa.String(200), nullable=False),
+    sa.Column("taker_side", sa.String(4), nullable=False),
+    sa.Column("maker_fee", Uint256, nullable=False),
+    sa.Column("taker_fee", Uint256, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("pair_id", "seq", name="uq_trades_pair_id_seq"),
+    sa.Index("ix_trades_maker_user_id_id", "maker_user_id", "id"),
+    sa.Index("ix_trades_taker_user_id_id", "taker_user_id", "id"),
+)

@@ -1,0 +1,241 @@
+"""``trading_pairs``, ``orders`` and ``trades`` in the unit of work's transaction.
+
+The database keeps the rules: unique pair symbol and market, unique (pair, seq) of orders
+and trades, unique (user, clientOrderId); updates are ``UPDATE ... WHERE id = :id AND
+version = :expected``. Inserts that can be refused run in a SAVEPOINT, so a refusal leaves
+the unit of work usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.outbound.storage.sql.tables import orders, trading_pairs
+from adapters.outbound.storage.sql.tables import trades as trade_rows
+from core.ports.trading import (
+    DuplicateClientOrderId,
+    OrderRepository,
+    PairRepository,
+    TradeRepository,
+)
+from core.shared.errors import ConcurrentModification, Conflict
+from core.trading.orders import LIVE_STATUSES, Order, OrderStatus, OrderType, Trade
+from core.trading.pairs import Pair, PairStatus, PairSymbolTaken
+
+_PAIR_INTS = ("tick", "lot", "min_quantity", "max_quantity", "book_seq", "version")
+_ORDER_INTS = (
+    "seq",
+    "filled_quantity",
+    "filled_quote",
+    "fee",
+    "fee_accrued",
+    "locked",
+    "version",
+)
+
+
+def _unique(exc: IntegrityError) -> bool:
+    message = str(exc.orig).lower()
+    return "unique" in message or "duplicate" in message
+
+
+def _pair_values(pair: Pair) -> dict[str, Any]:
+    values = attrs.asdict(pair, recurse=False)
+    values["status"] = pair.status.value
+    return values
+
+
+def _load_pair(row: RowMapping) -> Pair:
+    values = {f.name: row[f.name] for f in attrs.fields(Pair)}
+    values["status"] = PairStatus(values["status"])
+    for name in _PAIR_INTS:
+        values[name] = int(values[name])
+    return Pair(**values)
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    values = attrs.asdict(order, recurse=False)
+    values["status"] = order.status.value
+    values["type"] = order.type.value
+    return values
+
+
+def _load_order(row: RowMapping) -> Order:
+    values = {f.name: row[f.name] for f in attrs.fields(Order)}
+    values["status"] = OrderStatus(values["status"])
+    values["type"] = OrderType(values["type"])
+    for name in _ORDER_INTS:
+        values[name] = int(values[name])
+    if values["rest_position"] is not None:
+        values["rest_position"] = int(values["rest_position"])
+    values["post_only"] = bool(values["post_only"])
+    return Order(**values)
+
+
+def _load_trade(row: RowMapping) -> Trade:
+    values = {f.name: row[f.name] for f in attrs.fields(Trade)}
+    values["seq"] = int(values["seq"])
+    return Trade(**values)
+
+
+class SqlPairRepository(PairRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def _one(self, where: Any) -> Pair | None:
+        row = (await self._conn.execute(sa.select(trading_pairs).where(where))).mappings().first()
+        return None if row is None else _load_pair(row)
+
+    async def add(self, pair: Pair) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(sa.insert(trading_pairs).values(**_pair_values(pair)))
+        except IntegrityError as exc:
+            if _unique(exc):
+                raise PairSymbolTaken(pair.symbol) from exc
+            raise
+
+    async def get(self, pair_id: str) -> Pair | None:
+        return await self._one(trading_pairs.c.id == pair_id)
+
+    async def by_symbol(self, symbol: str) -> Pair | None:
+        return await self._one(trading_pairs.c.symbol == symbol)
+
+    async def by_market(self, market_id: str) -> Pair | None:
+        return await self._one(trading_pairs.c.market_id == market_id)
+
+    async def list(self) -> list[Pair]:
+        query = sa.select(trading_pairs).order_by(trading_pairs.c.symbol)
+        return [_load_pair(r) for r in (await self._conn.execute(query)).mappings().all()]
+
+    async def save(self, pair: Pair) -> Pair:
+        result = await self._conn.execute(
+            sa.update(trading_pairs)
+            .where(trading_pairs.c.id == pair.id, trading_pairs.c.version == pair.version - 1)
+            .values(**_pair_values(pair))
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(f"pair {pair.id} changed since it was read")
+        return pair
+
+
+class SqlOrderRepository(OrderRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def _many(self, query: Any) -> list[Order]:
+        return [_load_order(r) for r in (await self._conn.execute(query)).mappings().all()]
+
+    async def add(self, order: Order) -> None:
+        if order.version != 1:
+            raise ValueError("a new order has version 1")
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(sa.insert(orders).values(**_order_values(order)))
+        except IntegrityError as exc:
+            if not _unique(exc):
+                raise
+            if order.client_order_id is not None and await self.by_client_id(
+                order.user_id, order.client_order_id
+            ):
+                raise DuplicateClientOrderId("the client order id is taken") from exc
+            raise Conflict(f"order {order.id} or its seq already exists") from exc
+
+    async def get(self, order_id: str) -> Order | None:
+        found = await self._many(sa.select(orders).where(orders.c.id == order_id))
+        return found[0] if found else None
+
+    async def by_client_id(self, user_id: str, client_order_id: str) -> Order | None:
+        found = await self._many(
+            sa.select(orders).where(
+                orders.c.user_id == user_id, orders.c.client_order_id == client_order_id
+            )
+        )
+        return found[0] if found else None
+
+    async def save(self, order: Order) -> Order:
+        result = await self._conn.execute(
+            sa.update(orders)
+            .where(orders.c.id == order.id, orders.c.version == order.version - 1)
+            .values(**_order_values(order))
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(f"order {order.id} changed since it was read")
+        return order
+
+    async def live(self, pair_id: str) -> list[Order]:
+        live = [s.value for s in LIVE_STATUSES]
+        return await self._many(
+            sa.select(orders)
+            .where(orders.c.pair_id == pair_id, orders.c.status.in_(live))
+            .order_by(orders.c.seq)
+        )
+
+    async def max_seq(self, pair_id: str) -> int:
+        query = sa.select(sa.func.max(orders.c.seq)).where(orders.c.pair_id == pair_id)
+        return int((await self._conn.execute(query)).scalar() or 0)
+
+    async def max_rest_position(self, pair_id: str) -> int:
+        query = sa.select(sa.func.max(orders.c.rest_position)).where(orders.c.pair_id == pair_id)
+        return int((await self._conn.execute(query)).scalar() or 0)
+
+    async def for_user(
+        self,
+        user_id: str,
+        *,
+        statuses: Sequence[OrderStatus] = (),
+        pair_id: str | None = None,
+        limit: int,
+        before_id: str | None = None,
+    ) -> list[Order]:
+        query = sa.select(orders).where(orders.c.user_id == user_id)
+        if statuses:
+            query = query.where(orders.c.status.in_([s.value for s in statuses]))
+        if pair_id is not None:
+            query = query.where(orders.c.pair_id == pair_id)
+        if before_id is not None:
+            query = query.where(orders.c.id < before_id)
+        return await self._many(query.order_by(orders.c.id.desc()).limit(limit))
+
+
+class SqlTradeRepository(TradeRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def _many(self, query: Any) -> list[Trade]:
+        return [_load_trade(r) for r in (await self._conn.execute(query)).mappings().all()]
+
+    async def add(self, trades: Sequence[Trade]) -> None:
+        if trades:
+            await self._conn.execute(
+                sa.insert(trade_rows), [attrs.asdict(t, recurse=False) for t in trades]
+            )
+
+    async def for_pair(self, pair_id: str, *, limit: int) -> list[Trade]:
+        return await self._many(
+            sa.select(trade_rows)
+            .where(trade_rows.c.pair_id == pair_id)
+            .order_by(trade_rows.c.seq.desc())
+            .limit(limit)
+        )
+
+    async def for_user(
+        self, user_id: str, *, limit: int, before_id: str | None = None
+    ) -> list[Trade]:
+        query = sa.select(trade_rows).where(
+            sa.or_(trade_rows.c.maker_user_id == user_id, trade_rows.c.taker_user_id == user_id)
+        )
+        if before_id is not None:
+            query = query.where(trade_rows.c.id < before_id)
+        return await self._many(query.order_by(trade_rows.c.id.desc()).limit(limit))
+
+    async def max_seq(self, pair_id: str) -> int:
+        query = sa.select(sa.func.max(trade_rows.c.seq)).where(trade_rows.c.pair_id == pair_id)
+        return int((await self._conn.execute(query)).scalar() or 0)

@@ -1,0 +1,778 @@
+"""The single writer of one pair: its book, its queue, and group commit.
+
+One asyncio task owns the pair's ``MatchingEngine``. Requests (a new order, a cancel, a
+change of the pair) reach it through a queue. The task takes everything queued, up to
+``MAX_BATCH``, and handles the batch in ONE unit of work: each request's checks (pair
+status, compliance, idempotency, funds), its locks, its fills settled on the ledger with
+their fees, the order and trade records, the pair's book sequence, audit entries and outbox
+events; then it commits once. Only after the commit does any caller get its answer.
+
+A request that is refused (insufficient funds, a halted pair, someone else's order) is
+refused before it touches the book, and its refusal is delivered after the commit like any
+answer. If anything else fails, or the commit fails, the engine is rebuilt from storage (the
+committed state, which the batch never reached) and every caller of the batch gets
+``BatchFailed`` (503): nobody was told of an order or a fill that is not durable.
+
+While a batch runs, the book holds uncommitted changes; readers of the book wait for the
+batch to end (``stable_depth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from core.ledger.model import AccountRef
+from core.ledger.operations import lock, posting_set, settle, transfer, unlock
+from core.ports.audit import audit_entry
+from core.ports.clock import Clock
+from core.ports.storage import Storage, UnitOfWork
+from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
+from core.shared.events import Actor, DomainEvent
+from core.shared.roles import roles_allow_any
+from core.tokens.compliance_use_cases import require_compliant
+from core.tokens.model import Token
+from core.trading import commands as c
+from core.trading.engine import MatchingEngine
+from core.trading.orders import (
+    CANCEL,
+    LIVE_STATUSES,
+    READ_ANY,
+    SUBMIT,
+    Order,
+    OrderNotFound,
+    OrderNotOpen,
+    OrderStatus,
+    OrderType,
+    Trade,
+    fee_for,
+    max_fee,
+)
+from core.trading.pairs import (
+    Pair,
+    PairNotFound,
+    PairNotTrading,
+    PairStatus,
+    change_pair,
+    pair_view,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+def pair_stream(pair_id: str) -> str:
+    return f"pair:{pair_id}"
+
+
+class BatchFailed(ServiceUnavailable):
+    code = "batch_failed"
+
+
+class EngineFault(RuntimeError):
+    """The settlement found what must never happen (a fill beyond an order's lock)."""
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class NewOrder:
+    """A submission already checked against the pair's rules (ticks, lots, limits)."""
+
+    actor: Actor
+    order: Order  # seq 0 until the writer numbers it
+
+
+@attrs.frozen
+class CancelOrder:
+    actor: Actor
+    order_id: str
+    reason: str = "by_user"
+
+
+@attrs.frozen
+class ChangePair:
+    """Fees, limits or status (``change_pair`` keys); ``audit`` False for a market reaction."""
+
+    actor: Actor
+    changes: dict[str, object]
+    action: str = "pair.update"
+
+
+Request = NewOrder | CancelOrder | ChangePair
+
+
+@attrs.frozen
+class OrderResult:
+    order: Order
+    replayed: bool = False  # an earlier order with the same clientOrderId
+
+
+@attrs.define
+class _Item:
+    request: Request
+    future: asyncio.Future[Any]
+
+
+# -- the writer --------------------------------------------------------------------------------
+
+
+class PairWriter:
+    def __init__(self, pair_id: str, storage: Storage, clock: Clock) -> None:
+        self.pair_id = pair_id
+        self._storage = storage
+        self._clock = clock
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._engine: MatchingEngine | None = None  # None: rebuild before the next batch
+        self._pair: Pair | None = None
+        self._ids: dict[int, str] = {}  # engine id -> order id, live orders
+        self._next_seq = 1
+        self._next_rest = 1
+        self._next_trade = 1
+        self._stable = asyncio.Event()
+        self._stable.set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"pair-writer:{self.pair_id}"
+            )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(BatchFailed("the pair's writer stopped"))
+
+    async def submit(self, request: Request) -> Any:
+        """Queue ``request``; its answer once the batch holding it has committed."""
+        self.start()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(request, future))
+        return await future
+
+    async def stable_depth(
+        self, depth: int
+    ) -> tuple[Pair, list[tuple[int, int]], list[tuple[int, int]], int]:
+        """(pair, bids, asks, seq) of the committed book: waits out a running batch."""
+        while True:
+            await self._stable.wait()
+            if self._engine is None:
+                await self.rebuild()
+                continue
+            if self._stable.is_set() and self._pair is not None:
+                bids, asks = self._engine.depth(depth)
+                return self._pair, bids, asks, self._engine.seq
+
+    # -- rebuild -----------------------------------------------------------------------------------
+
+    async def rebuild(self) -> None:
+        """The engine from storage: pending stop orders in ``seq`` order, then resting orders
+        in time priority (``rest_position``), then the book's seq and last price."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            pair = await uow.pairs.get(self.pair_id)
+            if pair is None:
+                raise PairNotFound(self.pair_id)
+            live = await uow.orders.live(self.pair_id)
+            next_seq = await uow.orders.max_seq(self.pair_id) + 1
+            next_rest = await uow.orders.max_rest_position(self.pair_id) + 1
+            next_trade = await uow.trades.max_seq(self.pair_id) + 1
+        engine = MatchingEngine()
+        ids: dict[int, str] = {}
+        for order in live:
+            if order.status is OrderStatus.PENDING_TRIGGER:
+                assert order.price is not None and order.stop_price is not None
+                assert order.quantity is not None
+                engine.apply(
+                    c.StopLimit(
+                        order.seq,
+                        order.user_id,
+                        order.side,
+                        order.stop_price // pair.tick,
+                        order.price // pair.tick,
+                        (order.quantity - order.filled_quantity) // pair.lot,
+                        order.time_in_force,
+                        order.post_only,
+                    )
+                )
+                ids[order.seq] = order.id
+        resting = [o for o in live if o.status is not OrderStatus.PENDING_TRIGGER]
+        resting.sort(key=lambda o: o.rest_position or 0)
+        for order in resting:
+            assert order.price is not None and order.quantity is not None
+            engine.restore(
+                order.seq,
+                order.user_id,
+                order.side,
+                order.price // pair.tick,
+                (order.quantity - order.filled_quantity) // pair.lot,
+            )
+            ids[order.seq] = order.id
+        engine.take_events()
+        engine.seq = pair.book_seq
+        engine.last_price = None if pair.last_price is None else pair.last_price // pair.tick
+        self._engine, self._pair, self._ids = engine, pair, ids
+        self._next_seq, self._next_rest, self._next_trade = next_seq, next_rest, next_trade
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            batch = [item]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Item]) -> None:
+        self._stable.clear()
+        try:
+            if self._engine is None:
+                await self.rebuild()
+            answers = await self._commit_batch([item.request for item in batch])
+        except asyncio.CancelledError:
+            self._engine = None
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(BatchFailed("the pair's writer stopped"))
+            raise
+        except Exception as exc:
+            log.warning(
+                "pair %s: batch of %d failed (%s: %s); rebuilding the book from storage",
+                self.pair_id,
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            self._engine = None
+            try:
+                await self.rebuild()
+            except Exception as again:  # storage down: rebuild before the next batch
+                log.warning("pair %s: rebuild failed: %s", self.pair_id, type(again).__name__)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(
+                        BatchFailed("the order could not be made durable; nothing was done")
+                    )
+            return
+        finally:
+            self._stable.set()
+        for item, answer in zip(batch, answers, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(answer, BaseException):
+                item.future.set_exception(answer)
+            else:
+                item.future.set_result(answer)
+
+    async def _commit_batch(self, requests: list[Request]) -> list[object]:
+        assert self._engine is not None
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            pair = await uow.pairs.get(self.pair_id)
+            if pair is None:
+                raise PairNotFound(self.pair_id)
+            batch = _Batch(self, uow, pair, self._engine, now)
+            answers: list[object] = []
+            for request in requests:
+                try:
+                    answers.append(await batch.handle(request))
+                except DomainError as refused:  # refused before the book changed
+                    answers.append(refused)
+            await batch.finish()
+            await uow.commit()
+        self._pair = batch.pair
+        self._ids = batch.ids
+        self._next_seq, self._next_rest, self._next_trade = (
+            batch.next_seq,
+            batch.next_rest,
+            batch.next_trade,
+        )
+        return answers
+
+
+class _Batch:
+    """The state of one batch; nothing here outlives a failed commit."""
+
+    def __init__(
+        self, writer: PairWriter, uow: UnitOfWork, pair: Pair, engine: MatchingEngine, now: datetime
+    ) -> None:
+        self.uow = uow
+        self.pair = pair
+        self.original_pair = pair
+        self.engine = engine
+        self.now = now
+        self.ids = dict(writer._ids)
+        self.next_seq = writer._next_seq
+        self.next_rest = writer._next_rest
+        self.next_trade = writer._next_trade
+        self.orders: dict[str, Order] = {}  # touched in this batch, current values
+        self.base_versions: dict[str, int] = {}  # stored versions (absent: new)
+        self.trades: list[Trade] = []
+        self.events: list[DomainEvent] = []
+        self.tokens: dict[str, Token | None] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def order(self, order_id: str) -> Order | None:
+        found = self.orders.get(order_id)
+        if found is None:
+            found = await self.uow.orders.get(order_id)
+            if found is not None:
+                self.orders[order_id] = found
+                self.base_versions[order_id] = found.version
+        return found
+
+    def set(self, order: Order) -> None:
+        self.orders[order.id] = order
+
+    def event(self, kind: str, actor: Actor, metadata: dict[str, Any]) -> None:
+        self.events.append(
+            DomainEvent(
+                type=kind,
+                aggregate_id=self.pair.id,
+                actor_id=actor.id,
+                actor_type=actor.type,
+                occurred_at=self.now,
+                metadata=metadata,
+                stream=pair_stream(self.pair.id),
+            )
+        )
+
+    async def apply(self, key: str, kind: str, lines: list[Any], reference: str) -> None:
+        await self.uow.ledger.apply(posting_set(key, kind, self.now, lines, reference=reference))
+
+    def account(self, user_id: str, token: str) -> AccountRef:
+        return AccountRef.user(user_id, token)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> object:
+        if isinstance(request, NewOrder):
+            return await self.new_order(request)
+        if isinstance(request, CancelOrder):
+            return await self.cancel(request)
+        return await self.change(request)
+
+    async def new_order(self, request: NewOrder) -> OrderResult:
+        order, pair = request.order, self.pair
+        if order.client_order_id is not None:
+            earlier = next(
+                (
+                    o
+                    for o in self.orders.values()
+                    if o.user_id == order.user_id and o.client_order_id == order.client_order_id
+                ),
+                None,
+            ) or await self.uow.orders.by_client_id(order.user_id, order.client_order_id)
+            if earlier is not None:
+                return OrderResult(earlier, replayed=True)
+        if pair.status is not PairStatus.TRADING:
+            raise PairNotTrading(pair)
+        if pair.base_token_id not in self.tokens:
+            self.tokens[pair.base_token_id] = await self.uow.tokens.get(pair.base_token_id)
+        base = self.tokens[pair.base_token_id]
+        if base is not None:
+            await require_compliant(self.uow, order.user_id, base, self.now)
+        order = attrs.evolve(
+            order,
+            pair_id=pair.id,
+            seq=self.next_seq,
+            maker_fee_bps=pair.maker_fee_bps,
+            taker_fee_bps=pair.taker_fee_bps,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        amount, token = self._lock_for(order)
+        if amount > 0:  # refused here (insufficient_funds) the unit of work stays usable
+            await self.apply(
+                f"order:{order.id}:lock",
+                "order.lock",
+                lock(self.account(order.user_id, token), amount),
+                order.id,
+            )
+        self.next_seq += 1
+        order = attrs.evolve(order, locked=amount)
+        self.set(order)
+        self.engine.apply(self._command(order))
+        await self._settle_events(request.actor)
+        final = self.orders[order.id]
+        await self.uow.audit.append(
+            audit_entry(
+                request.actor,
+                SUBMIT,
+                f"order:{order.id}",
+                before=None,
+                after=order_view(pair, final),
+                at=self.now,
+            )
+        )
+        return OrderResult(final)
+
+    def _lock_for(self, order: Order) -> tuple[int, str]:
+        """What the order locks, and in which token (DESIGN 8)."""
+        pair = self.pair
+        if order.side == c.SELL:
+            assert order.quantity is not None
+            return order.quantity, pair.base_token_id
+        if order.type is OrderType.MARKET:
+            if order.quote_amount is not None:
+                return order.quote_amount, pair.quote_token_id
+            assert order.quantity is not None
+            cost = self._market_buy_cost(order.quantity // pair.lot)
+            return cost + max_fee(cost, order.taker_fee_bps), pair.quote_token_id
+        assert order.price is not None and order.quantity is not None
+        cost = pair.cost(order.price, order.quantity)
+        bps = (
+            order.maker_fee_bps
+            if order.post_only
+            else max(order.maker_fee_bps, order.taker_fee_bps)
+        )
+        return cost + max_fee(cost, bps), pair.quote_token_id
+
+    def _market_buy_cost(self, lots: int) -> int:
+        """The most a market BUY of ``lots`` can cost on the current book."""
+        _, asks = self.engine.depth(len(self.engine) + 1)
+        cost = 0
+        for price, size in asks:
+            take = min(size, lots)
+            cost += price * take * self.pair.quote_per_tick_lot
+            lots -= take
+            if not lots:
+                break
+        return cost
+
+    def _command(self, order: Order) -> c.Command:
+        pair, user = self.pair, order.user_id
+        if order.type is OrderType.MARKET:
+            if order.quote_amount is not None:
+                spendable = order.quote_amount - max_fee(order.quote_amount, order.taker_fee_bps)
+                return c.MarketBuyFunds(order.seq, user, spendable // pair.quote_per_tick_lot)
+            assert order.quantity is not None
+            return c.Market(order.seq, user, order.side, order.quantity // pair.lot)
+        assert order.price is not None and order.quantity is not None
+        if order.type is OrderType.STOP_LIMIT:
+            assert order.stop_price is not None
+            return c.StopLimit(
+                order.seq,
+                user,
+                order.side,
+                order.stop_price // pair.tick,
+                order.price // pair.tick,
+                order.quantity // pair.lot,
+                order.time_in_force,
+                order.post_only,
+            )
+        return c.Limit(
+            order.seq,
+            user,
+            order.side,
+            order.price // pair.tick,
+            order.quantity // pair.lot,
+            order.time_in_force,
+            order.post_only,
+        )
+
+    async def cancel(self, request: CancelOrder) -> OrderResult:
+        order = await self.order(request.order_id)
+        if order is None or order.pair_id != self.pair.id:
+            raise OrderNotFound(request.order_id)
+        actor = request.actor
+        own = actor.type != "user" or actor.id == order.user_id
+        if not own and not roles_allow_any(actor.roles, (READ_ANY,)):
+            raise PermissionDenied(CANCEL, ("a trader cancels only their own orders",))
+        if not order.is_live or order.seq not in self.ids:
+            raise OrderNotOpen(order)
+        self.engine.apply(c.Cancel(order.seq))
+        await self._settle_events(actor, cancel_reason=request.reason)
+        final = self.orders[order.id]
+        await self.uow.audit.append(
+            audit_entry(
+                actor,
+                CANCEL,
+                f"order:{order.id}",
+                before=order_view(self.pair, order),
+                after=order_view(self.pair, final),
+                at=self.now,
+            )
+        )
+        return OrderResult(final)
+
+    async def change(self, request: ChangePair) -> Pair:
+        before = self.pair
+        changed = change_pair(before, request.changes, self.now)
+        if changed == attrs.evolve(before, updated_at=self.now):
+            return before  # nothing to do (a repeated market event)
+        self.pair = changed
+        if changed.status is PairStatus.CLOSED and before.status is not PairStatus.CLOSED:
+            for seq in sorted(self.ids):
+                self.engine.apply(c.Cancel(seq))
+            await self._settle_events(request.actor, cancel_reason="pair_closed")
+        if request.actor.type == "user":
+            await self.uow.audit.append(
+                audit_entry(
+                    request.actor,
+                    request.action,
+                    f"pair:{changed.id}",
+                    before=pair_view(before),
+                    after=pair_view(changed),
+                    at=self.now,
+                )
+            )
+        self.event("pair.changed", request.actor, {"status": changed.status.value})
+        return changed
+
+    # -- the engine's events -----------------------------------------------------------------
+
+    async def _settle_events(self, actor: Actor, *, cancel_reason: str = "by_user") -> None:
+        pair = self.pair
+        touched: dict[str, None] = {}
+        ended: dict[str, tuple[OrderStatus, str | None]] = {}
+        levels: list[list[object]] = []
+        book_seq: int | None = None
+        for event in self.engine.take_events():
+            kind = event[0]
+            if kind == c.FILL:
+                await self._fill(event, touched)
+                continue
+            if kind == c.LEVEL:
+                _, book_seq, side, price, size = event
+                levels.append(
+                    [side, pair.price_text(price * pair.tick), pair.size_text(size * pair.lot)]
+                )
+                continue
+            order_id = self.ids.get(event[1]) or self._new_id(event[1])
+            order = await self.order(order_id)
+            assert order is not None
+            touched[order_id] = None
+            if kind == c.ACCEPTED:
+                self.ids[event[1]] = order_id
+            elif kind == c.PENDING:
+                self.set(attrs.evolve(order, status=OrderStatus.PENDING_TRIGGER))
+            elif kind == c.TRIGGERED:
+                self.set(attrs.evolve(order, status=OrderStatus.OPEN))
+            elif kind == c.RESTED:
+                status = OrderStatus.PARTIALLY_FILLED if order.filled_quantity else OrderStatus.OPEN
+                self.set(attrs.evolve(order, status=status, rest_position=self.next_rest))
+                self.next_rest += 1
+            elif kind == c.CANCELLED:
+                ended[order_id] = (OrderStatus.CANCELLED, cancel_reason)
+            elif kind == c.EXPIRED:
+                ended[order_id] = (OrderStatus.EXPIRED, str(event[3]))
+            elif kind == c.REJECTED:
+                ended[order_id] = (OrderStatus.REJECTED, str(event[2]))
+        for order_id in touched:
+            await self._conclude(order_id, ended.get(order_id), actor)
+        if levels:
+            assert book_seq is not None
+            self.event("book.changed", actor, {"seq": book_seq, "changes": levels})
+
+    def _new_id(self, seq: int) -> str:
+        """The order just submitted: the only touched order not yet known to the book."""
+        for order in self.orders.values():
+            if order.seq == seq and order.pair_id == self.pair.id:
+                return order.id
+        raise EngineFault(f"the engine named an unknown order {seq}")
+
+    async def _fill(self, event: tuple[Any, ...], touched: dict[str, None]) -> None:
+        _, maker_seq, taker_seq, price_ticks, lots, _mu, _tu, taker_side = event
+        pair = self.pair
+        maker = await self.order(self.ids.get(maker_seq) or self._new_id(maker_seq))
+        taker = await self.order(self.ids.get(taker_seq) or self._new_id(taker_seq))
+        assert maker is not None and taker is not None
+        touched[maker.id] = None
+        touched[taker.id] = None
+        quantity = lots * pair.lot
+        price = price_ticks * pair.tick
+        notional = price_ticks * lots * pair.quote_per_tick_lot
+        maker_fee = fee_for(maker.fee_accrued, maker.fee, notional, maker.maker_fee_bps)
+        taker_fee = fee_for(taker.fee_accrued, taker.fee, notional, taker.taker_fee_bps)
+        buyer, seller = (taker, maker) if taker_side == c.BUY else (maker, taker)
+        buyer_fee, seller_fee = (
+            (taker_fee, maker_fee)
+            if taker_side == c.BUY
+            else (
+                maker_fee,
+                taker_fee,
+            )
+        )
+        if buyer.locked < notional + buyer_fee or seller.locked < quantity:
+            raise EngineFault(f"a fill beyond the lock of order {buyer.id} or {seller.id}")
+        trade = Trade(
+            pair_id=pair.id,
+            seq=self.next_trade,
+            price=price,
+            quantity=quantity,
+            maker_order_id=maker.id,
+            taker_order_id=taker.id,
+            maker_user_id=maker.user_id,
+            taker_user_id=taker.user_id,
+            taker_side=taker_side,
+            maker_fee=maker_fee,
+            taker_fee=taker_fee,
+            created_at=self.now,
+        )
+        self.next_trade += 1
+        base, quote = pair.base_token_id, pair.quote_token_id
+        lines = settle(
+            self.account(seller.user_id, base), self.account(buyer.user_id, base), quantity
+        ) + settle(
+            self.account(buyer.user_id, quote), self.account(seller.user_id, quote), notional
+        )
+        fee_account = AccountRef.fee(quote)
+        if buyer_fee:
+            lines += settle(self.account(buyer.user_id, quote), fee_account, buyer_fee)
+        if seller_fee:
+            lines += transfer(self.account(seller.user_id, quote), fee_account, seller_fee)
+        await self.apply(f"trade:{trade.id}", "trade", lines, trade.id)
+        self.trades.append(trade)
+        for order, fee, bps in (
+            (maker, maker_fee, maker.maker_fee_bps),
+            (taker, taker_fee, taker.taker_fee_bps),
+        ):
+            spent = notional + fee if order is buyer else quantity
+            current = self.orders[order.id]
+            self.set(
+                attrs.evolve(
+                    current,
+                    filled_quantity=current.filled_quantity + quantity,
+                    filled_quote=current.filled_quote + notional,
+                    fee=current.fee + fee,
+                    fee_accrued=current.fee_accrued + notional * bps,
+                    locked=current.locked - spent,
+                )
+            )
+        self.event(
+            "trade.executed",
+            Actor.system("matching"),
+            {
+                "tradeId": trade.id,
+                "price": pair.price_text(price),
+                "quantity": pair.size_text(quantity),
+                "takerSide": taker_side,
+                "makerOrderId": maker.id,
+                "takerOrderId": taker.id,
+            },
+        )
+
+    async def _conclude(
+        self, order_id: str, ended: tuple[OrderStatus, str | None] | None, actor: Actor
+    ) -> None:
+        """The order's status after the command; an ended order unlocks what it holds."""
+        order = self.orders[order_id]
+        in_book = self.engine.order(order.seq) is not None or order.seq in (
+            self.engine.pending_stops() if order.status is OrderStatus.PENDING_TRIGGER else {}
+        )
+        status, reason = order.status, order.reject_reason
+        if in_book:
+            if status is not OrderStatus.PENDING_TRIGGER:
+                status = OrderStatus.PARTIALLY_FILLED if order.filled_quantity else OrderStatus.OPEN
+        elif ended is not None and ended[0] is not OrderStatus.EXPIRED:
+            status, reason = ended
+        elif order.quantity is not None and order.filled_quantity == order.quantity:
+            status, reason = OrderStatus.FILLED, None
+        elif order.quote_amount is not None and order.filled_quantity > 0:
+            status, reason = OrderStatus.FILLED, None  # a market BUY by funds spent what it could
+        elif ended is not None:
+            status, reason = ended
+        else:
+            raise EngineFault(f"order {order.id} left the book without an ending")
+        if status is OrderStatus.REJECTED and order.filled_quantity:
+            raise EngineFault(f"order {order.id} was rejected after fills")
+        locked = order.locked
+        if status not in LIVE_STATUSES:
+            self.ids.pop(order.seq, None)
+            if locked:
+                token = self.pair.quote_token_id if order.side == c.BUY else self.pair.base_token_id
+                await self.apply(
+                    f"order:{order.id}:release",
+                    "order.unlock",
+                    unlock(self.account(order.user_id, token), locked),
+                    order.id,
+                )
+                locked = 0
+        final = attrs.evolve(
+            order, status=status, reject_reason=reason, locked=locked, updated_at=self.now
+        )
+        self.set(final)
+        if final != order or order_id not in self.base_versions:
+            self.event("order.updated", actor, order_view(self.pair, final))
+
+    # -- the end -----------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Write the touched orders, the trades, the pair's book state and the events."""
+        for order_id, order in self.orders.items():
+            base = self.base_versions.get(order_id)
+            if base is None:
+                await self.uow.orders.add(attrs.evolve(order, version=1))
+            elif order.version == base and order != await self.uow.orders.get(order_id):
+                await self.uow.orders.save(attrs.evolve(order, version=base + 1))
+        if self.trades:
+            await self.uow.trades.add(self.trades)
+        last = self.engine.last_price
+        pair = attrs.evolve(
+            self.pair,
+            book_seq=self.engine.seq,
+            last_price=None if last is None else last * self.pair.tick,
+        )
+        if pair != self.original_pair:
+            self.pair = await self.uow.pairs.save(
+                attrs.evolve(pair, version=self.original_pair.version + 1)
+            )
+        if self.events:
+            await self.uow.events.append(self.events)
+
+
+def order_view(pair: Pair, order: Order) -> dict[str, Any]:
+    """An order on the wire (DESIGN 5.5), exact decimal strings."""
+    size: Callable[[int], str] = pair.size_text
+    remaining = order.remaining_quantity
+    average = None
+    if order.filled_quantity:
+        average = pair.quote_text(
+            order.filled_quote * 10**pair.base_decimals // order.filled_quantity
+        )
+    return {
+        "id": order.id,
+        "clientOrderId": order.client_order_id,
+        "userId": order.user_id,
+        "tradingPairId": order.pair_id,
+        "symbol": pair.symbol,
+        "side": order.side,
+        "type": order.type.value,
+        "timeInForce": order.time_in_force,
+        "postOnly": order.post_only,
+        "price": None if order.price is None else pair.price_text(order.price),
+        "stopPrice": None if order.stop_price is None else pair.price_text(order.stop_price),
+        "quantity": None if order.quantity is None else size(order.quantity),
+        "quoteAmount": None if order.quote_amount is None else pair.quote_text(order.quote_amount),
+        "filledQuantity": size(order.filled_quantity),
+        "remainingQuantity": None if remaining is None else size(remaining),
+        "averagePrice": average,
+        "fee": pair.quote_text(order.fee),
+        "status": order.status.value,
+        "rejectReason": order.reject_reason,
+        "createdAt": _iso(order.created_at),
+        "updatedAt": _iso(order.updated_at),
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
