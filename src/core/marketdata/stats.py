@@ -50,7 +50,7 @@ def round_half_away_from_zero(value: Fraction, places: int) -> Decimal:
     if 2 * remainder >= scaled.denominator:
         whole += 1
     signed = -whole if value < 0 else whole
-    return Decimal(signed).scaleb(-places)
+    return Decimal(signed).scaleb(-places, EXACT)
 
 
 def change_percent(open_price: Decimal, last: Decimal) -> Decimal:
