@@ -151,9 +151,6 @@ class UnitOfWork(abc.ABC):
     transfers: TransferRepository
     withdrawals: WithdrawalRepository
     deposits: DepositRepository
-    market_data: MarketDataRepository
-    reference_prices: ReferencePriceRepository
-    valuations: ValuationRepository
     pairs: PairRepository
     orders: OrderRepository
     trades: TradeRepository

@@ -84,7 +84,6 @@ class ChangeSet:
     wallets: WalletChanges = attrs.Factory(WalletChanges)
     tokens: TokenChanges = attrs.Factory(TokenChanges)  # tokens and compliance records
     operations: OperationChanges = attrs.Factory(OperationChanges)  # mints, withdrawals...
-    marketdata: MarketDataChanges = attrs.Factory(MarketDataChanges)  # candles, prices...
     trading: TradingChanges = attrs.Factory(TradingChanges)  # pairs, orders, trades
     marketdata: MarketDataChanges = attrs.Factory(MarketDataChanges)  # candles, prices...
 
@@ -109,7 +108,6 @@ class MemoryState:
         self.wallets = MemoryWalletState()  # user numbers, external addresses, challenges
         self.tokens = MemoryTokenState()  # tokens and compliance records
         self.operations = MemoryOperationState()  # mints, transfers, withdrawals, deposits
-        self.marketdata = MemoryMarketDataState()  # trades, candles, prices, valuations
         self.trading = MemoryTradingState()  # pairs, orders, trades
         self.marketdata = MemoryMarketDataState()  # trades, candles, prices, valuations
         self._positions = itertools.count(1)
@@ -142,7 +140,6 @@ class MemoryState:
             self.wallets.check(changes.wallets)
             self.tokens.check(changes.tokens)
             self.operations.check(changes.operations)
-            self.marketdata.check(changes.marketdata)
             self.trading.check(changes.trading)
             self.marketdata.check(changes.marketdata)
             for market_id in changes.markets:
@@ -185,7 +182,6 @@ class MemoryState:
             self.wallets.apply(changes.wallets)
             self.tokens.apply(changes.tokens)
             self.operations.apply(changes.operations)
-            self.marketdata.apply(changes.marketdata)
             self.trading.apply(changes.trading)
             self.marketdata.apply(changes.marketdata)
 

@@ -70,10 +70,6 @@ class MemoryUnitOfWork(UnitOfWork):
         self.transfers = MemoryTransferRepository(ops.transfers, staged.transfers)
         self.withdrawals = MemoryWithdrawalRepository(ops.withdrawals, staged.withdrawals)
         self.deposits = MemoryDepositRepository(ops.deposits, staged.deposits)
-        md, md_staged = self._state.marketdata, changes.marketdata
-        self.market_data = MemoryMarketDataRepository(md, md_staged)
-        self.reference_prices = MemoryReferencePriceRepository(md, md_staged)
-        self.valuations = MemoryValuationRepository(md, md_staged)
         trading, staged_trading = self._state.trading, changes.trading
         self.pairs = MemoryPairRepository(trading, staged_trading)
         self.orders = MemoryOrderRepository(trading, staged_trading)
