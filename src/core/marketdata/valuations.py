@@ -1,0 +1,99 @@
+"""The ``update-token-metadata`` use case: record a new valuation of a market's real-world
+asset. Valuations are appended (version 1, 2, ...), never overwritten: the history stays,
+the latest is current (the first update first records the valuation the market was
+registered with, if any, as version 1 with source ``registration``), and two updates
+racing for one version cannot both commit (the store refuses the second:
+``DuplicateMarketData``; retry)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from core.marketdata.model import AssetValuation
+from core.ports.clock import Clock
+from core.ports.storage import Storage
+from core.shared.errors import NotFound, ValidationFailed
+from core.shared.events import Actor
+from core.shared.ids import new_id
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_NOTE = 2_000
+MAX_SOURCE = 200
+REGISTRATION_SOURCE = "registration"
+
+
+async def update_token_metadata(
+    storage: Storage,
+    clock: Clock,
+    actor: Actor,
+    market_id: str,
+    *,
+    valuation: Decimal,
+    currency: str | None = None,
+    effective_at: datetime | None = None,
+    source: str | None = None,
+    note: str | None = None,
+) -> AssetValuation:
+    """Append a valuation of ``market_id``'s asset. ``currency`` defaults to the asset's (or
+    the previous valuation's); ``effective_at`` to now. ``NotFound`` for an unknown market,
+    ``ValidationFailed`` naming the field for a bad value."""
+    fields: dict[str, str] = {}
+    if isinstance(valuation, bool) or not isinstance(valuation, Decimal):
+        fields["valuation"] = "must be an exact decimal"
+    elif not valuation.is_finite() or valuation <= 0:
+        fields["valuation"] = "must be positive"
+    if currency is not None and not _CURRENCY.fullmatch(currency):
+        fields["currency"] = "must be an ISO 4217 code such as USD"
+    if effective_at is not None and (
+        effective_at.tzinfo is None or effective_at.utcoffset() is None
+    ):
+        fields["effectiveAt"] = "must have a time zone"
+    if note is not None and len(note) > MAX_NOTE:
+        fields["note"] = f"must be at most {MAX_NOTE} characters"
+    if source is not None and len(source) > MAX_SOURCE:
+        fields["source"] = f"must be at most {MAX_SOURCE} characters"
+    if fields:
+        raise ValidationFailed("the valuation update is invalid", fields=fields)
+    now = clock.now()
+    async with storage.unit_of_work() as uow:
+        market = await uow.markets.get(market_id)
+        asset = await uow.markets.get_asset(market_id) if market is not None else None
+        if market is None:
+            raise NotFound(f"market {market_id} not found", code="market_not_found")
+        previous = await uow.valuations.latest(market_id)
+        if previous is None and asset is not None and asset.valuation and asset.currency:
+            # the history starts with the valuation the market was registered with
+            previous = AssetValuation(
+                id=new_id(),
+                market_id=market_id,
+                version=1,
+                valuation=asset.valuation,
+                currency=asset.currency,
+                effective_at=market.created_at,
+                recorded_at=now,
+                actor_id=market.issuer_id,
+                source=REGISTRATION_SOURCE,
+            )
+            await uow.valuations.add(previous)
+        chosen = currency or (previous.currency if previous else None)
+        if not chosen:
+            raise ValidationFailed(
+                "the valuation update is invalid", fields={"currency": "is required"}
+            )
+        record = AssetValuation(
+            id=new_id(),
+            market_id=market_id,
+            version=1 if previous is None else previous.version + 1,
+            valuation=valuation,
+            currency=chosen,
+            effective_at=effective_at or now,
+            recorded_at=now,
+            actor_id=actor.id,
+            source=source,
+            note=note,
+        )
+        await uow.valuations.add(record)
+        await uow.commit()
+    return record
