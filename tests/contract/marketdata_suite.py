@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,11 +12,19 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from core.marketdata.candles import apply_trade
+from core.marketdata.aggregate import (
+    TRADE_EXECUTED,
+    TradeExecuted,
+    aggregate_candles,
+    market_trade,
+)
+from core.marketdata.candles import apply_trade, build_candles
 from core.marketdata.model import AssetValuation, Interval, MarketTrade, ReferencePrice
+from core.marketdata.queries import candles, pair_stats
 from core.ports.marketdata import DuplicateMarketData
 from core.ports.storage import Storage
 from core.shared.errors import ConcurrentModification
+from core.shared.events import DomainEvent
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 HUGE = Decimal("123456789012345678901234567890.123456789012345678")
@@ -215,6 +224,42 @@ class MarketDataContract:
 
         results = await asyncio.gather(*(add(n) for n in range(4)))
         assert results.count(True) == 1
+
+    async def test_aggregating_shuffled_redelivered_events_equals_the_rebuild(
+        self, storage: Storage
+    ) -> None:
+        rng = random.Random(11)
+        stream = [
+            DomainEvent(
+                type=TRADE_EXECUTED,
+                aggregate_id="pair-1",
+                actor_id="matching",
+                actor_type="system",
+                occurred_at=T0 + timedelta(seconds=seq * 41, microseconds=rng.randrange(10**6)),
+                metadata=TradeExecuted(
+                    f"t{seq}",
+                    Decimal(rng.randrange(1, 10**9)).scaleb(-4),
+                    Decimal(rng.randrange(1, 10**6)).scaleb(-6),
+                    rng.choice(["BUY", "SELL"]),
+                ).to_metadata(),
+                stream="pair:pair-1",
+                seq=seq,
+            )
+            for seq in range(1, 80)
+        ]
+        delivered = stream + rng.sample(stream, 20)
+        rng.shuffle(delivered)
+        for start in range(0, len(delivered), 25):
+            await aggregate_candles(storage, delivered[start : start + 25])
+        trades = [market_trade(e) for e in stream]
+        for interval in Interval:
+            stored = await candles(storage, "pair-1", interval, start=T0 - timedelta(days=1))
+            expected = build_candles(trades, interval)
+            assert [c.open_time for c in stored] == [c.open_time for c in expected]
+            assert all(a.same_values(b) for a, b in zip(stored, expected, strict=True))
+        stats = await pair_stats(storage, "pair-1", now=T0 + timedelta(hours=2))
+        assert stats.trade_count == 79
+        assert stats.volume == sum((t.quantity for t in trades), Decimal(0))
 
     async def test_nothing_is_kept_without_commit(self, storage: Storage) -> None:
         async with storage.unit_of_work() as uow:

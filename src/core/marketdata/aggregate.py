@@ -167,3 +167,27 @@ async def aggregate_candles(storage: Storage, events: Sequence[DomainEvent]) -> 
         if applied:
             await uow.commit()
     return AggregationReport(applied, duplicates, ignored, tuple(invalid))
+
+
+async def aggregate_pair_history(
+    storage: Storage, pair_id: str, *, batch: int = 500
+) -> AggregationReport:
+    """Catch up from the durable event history: apply every ``trade.executed`` event the
+    event log holds for ``pair_id`` (what a fresh deployment, or one that lost its market-data
+    tables, runs once). Already applied events are counted as duplicates and change nothing."""
+    async with storage.unit_of_work(read_only=True) as uow:
+        history = [
+            e
+            for e in await uow.events.for_aggregate(pair_id)
+            if e.type == TRADE_EXECUTED and e.stream == PAIR_STREAM_PREFIX + pair_id
+        ]
+    total = AggregationReport()
+    for start in range(0, len(history), batch):
+        part = await aggregate_candles(storage, history[start : start + batch])
+        total = AggregationReport(
+            total.applied + part.applied,
+            total.duplicates + part.duplicates,
+            total.ignored + part.ignored,
+            total.invalid + part.invalid,
+        )
+    return total

@@ -16,6 +16,7 @@ from core.marketdata.aggregate import (
     InvalidTradeEvent,
     TradeExecuted,
     aggregate_candles,
+    aggregate_pair_history,
     market_trade,
 )
 from core.marketdata.candles import build_candles
@@ -162,3 +163,18 @@ async def test_stats_and_wire_shapes() -> None:
         await candles(storage, "p1", Interval.H1, limit=0)
     assert fixed(Decimal("1.23456"), 2) == "1.23456"  # never rounded
     assert fixed(Decimal("7"), 2) == "7.00"
+
+
+async def test_catching_up_from_the_event_log_applies_each_trade_once() -> None:
+    storage = MemoryStorage()
+    stream = events()[:30]
+    async with storage.unit_of_work() as uow:
+        stored = await uow.events.append([attrs.evolve(e, seq=None) for e in stream])
+        await uow.commit()
+    assert [e.seq for e in stored] == list(range(1, 31))
+    await aggregate_candles(storage, stored[:10])  # some arrived live already
+    report = await aggregate_pair_history(storage, "p1", batch=7)
+    assert (report.applied, report.duplicates) == (20, 10)
+    hour = await candles(storage, "p1", Interval.D1)
+    want = build_candles([market_trade(e) for e in stored], Interval.D1)
+    assert [c.volume for c in hour] == [c.volume for c in want]
