@@ -25,6 +25,7 @@ from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.pollers.permissions import PermissionEventPoller
+from adapters.inbound.pollers.token_jobs import TokenJobScheduler
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.sns import SnsVerifier
 from adapters.outbound.cache.memory import MemoryCache
@@ -66,9 +67,17 @@ from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
 from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance_use_cases import ComplianceUseCases
-from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
+from core.tokens.deposits import DepositUseCases
+from core.tokens.jobs import (
+    MintTokenJob,
+    ProcessTransferJob,
+    ProcessWithdrawalJob,
+    ReconcileJob,
+    SyncBlockchainJob,
+)
 from core.tokens.mint import MintUseCases
 from core.tokens.quote import AddressSource, QuoteTokenSetup, fixed_address, no_address
+from core.tokens.reconcile import Reconciliation
 from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
@@ -279,6 +288,32 @@ class Container(containers.DeclarativeContainer):
     withdrawal_use_cases = providers.Singleton(
         WithdrawalUseCases, storage, authorizer, clock, jobs, chain_mirror, signature_verifier
     )
+    deposit_use_cases = providers.Singleton(
+        DepositUseCases,
+        storage,
+        chain,
+        clock,
+        custody_keys,
+        confirmations=providers.Callable(lambda s: s.effective_chain_confirmations, settings),
+    )
+    reconciliation = providers.Singleton(Reconciliation, storage, chain, clock, custody_keys)
+    token_job_scheduler = providers.Singleton(
+        TokenJobScheduler,
+        jobs,
+        sync_seconds=providers.Callable(lambda s: s.deposit_sync_seconds, settings),
+        reconcile_seconds=providers.Callable(lambda s: s.reconcile_seconds, settings),
+        lease=providers.Singleton(
+            StorageLease,
+            storage,
+            clock,
+            name="token-job-scheduler",
+            holder=providers.Callable(process_holder_id),
+            ttl_seconds=providers.Callable(
+                lambda s: max(30.0, 3 * (s.deposit_sync_seconds or s.reconcile_seconds or 10.0)),
+                settings,
+            ),
+        ),
+    )
     embedded_stablecoin = providers.Selector(
         providers.Callable(lambda s: "deploy" if s.chain_kind == "evm" else "none", settings),
         deploy=providers.Singleton(
@@ -330,6 +365,8 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(MintTokenJob, c.mint_use_cases().handle)
     jobs.register(ProcessTransferJob, c.transfer_use_cases().handle)
     jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
+    jobs.register(SyncBlockchainJob, c.deposit_use_cases().handle)
+    jobs.register(ReconcileJob, c.reconciliation().handle)
 
 
 async def resume_token_jobs(c: Container) -> None:
@@ -378,6 +415,7 @@ class Runtime:
             log.warning("resumed %d interrupted token deployments", resumed)
         if not jobs.durable:
             await resume_token_jobs(c)
+        c.token_job_scheduler().start()  # sync-blockchain and reconcile, when configured
         await c.trading().start()  # every pair's book rebuilt from storage
         relay.start()
         if self.settings.poll_permissions_in_process:
@@ -394,6 +432,7 @@ class Runtime:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("permission poller", c.permission_poller().stop),
             ("outbox relay", c.relay().stop),
+            ("token job scheduler", c.token_job_scheduler().stop),
             ("trading writers", c.trading().stop),
             ("job queue", c.jobs().stop),
             ("chain", c.chain().close),
@@ -492,6 +531,7 @@ class Runtime:
             mints=c.mint_use_cases(),
             transfers=c.transfer_use_cases(),
             withdrawals=c.withdrawal_use_cases(),
+            deposits=c.deposit_use_cases(),
             tokens=c.token_issuer(),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,

@@ -17,6 +17,7 @@ from hypercorn.config import Config as HypercornConfig
 
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
+from adapters.inbound.reconcile_cli import run_reconcile
 from logs import configure_logging
 from settings import ConfigurationError, Settings
 
@@ -43,6 +44,16 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("serving profile=%s on http://%s:%s", settings.profile, settings.host, settings.port)
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+
+
+async def _reconcile(settings: Settings) -> int:
+    runtime = bootstrap.build(settings)
+    c = runtime.container
+    try:
+        return await run_reconcile(c.reconciliation())
+    finally:
+        await c.chain().close()
+        await c.storage().close()
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,6 +178,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
     sub.add_parser("walkthrough", help="print a copy-paste walk-through of the lifecycle")
     sub.add_parser(
+        "reconcile",
+        help="compare on-chain balances with the ledger and print any drift (exit 1 on drift)",
+    )
+    sub.add_parser(
         "poll",
         help="poll the Entity Permissions Core's event feed, the webhook's fallback "
         "(needs RWA_PERMISSIONS_BASE_URL; runs until SIGTERM)",
@@ -220,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _walkthrough(settings)
     elif args.command == "token":
         return _token(settings, args)
+    elif args.command == "reconcile":
+        return asyncio.run(_reconcile(settings))
     elif args.command == "poll":
         if settings.permission_feed_kind != "http" or settings.permissions_poll_seconds <= 0:
             print(

@@ -4,12 +4,15 @@ request leaves no mint, no posting and no lock behind."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
+import cli
 from bootstrap import Runtime
 from core.ports.audit import AuditFilter
+from core.ports.chain import TokenCall, TokenCallKind
 from tests.unit.conftest import bearer
 
 API = "/api/v1"
@@ -309,3 +312,38 @@ async def test_the_new_operations_are_documented(client: Any) -> None:
     assert any(p["name"].lower() == "idempotency-key" for p in mint_op.get("parameters", []))
     assert "/api/v1/withdrawals/{withdrawal_id}/{decision}" in paths
     assert "/api/v1/users/{user_id}/withdrawals" in paths
+
+
+async def test_deposits_are_listed_after_a_sync(client: Any, runtime: Runtime) -> None:
+    await setup(client, runtime)
+    await mint(client, runtime, "alice", "5", "k")
+    await settle(runtime)
+    c = runtime.container
+    alice = await c.chain_mirror().user_address("alice")
+    chain = c.chain()
+    async with c.storage().unit_of_work(read_only=True) as uow:
+        token = await uow.tokens.by_symbol("USDX")
+    assert token is not None and token.contract_address is not None
+    await chain.call_token(
+        TokenCall(TokenCallKind.TRANSFER, token.contract_address, alice, None, 1_500_000)
+    )
+    await c.deposit_use_cases().sync()
+    listed = await client.get(f"{API}/users/alice/deposits", headers=trader(runtime))
+    assert listed.status_code == 200
+    [deposit] = (await body(listed))["data"]
+    assert deposit["amount"] == "1.5" and deposit["status"] == "CREDITED"
+    assert deposit["address"] == alice and deposit["logIndex"] == 0
+    assert await balance(client, runtime, "alice") == {"available": "6.5", "locked": "0"}
+    other = await client.get(f"{API}/users/alice/deposits", headers=trader(runtime, "bob"))
+    assert other.status_code == 403
+
+
+def test_the_reconcile_command_prints_no_drift_on_an_empty_service(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("RWA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RWA_PROFILE", "test")
+    assert cli.main(["reconcile"]) == 0
+    assert "no drift" in capsys.readouterr().out

@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
+from rich.console import Console
 
+from adapters.inbound.pollers.token_jobs import TokenJobScheduler
+from adapters.inbound.reconcile_cli import run_reconcile
 from adapters.outbound.chain.memory import MemoryChain
 from adapters.outbound.custody.eth_signatures import EthAccountSignatureVerifier
 from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
@@ -18,19 +21,22 @@ from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.storage.memory import MemoryStorage
 from core.ledger.model import AccountRef, InsufficientFunds
 from core.ports.audit import AuditFilter
-from core.ports.chain import TOKEN_STEP, SuiteSpec
+from core.ports.chain import TOKEN_STEP, SuiteSpec, TokenCall, TokenCallKind
 from core.ports.clock import Clock
 from core.ports.custody import MalformedAddress
+from core.ports.jobs import Job
 from core.shared.authorization import Authorizer
 from core.shared.errors import PermissionDenied, ValidationFailed
 from core.shared.events import Actor
 from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance import ComplianceDenied
 from core.tokens.compliance_use_cases import ComplianceUseCases, SetCompliance
+from core.tokens.deposits import DepositUseCases, cursor_key
 from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
 from core.tokens.mint import MintUseCases
 from core.tokens.model import Token, TokenType, UserNotFound
 from core.tokens.operations import (
+    DepositStatus,
     IdempotencyKeyReused,
     Mint,
     OperationStatus,
@@ -39,6 +45,7 @@ from core.tokens.operations import (
     WithdrawalNotPending,
     WithdrawalStatus,
 )
+from core.tokens.reconcile import Reconciliation
 from core.tokens.transfers import TransferUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
 from settings import DEV_CUSTODY_MNEMONIC
@@ -439,3 +446,104 @@ async def test_unfinished_operations_are_queued_again_after_a_restart(env: Env) 
     done = await env.withdrawals.get(ALICE, withdrawal.id)
     assert done.status is WithdrawalStatus.COMPLETED
     assert await env.balance("alice", env.usdc) == (9_000_000, 0)
+
+
+# -- deposits ----------------------------------------------------------------------------------
+
+
+async def _outside_transfer(env: Env, to: str, amount: int) -> None:
+    """USDC arriving from outside: the chain's own tool calls, recorded nowhere."""
+    usdc = env.usdc.contract_address or ""
+    omnibus = await env.chain.custody_address()
+    await env.chain.call_token(TokenCall(TokenCallKind.MINT, usdc, account=omnibus, amount=amount))
+    await env.chain.call_token(TokenCall(TokenCallKind.TRANSFER, usdc, account=to, amount=amount))
+
+
+async def test_deposits_count_after_the_confirmations_once_across_rereads(env: Env) -> None:
+    clock = StepClock()
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    scanner = DepositUseCases(env.storage, env.chain, clock, keys, confirmations=2)
+    alice = await env.mirror.user_address("alice")
+    await _outside_transfer(env, alice, 7_000_000)
+    await scanner.sync()
+    assert await env.balance("alice", env.usdc) == (0, 0)  # not yet 2 blocks deep
+
+    await _outside_transfer(env, OUTSIDE, 1)  # two more blocks (mint and transfer)
+    results = await scanner.sync()
+    assert [r.credited for r in results if r.token_id == env.usdc.id] == [1]
+    assert await env.balance("alice", env.usdc) == (7_000_000, 0)
+    page = await scanner.deposits(ALICE, "alice")
+    [deposit] = [d for d in page.items if d.token_id == env.usdc.id]
+    assert deposit.amount == 7_000_000 and deposit.status is DepositStatus.CREDITED
+    assert deposit.address == alice and deposit.credited_at is not None
+    with pytest.raises(PermissionDenied):
+        await scanner.deposits(BOB, "alice")
+
+    # the same blocks read again, by a new scanner (a restart) from a cursor moved back
+    async with env.storage.unit_of_work() as uow:
+        await uow.cursors.set(cursor_key(env.usdc.id), "-1", T0)
+        await uow.commit()
+    restarted = DepositUseCases(env.storage, env.chain, StepClock(), keys, confirmations=0)
+    again = await restarted.sync()
+    assert [r.credited for r in again if r.token_id == env.usdc.id] == [0]
+    assert await env.balance("alice", env.usdc) == (7_000_000, 0)
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        supply = await uow.ledger.supply(env.usdc.id)
+    assert supply.deposited == 7_000_000
+    assert (await env.audit_actions()).count("deposit.credit") >= 1
+
+
+async def test_the_platforms_own_transactions_are_not_deposits(env: Env) -> None:
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    scanner = DepositUseCases(env.storage, env.chain, StepClock(), keys, confirmations=0)
+    await env.mint("alice", env.gold, "2", "g")  # minted to alice's address, recorded first
+    await scanner.sync()
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        mine = await uow.deposits.for_user("alice", limit=10)
+    assert [d.amount for d in mine if d.token_id == env.gold.id] == [1]  # the untracked supply
+    assert await env.balance("alice", env.gold) == (201, 0)
+
+
+# -- reconciliation ----------------------------------------------------------------------------
+
+
+async def test_reconciliation_reports_drift_per_address_and_in_total(env: Env) -> None:
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    reconciliation = Reconciliation(env.storage, env.chain, StepClock(), keys)
+    await env.mint("alice", env.usdc, "10", "k")
+    clean = await reconciliation.run()
+    assert clean.drifts == [] and clean.tokens == 2
+    assert "reconcile.drift" not in await env.audit_actions()
+
+    await env.mint("alice", env.gold, "2", "g")  # alice's address also holds the untracked 1
+    bob = await env.mirror.user_address("bob")
+    await _outside_transfer(env, bob, 3)  # USDC at bob's deposit address, not yet synced
+    seen: list[tuple[str, int]] = []
+    report = await reconciliation.run(progress=lambda symbol, n: seen.append((symbol, n)))
+    alice = await env.mirror.user_address("alice")
+    assert {(d.symbol, d.scope, d.owner, d.address, d.ledger, d.chain) for d in report.drifts} == {
+        ("GOLD", "address", "alice", alice, 200, 201),
+        ("USDC", "total", "*", await env.chain.custody_address(), 10_000_000, 10_000_003),
+    }
+    assert {symbol for symbol, _ in seen} == {"GOLD", "USDC"}
+    assert (await env.audit_actions()).count("reconcile.drift") == 2
+
+    console = Console(record=True, width=200)
+    assert await run_reconcile(reconciliation, console) == 1
+    printed = console.export_text()
+    assert "Drift at" in printed and "GOLD" in printed and "+1" in printed and "+3" in printed
+
+
+async def test_the_scheduler_enqueues_sync_and_reconcile_when_due(env: Env) -> None:
+    queued: list[str] = []
+
+    class Recording(MemoryJobQueue):
+        async def enqueue(self, job: Job, *, delay_seconds: float = 0.0) -> None:
+            queued.append(job.name)
+
+    scheduler = TokenJobScheduler(Recording(), sync_seconds=10, reconcile_seconds=60)
+    assert await scheduler.tick(0.0) == ["sync-blockchain", "reconcile"]
+    assert await scheduler.tick(5.0) == []
+    assert await scheduler.tick(10.0) == ["sync-blockchain"]
+    assert await scheduler.tick(60.0) == ["sync-blockchain", "reconcile"]
+    assert not TokenJobScheduler(Recording(), sync_seconds=0, reconcile_seconds=0).enabled

@@ -58,6 +58,11 @@ class WalletRepository(abc.ABC):
     async def get(self, user_id: str) -> WalletRecord | None: ...
 
     @abc.abstractmethod
+    async def numbered(self, *, after_number: int, limit: int) -> list[WalletRecord]:
+        """Records with a user number above ``after_number``, lowest first, ``limit`` at a
+        time (the deposit scanner walks every custodial address this way)."""
+
+    @abc.abstractmethod
     async def get_or_create(self, user_id: str, *, now: datetime) -> WalletRecord:
         """The user's record; the first call gives them the next user number.
 

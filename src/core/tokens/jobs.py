@@ -31,3 +31,20 @@ class ProcessWithdrawalJob(Job):
 
     name: ClassVar[str] = "process-withdrawal"
     withdrawal_id: str
+
+
+@attrs.frozen
+class SyncBlockchainJob(Job):
+    """Read confirmed Transfer logs to users' addresses and credit deposits once
+    (``core.tokens.deposits``)."""
+
+    name: ClassVar[str] = "sync-blockchain"
+    reason: str = "scheduled"
+
+
+@attrs.frozen
+class ReconcileJob(Job):
+    """Compare on-chain balances with the ledger (``core.tokens.reconcile``)."""
+
+    name: ClassVar[str] = "reconcile"
+    reason: str = "scheduled"

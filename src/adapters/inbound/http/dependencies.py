@@ -13,6 +13,7 @@ from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.shared.audit import AuditQueries
 from core.tokens.compliance_use_cases import ComplianceUseCases
+from core.tokens.deposits import DepositUseCases
 from core.tokens.mint import MintUseCases
 from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
@@ -40,3 +41,4 @@ class HttpDependencies:
     mints: MintUseCases = attrs.field(kw_only=True)
     transfers: TransferUseCases = attrs.field(kw_only=True)
     withdrawals: WithdrawalUseCases = attrs.field(kw_only=True)
+    deposits: DepositUseCases = attrs.field(kw_only=True)

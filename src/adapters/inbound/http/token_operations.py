@@ -25,9 +25,13 @@ from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.guard import current_actor, guarded, query_text, read_body
 from adapters.inbound.http.openapi import DateTime, WireModel, documented, envelope
 from core.shared.errors import ValidationFailed
+from core.tokens.deposits import READ as READ_DEPOSITS
+from core.tokens.deposits import READ_ANY as READ_DEPOSITS_ANY
 from core.tokens.mint import MINT
 from core.tokens.model import Token, format_units
 from core.tokens.operations import (
+    Deposit,
+    DepositStatus,
     Mint,
     OperationStatus,
     Transfer,
@@ -125,6 +129,22 @@ class WithdrawalOut(WireModel):
     updated_at: str = DateTime
 
 
+class DepositOut(WireModel):
+    """A confirmed ERC-20 transfer to the user's custodial address, credited once."""
+
+    model_config = ConfigDict(title="Deposit")
+
+    id: str
+    token_id: str
+    amount: str = WholeTokens
+    address: str = Field(pattern=ADDRESS_PATTERN, description="The deposit address")
+    tx_hash: str = Field(pattern=HASH_PATTERN)
+    log_index: int = Field(ge=0)
+    block_number: int = Field(ge=0)
+    status: DepositStatus
+    credited_at: str | None = DateTime
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -204,6 +224,7 @@ MintEnvelope = envelope(MintOut)
 TransferEnvelope = envelope(TransferOut)
 WithdrawalEnvelope = envelope(WithdrawalOut)
 WithdrawalPageEnvelope = envelope(WithdrawalOut, many=True, paginated=True)
+DepositPageEnvelope = envelope(DepositOut, many=True, paginated=True)
 
 
 # -- dumps -------------------------------------------------------------------------------------
@@ -380,6 +401,51 @@ async def user_withdrawals(user_id: str) -> Response:
         if w.token_id not in tokens:
             tokens[w.token_id] = await _token(w.token_id)
         items.append(dump_withdrawal(w, tokens[w.token_id]))
+    return ok(
+        items,
+        pagination={
+            "limit": page.limit,
+            "nextCursor": page.next_cursor,
+            "hasMore": page.next_cursor is not None,
+        },
+    )
+
+
+# -- deposits ----------------------------------------------------------------------------------
+
+
+def dump_deposit(deposit: Deposit, token: Token) -> dict[str, Any]:
+    return {
+        "id": deposit.id,
+        "tokenId": deposit.token_id,
+        "amount": format_units(deposit.amount, token.decimals),
+        "address": deposit.address,
+        "txHash": deposit.tx_hash,
+        "logIndex": deposit.log_index,
+        "blockNumber": deposit.block_number,
+        "status": deposit.status.value,
+        "creditedAt": None if deposit.credited_at is None else _iso(deposit.credited_at),
+    }
+
+
+@token_operations.get("/users/<user_id>/deposits")
+@documented(DepositPageEnvelope, auth=True, query=PageQuery, path=USER_PATH)
+@guarded(READ_DEPOSITS, READ_DEPOSITS_ANY)
+async def user_deposits(user_id: str) -> Response:
+    """The user's deposits, newest first (the user, or admins): transfers to their custodial
+    address counted after ``RWA_CHAIN_CONFIRMATIONS`` blocks, each once."""
+    page = await deps().deposits.deposits(
+        current_actor(),
+        user_id,
+        limit=_limit(),
+        cursor=query_text("cursor", max_length=500),
+    )
+    tokens: dict[str, Token] = {}
+    items = []
+    for d in page.items:
+        if d.token_id not in tokens:
+            tokens[d.token_id] = await _token(d.token_id)
+        items.append(dump_deposit(d, tokens[d.token_id]))
     return ok(
         items,
         pagination={

@@ -121,6 +121,12 @@ class MemoryWalletRepository(WalletRepository):
     async def get(self, user_id: str) -> WalletRecord | None:
         return self._record(user_id)
 
+    async def numbered(self, *, after_number: int, limit: int) -> list[WalletRecord]:
+        merged = {**self._state.records, **self._changes.records}
+        found = [r for r in merged.values() if r.user_number > after_number]
+        found.sort(key=lambda r: r.user_number)
+        return found[:limit]
+
     async def get_or_create(self, user_id: str, *, now: datetime) -> WalletRecord:
         found = self._record(user_id)
         if found is not None:

@@ -60,6 +60,15 @@ class SqlWalletRepository(WalletRepository):
         row = (await self._conn.execute(query)).mappings().first()
         return None if row is None else _record(row)
 
+    async def numbered(self, *, after_number: int, limit: int) -> list[WalletRecord]:
+        query = (
+            sa.select(wallets)
+            .where(wallets.c.user_number > after_number)
+            .order_by(wallets.c.user_number)
+            .limit(limit)
+        )
+        return [_record(row) for row in (await self._conn.execute(query)).mappings().all()]
+
     async def get_or_create(self, user_id: str, *, now: datetime) -> WalletRecord:
         found = await self.get(user_id)
         if found is not None:
