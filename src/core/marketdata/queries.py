@@ -79,6 +79,11 @@ def stats_wire(stats: PairStats, fmt: PairFormat) -> dict[str, Any]:
     }
 
 
+def stats_item_wire(stats: PairStats, fmt: PairFormat, symbol: str) -> dict[str, Any]:
+    """One entry of ``GET /trading/stats``: the stats with ``pair`` (id) and ``symbol``."""
+    return {"pair": stats.pair_id, "symbol": symbol, **stats_wire(stats, fmt)}
+
+
 def reference_wire(price: ReferencePrice | None) -> dict[str, Any] | None:
     if price is None:
         return None

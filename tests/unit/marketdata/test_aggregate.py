@@ -28,6 +28,7 @@ from core.marketdata.queries import (
     candles,
     fixed,
     pair_stats,
+    stats_item_wire,
     stats_wire,
 )
 from core.shared.events import DomainEvent
@@ -138,6 +139,17 @@ async def test_stats_and_wire_shapes() -> None:
     assert stats_wire(later, FMT)["volume"] == "0.000"
     every = await all_pairs_stats(storage, now=now)
     assert [s.pair_id for s in every] == ["p1", "p2"]
+    assert stats_item_wire(every[1], FMT, "B-USDC") == {
+        "pair": "p2",
+        "symbol": "B-USDC",
+        "open": "50.00",
+        "high": "50.00",
+        "low": "50.00",
+        "last": "50.00",
+        "volume": "1.000",
+        "quoteVolume": "50.00000",
+        "changePercent": "0.00",
+    }
     minute = await candles(storage, "p1", Interval.M1, limit=2)
     assert [candle_wire(c, FMT) for c in minute] == [
         {
