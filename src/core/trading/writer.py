@@ -180,11 +180,17 @@ class PairWriter:
                 bids, asks = self._engine.depth(depth)
                 return self._pair, bids, asks, self._engine.seq
 
+    def snapshot(self) -> tuple[int, list[Any], dict[int, Any]]:
+        """(book seq, resting orders in priority order, pending stops) of the live engine."""
+        if self._engine is None:
+            return (0, [], {})
+        return self._engine.seq, self._engine.snapshot(), self._engine.pending_stops()
+
     # -- rebuild -----------------------------------------------------------------------------------
 
     async def rebuild(self) -> None:
-        """The engine from storage: pending stop orders in ``seq`` order, then resting orders
-        in time priority (``rest_position``), then the book's seq and last price."""
+        """The engine from storage: resting orders in time priority (``rest_position``),
+        pending stop orders, then the book's seq and last price."""
         async with self._storage.unit_of_work(read_only=True) as uow:
             pair = await uow.pairs.get(self.pair_id)
             if pair is None:
@@ -195,23 +201,6 @@ class PairWriter:
             next_trade = await uow.trades.max_seq(self.pair_id) + 1
         engine = MatchingEngine()
         ids: dict[int, str] = {}
-        for order in live:
-            if order.status is OrderStatus.PENDING_TRIGGER:
-                assert order.price is not None and order.stop_price is not None
-                assert order.quantity is not None
-                engine.apply(
-                    c.StopLimit(
-                        order.seq,
-                        order.user_id,
-                        order.side,
-                        order.stop_price // pair.tick,
-                        order.price // pair.tick,
-                        (order.quantity - order.filled_quantity) // pair.lot,
-                        order.time_in_force,
-                        order.post_only,
-                    )
-                )
-                ids[order.seq] = order.id
         resting = [o for o in live if o.status is not OrderStatus.PENDING_TRIGGER]
         resting.sort(key=lambda o: o.rest_position or 0)
         for order in resting:
@@ -224,6 +213,21 @@ class PairWriter:
                 (order.quantity - order.filled_quantity) // pair.lot,
             )
             ids[order.seq] = order.id
+        for order in live:
+            if order.status is OrderStatus.PENDING_TRIGGER:
+                assert order.price is not None and order.stop_price is not None
+                assert order.quantity is not None
+                engine.restore_stop(
+                    order.seq,
+                    order.user_id,
+                    order.side,
+                    order.stop_price // pair.tick,
+                    order.price // pair.tick,
+                    order.quantity // pair.lot,
+                    order.time_in_force,
+                    order.post_only,
+                )
+                ids[order.seq] = order.id
         engine.take_events()
         engine.seq = pair.book_seq
         engine.last_price = None if pair.last_price is None else pair.last_price // pair.tick
