@@ -11,16 +11,18 @@ is a string with 2 places. Times are ISO-8601 UTC with ``Z``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from core.marketdata.model import AssetValuation, Candle, Interval, ReferencePrice
-from core.marketdata.stats import PairStats, rolling_stats, window_start
+from core.marketdata.stats import PairStats, rolling_stats, stats_from_parts, window_parts
 from core.ports.marketdata import MAX_CANDLES
 from core.ports.storage import Storage, UnitOfWork
+
+MAX_MINUTES = 24 * 60  # 1m candles a 24h window can hold
 
 
 @attrs.frozen
@@ -107,10 +109,30 @@ def valuation_wire(valuation: AssetValuation | None) -> dict[str, Any] | None:
 
 
 async def stats_in(uow: UnitOfWork, pair_id: str, *, now: datetime) -> PairStats:
-    start = window_start(now)
-    trades = await uow.market_data.trades(pair_id, after=start, until=now)
-    before = await uow.market_data.last_trade(pair_id, at_or_before=start) if not trades else None
-    return rolling_stats(pair_id, trades, now=now, last_before=before)
+    """24h stats read from the partial first minute's trades, the full minutes' 1m candles
+    and the current minute's trades (never a day of trades); equal to ``rolling_stats``."""
+    parts = window_parts(now)
+    md = uow.market_data
+    if not parts.split:
+        trades = await md.trades(pair_id, after=parts.start, until=now)
+        before = await md.last_trade(pair_id, at_or_before=parts.start) if not trades else None
+        return rolling_stats(pair_id, trades, now=now, last_before=before)
+    tick = timedelta(microseconds=1)
+    head = await md.trades(pair_id, after=parts.start, until=parts.head_end - tick)
+    minutes = await md.candles(
+        pair_id,
+        Interval.M1,
+        start=parts.head_end,
+        end=parts.tail_start - timedelta(minutes=1),
+        limit=MAX_MINUTES,
+    )
+    tail = await md.trades(pair_id, after=parts.tail_start - tick, until=now)
+    before = None
+    if not (head or minutes or tail):
+        before = await md.last_trade(pair_id, at_or_before=parts.start)
+    return stats_from_parts(
+        pair_id, now=now, head=head, minutes=minutes, tail=tail, last_before=before
+    )
 
 
 async def pair_stats(storage: Storage, pair_id: str, *, now: datetime) -> PairStats:

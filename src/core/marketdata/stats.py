@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import attrs
 
-from core.marketdata.model import EXACT, ZERO, MarketTrade
+from core.marketdata.model import EXACT, ZERO, Candle, Interval, MarketTrade
 
 WINDOW = timedelta(hours=24)
 
@@ -110,5 +110,84 @@ def rolling_stats(
         change_percent=change_percent(first, last),
         trade_count=len(inside),
         window_start=start,
+        window_end=now,
+    )
+
+
+@attrs.frozen
+class WindowParts:
+    """How a read splits the window so that it never scans a day of trades: the trades of
+    ``(start, head_end)`` (the partial first minute), the full 1m candles with ``open_time``
+    in ``[head_end, tail_start)``, and the trades of ``[tail_start, now]`` (the current
+    minute). ``split`` is False when the window is too short to split (read all trades)."""
+
+    start: datetime
+    head_end: datetime
+    tail_start: datetime
+    split: bool
+
+
+def window_parts(now: datetime) -> WindowParts:
+    start = window_start(now)
+    head_end = Interval.M1.open_time(start) + timedelta(minutes=1)
+    tail_start = Interval.M1.open_time(now)
+    return WindowParts(start, head_end, tail_start, head_end < tail_start)
+
+
+def stats_from_parts(
+    pair_id: str,
+    *,
+    now: datetime,
+    head: Sequence[MarketTrade],
+    minutes: Sequence[Candle],
+    tail: Sequence[MarketTrade],
+    last_before: MarketTrade | None = None,
+) -> PairStats:
+    """The same ``PairStats`` as ``rolling_stats`` over the window's trades, from the parts of
+    ``window_parts(now)``: ``head`` and ``tail`` trades (any order), ``minutes`` the 1m candles
+    between them."""
+    parts = window_parts(now)
+    if not parts.split:
+        raise ValueError("the window is too short to split; use rolling_stats")
+    if any(not (parts.start < t.time < parts.head_end) for t in head) or any(
+        not (parts.tail_start <= t.time <= now) for t in tail
+    ):
+        raise ValueError("a trade is outside its part of the window")
+    if any(
+        c.interval is not Interval.M1 or not (parts.head_end <= c.open_time < parts.tail_start)
+        for c in minutes
+    ):
+        raise ValueError("a candle is outside the window's full minutes")
+    # (open, high, low, close, volume, quote volume, trades) of each segment, oldest first
+    segments = [
+        (t.price, t.price, t.price, t.price, t.quantity, t.quote_amount, 1)
+        for t in sorted(head, key=lambda t: t.key)
+    ]
+    segments += [
+        (c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trade_count)
+        for c in sorted(minutes, key=lambda c: c.open_time)
+    ]
+    segments += [
+        (t.price, t.price, t.price, t.price, t.quantity, t.quote_amount, 1)
+        for t in sorted(tail, key=lambda t: t.key)
+    ]
+    if not segments:
+        return rolling_stats(pair_id, (), now=now, last_before=last_before)
+    volume = quote_volume = ZERO
+    for segment in segments:
+        volume = EXACT.add(volume, segment[4])
+        quote_volume = EXACT.add(quote_volume, segment[5])
+    first, last = segments[0][0], segments[-1][3]
+    return PairStats(
+        pair_id=pair_id,
+        open=first,
+        high=max(s[1] for s in segments),
+        low=min(s[2] for s in segments),
+        last=last,
+        volume=volume,
+        quote_volume=quote_volume,
+        change_percent=change_percent(first, last),
+        trade_count=sum(s[6] for s in segments),
+        window_start=parts.start,
         window_end=now,
     )

@@ -7,9 +7,19 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.marketdata.model import MarketTrade
-from core.marketdata.stats import change_percent, rolling_stats, round_half_away_from_zero
+from core.marketdata.candles import build_candles
+from core.marketdata.model import Interval, MarketTrade
+from core.marketdata.stats import (
+    WINDOW,
+    change_percent,
+    rolling_stats,
+    round_half_away_from_zero,
+    stats_from_parts,
+    window_parts,
+)
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -63,3 +73,47 @@ def test_an_empty_window_repeats_the_last_price() -> None:
     )
     never = rolling_stats("p1", [], now=NOW)
     assert never.last is None and never.change_percent is None
+
+
+@st.composite
+def day_of_trades(draw: st.DrawFn) -> tuple[datetime, list[MarketTrade]]:
+    now = NOW + timedelta(seconds=draw(st.integers(0, 120)), microseconds=draw(st.integers(0, 9)))
+    count = draw(st.integers(0, 30))
+    trades = []
+    for seq in range(1, count + 1):
+        # around both edges of the window and in the middle, to the microsecond
+        edge = draw(st.sampled_from([WINDOW, timedelta(0), WINDOW / 2]))
+        offset = timedelta(
+            seconds=draw(st.integers(-90, 90)), microseconds=draw(st.integers(-2, 2))
+        )
+        trades.append(
+            MarketTrade(
+                "p1",
+                seq,
+                f"t{seq}",
+                Decimal(draw(st.integers(1, 10**6))).scaleb(-2),
+                Decimal(draw(st.integers(1, 10**4))).scaleb(-3),
+                "BUY",
+                now - edge + offset,
+            )
+        )
+    return now, trades
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=day_of_trades())
+def test_stats_from_minutes_and_edges_equal_the_scan_of_all_trades(
+    case: tuple[datetime, list[MarketTrade]],
+) -> None:
+    now, trades = case
+    parts = window_parts(now)
+    head = [t for t in trades if parts.start < t.time < parts.head_end]
+    tail = [t for t in trades if parts.tail_start <= t.time <= now]
+    middle = [t for t in trades if parts.head_end <= t.time < parts.tail_start]
+    minutes = build_candles(middle, Interval.M1)
+    before = max((t for t in trades if t.time <= parts.start), key=lambda t: t.key, default=None)
+    scanned = rolling_stats("p1", trades, now=now, last_before=before)
+    assert (
+        stats_from_parts("p1", now=now, head=head, minutes=minutes, tail=tail, last_before=before)
+        == scanned
+    )
