@@ -38,6 +38,7 @@ class MarketDataChanges:
 class MemoryMarketDataState:
     def __init__(self) -> None:
         self.trades: dict[tuple[str, int], MarketTrade] = {}
+        self.by_pair: dict[str, list[MarketTrade]] = {}  # each pair's trades, any order
         self.candles: dict[CandleKey, Candle] = {}
         self.prices: dict[str, ReferencePrice] = {}
         self.valuations: dict[str, AssetValuation] = {}
@@ -65,6 +66,8 @@ class MemoryMarketDataState:
 
     def apply(self, changes: MarketDataChanges) -> None:
         self.trades.update(changes.trades)
+        for trade in changes.trades.values():
+            self.by_pair.setdefault(trade.pair_id, []).append(trade)
         self.candles.update(changes.candles)
         self.prices.update(changes.prices)
         self.valuations.update(changes.valuations)
@@ -75,11 +78,13 @@ class MemoryMarketDataRepository(MarketDataRepository):
         self._state = state
         self._changes = changes
 
-    def _trades(self) -> dict[tuple[str, int], MarketTrade]:
-        return {**self._state.trades, **self._changes.trades}
+    def _pair_trades(self, pair_id: str) -> list[MarketTrade]:
+        staged = [t for t in self._changes.trades.values() if t.pair_id == pair_id]
+        return [*self._state.by_pair.get(pair_id, ()), *staged]
 
-    def _candles(self) -> dict[CandleKey, Candle]:
-        return {**self._state.candles, **self._changes.candles}
+    def _candle(self, key: CandleKey) -> Candle | None:
+        staged = self._changes.candles.get(key)
+        return staged if staged is not None else self._state.candles.get(key)
 
     async def add_trade(self, trade: MarketTrade) -> None:
         key = (trade.pair_id, trade.seq)
@@ -91,28 +96,25 @@ class MemoryMarketDataRepository(MarketDataRepository):
         return (pair_id, seq) in self._state.trades or (pair_id, seq) in self._changes.trades
 
     async def trades(self, pair_id: str, *, after: datetime, until: datetime) -> list[MarketTrade]:
-        found = [
-            t for t in self._trades().values() if t.pair_id == pair_id and after < t.time <= until
-        ]
+        found = [t for t in self._pair_trades(pair_id) if after < t.time <= until]
         return sorted(found, key=lambda t: t.key)
 
     async def last_trade(self, pair_id: str, *, at_or_before: datetime) -> MarketTrade | None:
-        found = [
-            t for t in self._trades().values() if t.pair_id == pair_id and t.time <= at_or_before
-        ]
+        found = [t for t in self._pair_trades(pair_id) if t.time <= at_or_before]
         return max(found, key=lambda t: t.key, default=None)
 
     async def pair_ids(self) -> list[str]:
-        return sorted({pair_id for pair_id, _ in self._trades()})
+        staged = {pair_id for pair_id, _ in self._changes.trades}
+        return sorted(staged | set(self._state.by_pair))
 
     async def get_candle(
         self, pair_id: str, interval: Interval, open_time: datetime
     ) -> Candle | None:
-        return self._candles().get((pair_id, interval, open_time))
+        return self._candle((pair_id, interval, open_time))
 
     async def put_candle(self, candle: Candle) -> None:
         key = _candle_key(candle)
-        stored = self._candles().get(key)
+        stored = self._candle(key)
         current = 0 if stored is None else stored.version
         if candle.version != current + 1:
             raise ConcurrentModification(
@@ -135,7 +137,7 @@ class MemoryMarketDataRepository(MarketDataRepository):
         found = sorted(
             (
                 c
-                for (p, i, _), c in self._candles().items()
+                for (p, i, _), c in {**self._state.candles, **self._changes.candles}.items()
                 if p == pair_id
                 and i is interval
                 and (start is None or c.open_time >= start)
