@@ -20,6 +20,7 @@ arrives after later ones still lands in the right candle as its open or close.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -31,6 +32,8 @@ from core.marketdata.candles import ALL_INTERVALS, apply_trade
 from core.marketdata.model import TAKER_SIDES, MarketTrade
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.events import DomainEvent
+
+log = logging.getLogger(__name__)
 
 TRADE_EXECUTED = "trade.executed"
 PAIR_STREAM_PREFIX = "pair:"
@@ -191,3 +194,23 @@ async def aggregate_pair_history(
             total.invalid + part.invalid,
         )
     return total
+
+
+class CandleAggregator:
+    """``aggregate-candles`` as an outbox-relay reaction: wire it with
+    ``relay.on(TRADE_EXECUTED, CandleAggregator(storage).on_trade_executed)``.
+
+    The relay runs it after the trade's transaction committed, at least once per event and in
+    stream order. A storage failure or a candle conflict raises, so the relay retries it on
+    its next pass; a malformed event can never succeed, so it is logged and skipped (it
+    would otherwise hold back its pair's stream for ever)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self.skipped: list[tuple[str, int | None, str]] = []
+
+    async def on_trade_executed(self, event: DomainEvent) -> None:
+        report = await aggregate_candles(self._storage, [event])
+        for stream, seq, reason in report.invalid:
+            log.warning("aggregate-candles skipped %s#%s: %s", stream, seq, reason)
+            self.skipped.append((stream, seq, reason))

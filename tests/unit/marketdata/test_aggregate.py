@@ -10,9 +10,11 @@ from decimal import Decimal
 import attrs
 import pytest
 
+from adapters.outbound.events.memory import MemoryEventBus
 from adapters.outbound.storage.memory import MemoryStorage
 from core.marketdata.aggregate import (
     TRADE_EXECUTED,
+    CandleAggregator,
     InvalidTradeEvent,
     TradeExecuted,
     aggregate_candles,
@@ -32,6 +34,7 @@ from core.marketdata.queries import (
     stats_wire,
 )
 from core.shared.events import DomainEvent
+from core.shared.outbox_relay import OutboxRelay
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 FMT = PairFormat.of(Decimal("0.01"), Decimal("0.001"))
@@ -190,3 +193,26 @@ async def test_catching_up_from_the_event_log_applies_each_trade_once() -> None:
     hour = await candles(storage, "p1", Interval.D1)
     want = build_candles([market_trade(e) for e in stored], Interval.D1)
     assert [c.volume for c in hour] == [c.volume for c in want]
+
+
+async def test_as_an_outbox_relay_reaction_each_committed_trade_lands_once() -> None:
+    storage = MemoryStorage()
+    relay = OutboxRelay(storage, MemoryEventBus())
+    aggregator = CandleAggregator(storage)
+    relay.on(TRADE_EXECUTED, aggregator.on_trade_executed)
+    stream = events()[:12]
+    broken = attrs.evolve(stream[5], metadata={"tradeId": "t6", "price": "x"})
+    async with storage.unit_of_work() as uow:
+        stored = await uow.events.append(
+            [attrs.evolve(e, seq=None) for e in [*stream[:5], broken, *stream[6:]]]
+        )
+        await uow.commit()
+    await relay.pump()
+    await relay.pump()
+    minute = await candles(storage, "p1", Interval.D1)
+    good = [market_trade(e) for e in stored if e.metadata.get("price") != "x"]
+    assert minute[0].trade_count == 11 == len(good)
+    assert minute[0].same_values(build_candles(good, Interval.D1)[0])
+    assert [(s, q) for s, q, _ in aggregator.skipped] == [("pair:p1", 6)]
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.outbox.pending(100) == []
