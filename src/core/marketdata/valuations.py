@@ -3,7 +3,8 @@ asset. Valuations are appended (version 1, 2, ...), never overwritten: the histo
 the latest is current (the first update first records the valuation the market was
 registered with, if any, as version 1 with source ``registration``), and two updates
 racing for one version cannot both commit (the store refuses the second:
-``DuplicateMarketData``; retry)."""
+``DuplicateMarketData``; retry). Each update is audited (``asset.valuation_update``, subject
+``market:<id>``, ``before``/``after`` the previous and the new valuation) in its unit of work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.marketdata.model import AssetValuation
+from core.ports.audit import audit_entry
 from core.ports.clock import Clock
 from core.ports.storage import Storage
 from core.shared.errors import NotFound, ValidationFailed
@@ -22,6 +24,19 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_NOTE = 2_000
 MAX_SOURCE = 200
 REGISTRATION_SOURCE = "registration"
+AUDIT_ACTION = "asset.valuation_update"
+
+
+def valuation_view(valuation: AssetValuation) -> dict[str, object]:
+    """The audit log's picture of a valuation."""
+    return {
+        "version": valuation.version,
+        "valuation": valuation.valuation,
+        "currency": valuation.currency,
+        "effectiveAt": valuation.effective_at,
+        "source": valuation.source,
+        "note": valuation.note,
+    }
 
 
 async def update_token_metadata(
@@ -95,5 +110,15 @@ async def update_token_metadata(
             note=note,
         )
         await uow.valuations.add(record)
+        await uow.audit.append(
+            audit_entry(
+                actor,
+                AUDIT_ACTION,
+                f"market:{market_id}",
+                before=None if previous is None else valuation_view(previous),
+                after=valuation_view(record),
+                at=now,
+            )
+        )
         await uow.commit()
     return record

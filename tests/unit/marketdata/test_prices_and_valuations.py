@@ -26,6 +26,7 @@ from core.marketdata.prices import (
 from core.marketdata.queries import PairFormat, ticker_payload
 from core.marketdata.valuations import REGISTRATION_SOURCE, update_token_metadata
 from core.markets.model import AssetType, Market, MarketAsset, MarketStatus
+from core.ports.audit import AuditFilter
 from core.ports.clock import Clock
 from core.shared.errors import NotFound, ValidationFailed
 from core.shared.events import Actor, DomainEvent
@@ -152,6 +153,14 @@ async def test_valuation_updates_keep_their_history() -> None:
         (3, Decimal("1280000"), "USD", "auditor"),
     ]
     assert history[0].actor_id == "issuer-1" and history[0].effective_at == NOW - timedelta(30)
+    async with storage.unit_of_work(read_only=True) as uow:
+        audited = await uow.audit.query(AuditFilter(action="asset.valuation_update"), limit=10)
+    assert [
+        (e.actor_id, e.subject, e.before["version"], e.after["valuation"]) for e in audited
+    ] == [
+        ("admin-1", "market:m-1", 2, "1280000"),
+        ("admin-1", "market:m-1", 1, "1300000.50"),
+    ]
     with pytest.raises(NotFound):
         await update_token_metadata(storage, clock, admin, "m-9", valuation=Decimal(1))
     with pytest.raises(ValidationFailed) as failed:
