@@ -52,6 +52,7 @@ from core.ports.clock import Clock
 from core.ports.custody import KeyDerivation
 from core.ports.deployments import PLATFORM_SUBJECT
 from core.ports.jobs import DeployTokenJob, JobQueue, TokenPauseJob
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import MarketFilter, Storage
 from core.shared.errors import ConcurrentModification, NotFound
 from core.shared.events import Actor, DomainEvent
@@ -110,8 +111,10 @@ class TokenDeployment:
         *,
         custody: KeyDerivation,
         default_country: str = DEFAULT_ISSUER_COUNTRY,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._guard = guard
         self._chain = chain
         self._jobs = jobs
@@ -166,6 +169,7 @@ class TokenDeployment:
         for _ in range(3):  # a concurrent job for the same market may activate it first
             try:
                 await self._activate(job, deployed)
+                self._metrics.deployment_attempt("succeeded")
                 return
             except ConcurrentModification:
                 continue
@@ -405,6 +409,7 @@ class TokenDeployment:
                 break
             except ConcurrentModification:
                 continue
+        self._metrics.deployment_attempt("failed" if final else "retrying")
         if not final:
             delay = self._retry.delay_after(job.attempt)
             log.warning(

@@ -63,3 +63,8 @@ class JobQueue(abc.ABC):
 
     async def ping(self) -> None:  # noqa: B027 - in-process queues are always reachable
         """Raise if the broker cannot be reached."""
+
+    async def depth(self) -> int | None:
+        """Jobs queued, delayed or running (in every process for a shared broker); None when
+        the queue cannot tell."""
+        return None

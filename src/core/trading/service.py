@@ -24,6 +24,7 @@ from core.markets.model import Market
 from core.markets.queries import decode_cursor, encode_cursor
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
 from core.shared.errors import PermissionDenied, ValidationFailed
@@ -179,8 +180,11 @@ class TradingService:
         authorizer: Authorizer,
         clock: Clock,
         defaults: PairDefaults | None = None,
+        *,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._authorizer = authorizer
         self._clock = clock
         self._defaults = defaults or PairDefaults()
@@ -191,7 +195,9 @@ class TradingService:
     def writer(self, pair_id: str) -> PairWriter:
         found = self._writers.get(pair_id)
         if found is None:
-            found = self._writers[pair_id] = PairWriter(pair_id, self._storage, self._clock)
+            found = self._writers[pair_id] = PairWriter(
+                pair_id, self._storage, self._clock, metrics=self._metrics
+            )
         return found
 
     async def start(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from core.ledger.model import AccountRef
 from core.ledger.operations import lock, posting_set, settle, transfer, unlock
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
 from core.shared.events import Actor, DomainEvent
@@ -126,8 +128,12 @@ class _Item:
 
 
 class PairWriter:
-    def __init__(self, pair_id: str, storage: Storage, clock: Clock) -> None:
+    def __init__(
+        self, pair_id: str, storage: Storage, clock: Clock, *, metrics: Metrics = NO_METRICS
+    ) -> None:
         self.pair_id = pair_id
+        self.metrics = metrics
+        self._open_batch: _Batch | None = None  # the batch being committed, for its trades
         self._storage = storage
         self._clock = clock
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -246,6 +252,7 @@ class PairWriter:
 
     async def _run_batch(self, batch: list[_Item]) -> None:
         self._stable.clear()
+        self._open_batch = None
         try:
             if self._engine is None:
                 await self.rebuild()
@@ -264,6 +271,9 @@ class PairWriter:
                 type(exc).__name__,
                 exc,
             )
+            lost = len(self._open_batch.trades) if self._open_batch is not None else 0
+            if lost:  # matched, never made durable: failed trades
+                self.metrics.trades_executed(self.pair_id, ok=False, count=lost)
             self._engine = None
             try:
                 await self.rebuild()
@@ -292,7 +302,7 @@ class PairWriter:
             pair = await uow.pairs.get(self.pair_id)
             if pair is None:
                 raise PairNotFound(self.pair_id)
-            batch = _Batch(self, uow, pair, self._engine, now)
+            batch = self._open_batch = _Batch(self, uow, pair, self._engine, now)
             answers: list[object] = []
             for request in requests:
                 try:
@@ -301,6 +311,8 @@ class PairWriter:
                     answers.append(refused)
             await batch.finish()
             await uow.commit()
+        if batch.trades:
+            self.metrics.trades_executed(self.pair_id, ok=True, count=len(batch.trades))
         self._pair = batch.pair
         self._ids = batch.ids
         self._next_seq, self._next_rest, self._next_trade = (
@@ -322,6 +334,7 @@ class _Batch:
         self.original_pair = pair
         self.engine = engine
         self.now = now
+        self.metrics, self.pair_id = writer.metrics, writer.pair_id
         self.ids = dict(writer._ids)
         self.next_seq = writer._next_seq
         self.next_rest = writer._next_rest
@@ -414,7 +427,10 @@ class _Batch:
         self.next_seq += 1
         order = attrs.evolve(order, locked=amount)
         self.set(order)
-        self.engine.apply(self._command(order))
+        command = self._command(order)
+        started = time.perf_counter()
+        self.engine.apply(command)
+        self.metrics.observe_matching_latency(self.pair_id, time.perf_counter() - started)
         await self._settle_events(request.actor)
         final = self.orders[order.id]
         await self.uow.audit.append(

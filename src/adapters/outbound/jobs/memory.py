@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from core.ports.jobs import Job, JobHandler, JobQueue
+from core.ports.metrics import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
 
 class MemoryJobQueue(JobQueue):
-    def __init__(self, concurrency: int = 4) -> None:
+    def __init__(self, concurrency: int = 4, *, metrics: Metrics = NO_METRICS) -> None:
+        self._metrics = metrics
         self._handlers: dict[str, JobHandler] = {}
         self._concurrency = concurrency
         self._queue: asyncio.Queue[Job] | None = None
@@ -53,6 +56,7 @@ class MemoryJobQueue(JobQueue):
             raise RuntimeError("the job queue is not started")
         self._outstanding += 1
         self._idle.clear()
+        self._metrics.job_enqueued(job.name)
         if delay_seconds > 0:
             loop = asyncio.get_running_loop()
             holder: list[asyncio.TimerHandle] = []
@@ -67,6 +71,9 @@ class MemoryJobQueue(JobQueue):
         else:
             self._queue.put_nowait(job)
 
+    async def depth(self) -> int:
+        return self._outstanding
+
     async def join(self, timeout: float) -> None:
         if self._idle is not None:
             await asyncio.wait_for(self._idle.wait(), timeout=timeout)
@@ -75,11 +82,14 @@ class MemoryJobQueue(JobQueue):
         assert self._queue is not None and self._idle is not None
         while True:
             job = await self._queue.get()
+            started, ok = time.perf_counter(), False
             try:
                 await self._handlers[job.name](job)
+                ok = True
             except Exception:
                 log.exception("job %s failed", job)
             finally:
+                self._metrics.job_processed(job.name, ok=ok, seconds=time.perf_counter() - started)
                 self._outstanding -= 1
                 if self._outstanding == 0:
                     self._idle.set()

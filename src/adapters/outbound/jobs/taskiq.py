@@ -26,6 +26,7 @@ from taskiq.receiver import Receiver
 
 from adapters.outbound.jobs.redis_stream import DELAY_LABEL, RedisStreamJobBroker
 from core.ports.jobs import Job, JobHandler, JobQueue
+from core.ports.metrics import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ class TaskiqJobQueue(JobQueue):
         consume_in_process: bool = False,
         max_async_tasks: int = 16,
         stop_grace_seconds: float = 10.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.broker = broker or InMemoryBroker()
+        self._metrics = metrics
         self._types: dict[str, type[Job]] = {}
         self._delayed: set[asyncio.Task[None]] = set()
         self._converter = cattrs.Converter()
@@ -79,15 +82,20 @@ class TaskiqJobQueue(JobQueue):
         self._types[job_type.name] = job_type
         converter = self._converter
         running = self._running
+        metrics = self._metrics
 
         async def run(payload: dict[str, Any]) -> None:
             task = asyncio.current_task()
             if task is not None:
                 running.add(task)
+            started, ok = time.perf_counter(), False
             try:
                 await handler(converter.structure(payload, job_type))
+                ok = True
             finally:
                 running.discard(task)
+                elapsed = time.perf_counter() - started
+                metrics.job_processed(job_type.name, ok=ok, seconds=elapsed)
 
         run.__name__ = job_type.name.replace("-", "_")
         self.broker.register_task(run, task_name=job_type.name)
@@ -175,6 +183,7 @@ class TaskiqJobQueue(JobQueue):
         if task is None:
             raise LookupError(f"no task registered for job {job.name!r}")
         payload = self._converter.unstructure(job)
+        self._metrics.job_enqueued(job.name)
         if delay_seconds <= 0:
             await task.kiq(payload)
             return
@@ -222,3 +231,9 @@ class TaskiqJobQueue(JobQueue):
     async def ping(self) -> None:
         if isinstance(self.broker, RedisStreamJobBroker):
             await self.broker.ping()
+
+    async def depth(self) -> int:
+        if isinstance(self.broker, RedisStreamJobBroker):
+            return await self.broker.outstanding()  # every process's, from Redis
+        running = self.broker._running_tasks if isinstance(self.broker, InMemoryBroker) else ()
+        return sum(not t.done() for t in (*self._delayed, *running))

@@ -1,0 +1,1 @@
+"""Metrics adapters: Prometheus for ``/metrics``, memory for tests."""
