@@ -78,3 +78,16 @@ def test_a_withdrawal_killed_after_its_broadcast_is_sent_once(tmp_path: Path) ->
     logs, held = asyncio.run(_chain_view(data_dir, token))
     assert [(log.tx_hash, log.amount) for log in logs] == [(sent, 4_000_000)]
     assert held == 4_000_000
+
+    # the chain and the ledger agree: `rwa-market reconcile` finds no drift
+    env = server_env(data_dir, free_port())
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rwa-market"), "reconcile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
+    assert "no drift" in done.stdout
