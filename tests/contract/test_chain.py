@@ -187,6 +187,46 @@ class ChainContract:
         assert (metadata.name, metadata.symbol, metadata.decimals) == ("USD Coin", "USDC", 6)
         assert await chain.total_supply(receipt.contract_address) == 0
 
+    async def test_the_stablecoin_mints_to_and_transfers_from_the_omnibus(
+        self, chain: Chain
+    ) -> None:
+        async with chain.signing_lock:
+            receipt = await chain.execute(await chain.prepare_stablecoin("USD Coin", "USDC"))
+        coin = receipt.contract_address
+        assert coin is not None
+        omnibus = await chain.custody_address()
+        await call(chain, TokenCallKind.MINT, coin, omnibus, amount=10)
+        sent = await chain.call_token(TokenCall(TokenCallKind.TRANSFER, coin, NOBODY, None, 4))
+        assert await chain.balance_of(coin, omnibus) == 6
+        assert await chain.balance_of(coin, NOBODY) == 4
+        with pytest.raises(ChainError):  # more than the omnibus holds
+            await chain.call_token(TokenCall(TokenCallKind.TRANSFER, coin, NOBODY, None, 7))
+        head = await chain.block_number()
+        [to_nobody] = await chain.transfer_logs(coin, 0, head, frozenset({NOBODY}))
+        assert (to_nobody.sender, to_nobody.receiver.lower(), to_nobody.amount) == (
+            omnibus,
+            NOBODY,
+            4,
+        )
+        assert (to_nobody.tx_hash, to_nobody.block_number) == (sent.tx_hash, sent.block_number)
+        assert TX_HASH.match(to_nobody.tx_hash) and to_nobody.log_index >= 0
+        [minted] = await chain.transfer_logs(coin, 0, head, frozenset({omnibus}))
+        assert (int(minted.sender, 16), minted.amount) == (0, 10)
+        assert (
+            await chain.transfer_logs(coin, sent.block_number + 1, head, frozenset({NOBODY})) == []
+        )
+
+    async def test_transfer_logs_of_a_t_rex_mint_name_their_receiver(self, chain: Chain) -> None:
+        token = await deployed(chain)
+        head = await chain.block_number()
+        [supply] = await chain.transfer_logs(token, 0, head, frozenset({ISSUER}))
+        assert supply.amount == SUPPLY and supply.token == token
+        await call(chain, TokenCallKind.MINT, token, ISSUER, amount=5)
+        later = await chain.transfer_logs(
+            token, head + 1, await chain.block_number(), frozenset({ISSUER})
+        )
+        assert [log.amount for log in later] == [5]
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def test_custody_address_is_a_checksummed_address(self, chain: Chain) -> None:
