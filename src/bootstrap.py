@@ -24,11 +24,13 @@ from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.rate_limit import HttpRateLimit
+from adapters.inbound.pollers.gauges import GaugeSampler, PoolUsage
 from adapters.inbound.pollers.permissions import PermissionEventPoller
 from adapters.inbound.pollers.token_jobs import TokenJobScheduler
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.sns import SnsVerifier
 from adapters.outbound.cache.memory import MemoryCache
+from adapters.outbound.cache.metered import MeteredCache
 from adapters.outbound.cache.redis import RedisCache
 from adapters.outbound.chain.durable_store import CHAIN_FILE
 from adapters.outbound.chain.evm import EvmChain
@@ -42,6 +44,9 @@ from adapters.outbound.events.redis import RedisEventBus
 from adapters.outbound.jobs.memory import MemoryJobQueue
 from adapters.outbound.jobs.redis_stream import redis_job_broker
 from adapters.outbound.jobs.taskiq import TaskiqJobQueue
+from adapters.outbound.metrics.memory import MemoryMetrics
+from adapters.outbound.metrics.pool import pool_usage
+from adapters.outbound.metrics.prometheus import PrometheusMetrics
 from adapters.outbound.permissions.feed import HttpPermissionEventFeed, MemoryPermissionEventFeed
 from adapters.outbound.permissions.http import HttpPermissions
 from adapters.outbound.permissions.local import LocalPolicyPermissions
@@ -92,6 +97,12 @@ from settings import PROFILES as PROFILES
 log = logging.getLogger(__name__)
 
 POLLER_LEASE = "entity-permissions-core.poller"
+GAUGE_SECONDS = 15.0  # markets per status, queue depth, pool use: sampled this often
+
+
+def storage_pool_usage(storage: Any) -> PoolUsage | None:
+    """The SQL engine's pool use; None for storage without a pool (memory)."""
+    return pool_usage(storage.engine) if isinstance(storage, SqlStorage) else None
 
 
 def process_holder_id() -> str:
@@ -118,6 +129,12 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
+    # the test profile keeps metrics in memory (tests assert on them); others export them
+    metrics = providers.Selector(
+        providers.Callable(lambda s: "memory" if s.profile == "test" else "prometheus", settings),
+        memory=providers.Singleton(MemoryMetrics),
+        prometheus=providers.Singleton(PrometheusMetrics),
+    )
 
     raw_storage = providers.Selector(
         providers.Callable(lambda s: s.storage_kind, settings),
@@ -168,8 +185,8 @@ class Container(containers.DeclarativeContainer):
     )
     jobs = providers.Selector(
         providers.Callable(lambda s: s.jobs_kind, settings),
-        memory=providers.Singleton(MemoryJobQueue),
-        taskiq=providers.Singleton(TaskiqJobQueue),
+        memory=providers.Singleton(MemoryJobQueue, metrics=metrics),
+        taskiq=providers.Singleton(TaskiqJobQueue, metrics=metrics),
         redis=providers.Singleton(
             TaskiqJobQueue,
             providers.Singleton(
@@ -185,6 +202,7 @@ class Container(containers.DeclarativeContainer):
                 ),
             ),
             consume_in_process=providers.Callable(lambda s: s.consume_jobs_in_process, settings),
+            metrics=metrics,
         ),
     )
     event_bus = providers.Selector(
@@ -201,11 +219,12 @@ class Container(containers.DeclarativeContainer):
             RedisRateLimiter, providers.Callable(lambda s: s.redis_url, settings)
         ),
     )
-    cache = providers.Selector(
+    raw_cache = providers.Selector(
         providers.Callable(lambda s: s.redis_kind, settings),
         memory=providers.Singleton(MemoryCache),
         redis=providers.Singleton(RedisCache, providers.Callable(lambda s: s.redis_url, settings)),
     )
+    cache = providers.Singleton(MeteredCache, raw_cache, metrics)  # hit ratio
 
     authorizer = providers.Singleton(Authorizer, permissions)
     market_use_cases = providers.Singleton(MarketUseCases, storage, authorizer, clock)
@@ -276,9 +295,12 @@ class Container(containers.DeclarativeContainer):
             lambda s: PairDefaults(maker_fee_bps=s.maker_fee_bps, taker_fee_bps=s.taker_fee_bps),
             settings,
         ),
+        metrics=metrics,
     )
     # mints, transfers and withdrawals: the ledger at once, the chain by jobs
-    chain_mirror = providers.Singleton(ChainMirror, storage, chain, clock, custody_keys)
+    chain_mirror = providers.Singleton(
+        ChainMirror, storage, chain, clock, custody_keys, metrics=metrics
+    )
     mint_use_cases = providers.Singleton(
         MintUseCases, storage, authorizer, clock, jobs, chain_mirror
     )
@@ -296,7 +318,9 @@ class Container(containers.DeclarativeContainer):
         custody_keys,
         confirmations=providers.Callable(lambda s: s.effective_chain_confirmations, settings),
     )
-    reconciliation = providers.Singleton(Reconciliation, storage, chain, clock, custody_keys)
+    reconciliation = providers.Singleton(
+        Reconciliation, storage, chain, clock, custody_keys, metrics=metrics
+    )
     token_job_scheduler = providers.Singleton(
         TokenJobScheduler,
         jobs,
@@ -349,8 +373,19 @@ class Container(containers.DeclarativeContainer):
         retry_policy,
         guard=chain_guard,
         custody=custody_keys,
+        metrics=metrics,
     )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
+    gauges = providers.Singleton(
+        GaugeSampler,
+        storage,
+        jobs,
+        metrics,
+        clock,
+        interval_seconds=GAUGE_SECONDS,
+        queue_name=providers.Callable(lambda s: s.jobs_queue, settings),
+        pool_usage=providers.Callable(storage_pool_usage, raw_storage),
+    )
     token_issuer = providers.Singleton(
         TokenIssuer,
         providers.Callable(lambda s: s.jwt_secret, settings),
@@ -420,6 +455,7 @@ class Runtime:
         relay.start()
         if self.settings.poll_permissions_in_process:
             c.permission_poller().start()
+        c.gauges().start()  # markets per status, queue depth, pool use
         self.started = True
 
     async def stop(self) -> None:
@@ -430,6 +466,7 @@ class Runtime:
         # the jobs, then the clients they use. Each step runs even when one before it failed,
         # and a failure is one log line: a SIGTERM must end cleanly.
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("metrics gauges", c.gauges().stop),
             ("permission poller", c.permission_poller().stop),
             ("outbox relay", c.relay().stop),
             ("token job scheduler", c.token_job_scheduler().stop),
@@ -443,6 +480,7 @@ class Runtime:
             ("rate limiter", c.rate_limiter().close),
             ("cache", c.cache().close),
             ("storage", c.storage().close),
+            ("metrics", self.close_metrics),
         ]
         for name, step in steps:
             try:
@@ -490,6 +528,13 @@ class Runtime:
         await jobs.stop()  # only forgets the queue; taskiq shuts the broker down
         await c.chain().close()
         await c.storage().close()
+        await self.close_metrics()
+
+    async def close_metrics(self) -> None:
+        """In multiprocess mode this process's live gauges leave ``/metrics``."""
+        metrics = self.container.metrics()
+        if isinstance(metrics, PrometheusMetrics):
+            metrics.close()
 
     async def run_poller(self, stop: Any) -> None:
         """``rwa-market poll``: poll the Core's event feed until ``stop`` (an
@@ -520,6 +565,7 @@ class Runtime:
 
     def http_app(self) -> Any:
         c = self.container
+        metrics = c.metrics()
         deps = HttpDependencies(
             markets=c.market_use_cases(),
             market_queries=c.market_queries(),
@@ -533,6 +579,10 @@ class Runtime:
             withdrawals=c.withdrawal_use_cases(),
             deposits=c.deposit_use_cases(),
             tokens=c.token_issuer(),
+            metrics=metrics,
+            metrics_exposition=(
+                metrics.exposition if isinstance(metrics, PrometheusMetrics) else None
+            ),
             readiness=self.readiness(),
             max_body_bytes=self.settings.max_body_bytes,
             rate_limit=(

@@ -36,7 +36,8 @@ class Metrics(abc.ABC):
 
     @abc.abstractmethod
     def reconciliation_drift(self, token: str, amount: int) -> None:
-        """Chain minus ledger for ``token`` in base units after a reconcile run (0: none)."""
+        """How far chain and ledger differ for ``token`` after a reconcile run: the sum of
+        the absolute differences, in base units (0: they agree)."""
 
     # -- jobs, cache, database -------------------------------------------------------------------
 

@@ -19,10 +19,13 @@ of the operation's id. Its outcome:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core.markets.transactions import Prepare, RecordedTransactions
 from core.ports.chain import Chain, TransactionReceipt
 from core.ports.clock import Clock
 from core.ports.custody import KeyDerivation
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage
 from core.shared.errors import ChainError, ConcurrentModification
 from core.tokens.model import Token, TokenType
@@ -39,16 +42,30 @@ class Refused(Exception):
 
 
 class ChainMirror:
-    def __init__(self, storage: Storage, chain: Chain, clock: Clock, keys: KeyDerivation) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        chain: Chain,
+        clock: Clock,
+        keys: KeyDerivation,
+        *,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self._storage = storage
         self._chain = chain
         self._clock = clock
+        self._metrics = metrics
         self._keys = keys
         self._recorded = RecordedTransactions(storage, chain, clock)
 
     @property
     def chain(self) -> Chain:
         return self._chain
+
+    def settled(self, kind: str, since: datetime) -> None:
+        """An operation's transaction is confirmed: its settlement lag, from ``since`` (when
+        the ledger committed it) to now."""
+        self._metrics.settlement_lag(kind, (self._clock.now() - since).total_seconds())
 
     async def user_address(self, user_id: str) -> str:
         """The user's address: their external one if registered, else their custodial one

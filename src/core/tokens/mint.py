@@ -188,6 +188,7 @@ class MintUseCases:
             reason = exc.reason if isinstance(exc, Refused) else exc.message
             await self._finish(mint, token, OperationStatus.FAILED, error=reason)
             return
+        self._mirror.settled("mint", mint.created_at)
         await self._finish(
             mint, token, OperationStatus.COMPLETED, tx_hash=receipt.tx_hash, address=address
         )

@@ -25,6 +25,7 @@ from core.ports.audit import audit_entry
 from core.ports.chain import Chain
 from core.ports.clock import Clock
 from core.ports.custody import KeyDerivation
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.events import Actor
 from core.tokens.deposits import WALLET_PAGE
@@ -75,8 +76,17 @@ def drift_view(drift: Drift) -> dict[str, object]:
 
 
 class Reconciliation:
-    def __init__(self, storage: Storage, chain: Chain, clock: Clock, keys: KeyDerivation) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        chain: Chain,
+        clock: Clock,
+        keys: KeyDerivation,
+        *,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._chain = chain
         self._clock = clock
         self._keys = keys
@@ -96,6 +106,8 @@ class Reconciliation:
                 found, checked = await self._in_total(token, progress)
             drifts += found
             accounts += checked
+            # per token symbol, differences summed as absolute values (0: chain and ledger agree)
+            self._metrics.reconciliation_drift(token.symbol, sum(abs(d.difference) for d in found))
         now = self._clock.now()
         if drifts:
             async with self._storage.unit_of_work() as uow:

@@ -195,6 +195,7 @@ class TransferUseCases:
         except Refused as exc:
             await self._finish(transfer, OperationStatus.FAILED, error=exc.reason)
             return
+        self._mirror.settled("transfer", transfer.created_at)
         await self._finish(transfer, OperationStatus.COMPLETED, tx_hash=receipt.tx_hash)
 
     async def _finish(

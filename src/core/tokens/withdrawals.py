@@ -303,6 +303,7 @@ class WithdrawalUseCases:
             if in_flight is not None and withdrawal.status is WithdrawalStatus.APPROVED:
                 await self._finish(withdrawal, WithdrawalStatus.SENT, tx_hash=in_flight)
             raise
+        self._mirror.settled("withdrawal", withdrawal.updated_at)  # approved (or sent) then
         await self._finish(withdrawal, WithdrawalStatus.COMPLETED, tx_hash=receipt.tx_hash)
 
     async def _finish(

@@ -16,6 +16,7 @@ from adapters.inbound.http.guard import is_guarded
 from adapters.inbound.http.health import health
 from adapters.inbound.http.jsonio import install_exact_json
 from adapters.inbound.http.markets import markets
+from adapters.inbound.http.metrics import install_metrics
 from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
 from adapters.inbound.http.token_operations import token_operations
@@ -49,6 +50,7 @@ def create_app(
     )
     install_exact_json(app)  # numbers in bodies and answers exactly as sent
     install_error_handlers(app)
+    install_metrics(app, deps.metrics, deps.metrics_exposition)  # first: times every request
     app.register_blueprint(docs)
     app.register_blueprint(health)
     app.register_blueprint(markets)

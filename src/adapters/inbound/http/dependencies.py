@@ -11,6 +11,7 @@ from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
+from core.ports.metrics import NO_METRICS, Metrics
 from core.shared.audit import AuditQueries
 from core.tokens.compliance_use_cases import ComplianceUseCases
 from core.tokens.deposits import DepositUseCases
@@ -42,3 +43,8 @@ class HttpDependencies:
     transfers: TransferUseCases = attrs.field(kw_only=True)
     withdrawals: WithdrawalUseCases = attrs.field(kw_only=True)
     deposits: DepositUseCases = attrs.field(kw_only=True)
+    metrics: Metrics = attrs.field(default=NO_METRICS, kw_only=True)
+    # the Prometheus text format and its content type; None: no /metrics
+    metrics_exposition: Callable[[], tuple[bytes, str]] | None = attrs.field(
+        default=None, kw_only=True
+    )

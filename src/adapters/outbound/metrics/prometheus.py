@@ -70,7 +70,7 @@ class PrometheusMetrics(Metrics):
         )  # fmt: skip
         self._drift = Gauge(
             "reconciliation_drift_base_units",
-            "Chain minus ledger per token at the last reconcile run (base units)",
+            "Sum of |chain - ledger| per token at the last reconcile run (base units)",
             ["token"], namespace=ns, registry=r, multiprocess_mode="mostrecent",
         )  # fmt: skip
         self._enqueued = Counter(
