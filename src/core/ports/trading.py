@@ -51,6 +51,11 @@ class OrderRepository(abc.ABC):
         has an order with its ``client_order_id``; ``Conflict`` for a taken (pair, seq)."""
 
     @abc.abstractmethod
+    async def add_many(self, orders: Sequence[Order]) -> None:
+        """Store new orders at once (the pair's writer, at the end of a batch). A duplicate
+        fails the unit of work (no savepoint): the writer has ruled them out."""
+
+    @abc.abstractmethod
     async def get(self, order_id: str) -> Order | None: ...
 
     @abc.abstractmethod

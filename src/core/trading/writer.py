@@ -29,7 +29,7 @@ from typing import Any
 
 import attrs
 
-from core.ledger.model import AccountRef
+from core.ledger.model import AccountRef, Bucket, InsufficientFunds, Posting
 from core.ledger.operations import lock, posting_set, settle, transfer, unlock
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
@@ -37,6 +37,7 @@ from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
 from core.shared.events import Actor, DomainEvent
+from core.shared.ids import new_id
 from core.shared.roles import roles_allow_any
 from core.tokens.compliance_use_cases import require_compliant
 from core.tokens.model import Token
@@ -307,7 +308,9 @@ class PairWriter:
             for request in requests:
                 try:
                     answers.append(await batch.handle(request))
-                except DomainError as refused:  # refused before the book changed
+                except DomainError as refused:
+                    if batch.book_changed:  # after the book changed only a rebuild undoes it
+                        raise EngineFault("a request failed after the book changed") from refused
                     answers.append(refused)
             await batch.finish()
             await uow.commit()
@@ -340,7 +343,11 @@ class _Batch:
         self.next_rest = writer._next_rest
         self.next_trade = writer._next_trade
         self.orders: dict[str, Order] = {}  # touched in this batch, current values
-        self.base_versions: dict[str, int] = {}  # stored versions (absent: new)
+        self.originals: dict[str, Order] = {}  # as stored (absent: new in this batch)
+        self.postings: list[Posting] = []  # the whole batch's, applied as one posting set
+        self.moved: dict[tuple[AccountRef, Bucket], int] = {}  # their net, per bucket
+        self.held: dict[AccountRef, int] = {}  # available as stored, read once a batch
+        self.book_changed = False  # the current request reached the book
         self.trades: list[Trade] = []
         self.events: list[DomainEvent] = []
         self.tokens: dict[str, Token | None] = {}
@@ -353,7 +360,7 @@ class _Batch:
             found = await self.uow.orders.get(order_id)
             if found is not None:
                 self.orders[order_id] = found
-                self.base_versions[order_id] = found.version
+                self.originals[order_id] = found
         return found
 
     def set(self, order: Order) -> None:
@@ -372,8 +379,18 @@ class _Batch:
             )
         )
 
-    async def apply(self, key: str, kind: str, lines: list[Any], reference: str) -> None:
-        await self.uow.ledger.apply(posting_set(key, kind, self.now, lines, reference=reference))
+    def post(self, lines: list[Posting]) -> None:
+        """Lines of the batch's one posting set (locks, fills with their fees, unlocks)."""
+        self.postings += lines
+        for line in lines:
+            key = (line.account, line.bucket)
+            self.moved[key] = self.moved.get(key, 0) + line.delta
+
+    async def available(self, account: AccountRef) -> int:
+        """What ``account`` has available now: as stored, plus this batch's postings."""
+        if account not in self.held:
+            self.held[account] = (await self.uow.ledger.balance(account)).available
+        return self.held[account] + self.moved.get((account, Bucket.AVAILABLE), 0)
 
     def account(self, user_id: str, token: str) -> AccountRef:
         return AccountRef.user(user_id, token)
@@ -381,6 +398,7 @@ class _Batch:
     # -- requests ----------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> object:
+        self.book_changed = False
         if isinstance(request, NewOrder):
             return await self.new_order(request)
         if isinstance(request, CancelOrder):
@@ -417,16 +435,15 @@ class _Batch:
             updated_at=self.now,
         )
         amount, token = self._lock_for(order)
-        if amount > 0:  # refused here (insufficient_funds) the unit of work stays usable
-            await self.apply(
-                f"order:{order.id}:lock",
-                "order.lock",
-                lock(self.account(order.user_id, token), amount),
-                order.id,
-            )
+        if amount > 0:  # refused here, before the book changes
+            account = self.account(order.user_id, token)
+            if await self.available(account) < amount:
+                raise InsufficientFunds(account, Bucket.AVAILABLE, amount)
+            self.post(lock(account, amount))
         self.next_seq += 1
         order = attrs.evolve(order, locked=amount)
         self.set(order)
+        self.book_changed = True
         command = self._command(order)
         started = time.perf_counter()
         self.engine.apply(command)
@@ -519,6 +536,7 @@ class _Batch:
             raise PermissionDenied(CANCEL, ("a trader cancels only their own orders",))
         if not order.is_live or order.seq not in self.ids:
             raise OrderNotOpen(order)
+        self.book_changed = True
         self.engine.apply(c.Cancel(order.seq))
         await self._settle_events(actor, cancel_reason=request.reason)
         final = self.orders[order.id]
@@ -541,6 +559,7 @@ class _Batch:
             return before  # nothing to do (a repeated market event)
         self.pair = changed
         if changed.status is PairStatus.CLOSED and before.status is not PairStatus.CLOSED:
+            self.book_changed = True
             for seq in sorted(self.ids):
                 self.engine.apply(c.Cancel(seq))
             await self._settle_events(request.actor, cancel_reason="pair_closed")
@@ -660,7 +679,7 @@ class _Batch:
             lines += settle(self.account(buyer.user_id, quote), fee_account, buyer_fee)
         if seller_fee:
             lines += transfer(self.account(seller.user_id, quote), fee_account, seller_fee)
-        await self.apply(f"trade:{trade.id}", "trade", lines, trade.id)
+        self.post(lines)
         self.trades.append(trade)
         for order, fee, bps in (
             (maker, maker_fee, maker.maker_fee_bps),
@@ -720,32 +739,35 @@ class _Batch:
             self.ids.pop(order.seq, None)
             if locked:
                 token = self.pair.quote_token_id if order.side == c.BUY else self.pair.base_token_id
-                await self.apply(
-                    f"order:{order.id}:release",
-                    "order.unlock",
-                    unlock(self.account(order.user_id, token), locked),
-                    order.id,
-                )
+                self.post(unlock(self.account(order.user_id, token), locked))
                 locked = 0
         final = attrs.evolve(
             order, status=status, reject_reason=reason, locked=locked, updated_at=self.now
         )
         self.set(final)
-        if final != order or order_id not in self.base_versions:
+        if final != order or order_id not in self.originals:
             self.event("order.updated", actor, order_view(self.pair, final))
 
     # -- the end -----------------------------------------------------------------------------
 
     async def finish(self) -> None:
         """Write the touched orders, the trades, the pair's book state and the events."""
+        new: list[Order] = []
         for order_id, order in self.orders.items():
-            base = self.base_versions.get(order_id)
-            if base is None:
-                await self.uow.orders.add(attrs.evolve(order, version=1))
-            elif order.version == base and order != await self.uow.orders.get(order_id):
-                await self.uow.orders.save(attrs.evolve(order, version=base + 1))
+            original = self.originals.get(order_id)
+            if original is None:
+                new.append(attrs.evolve(order, version=1))
+            elif order != original:
+                await self.uow.orders.save(attrs.evolve(order, version=original.version + 1))
+        if new:
+            await self.uow.orders.add_many(new)
         if self.trades:
             await self.uow.trades.add(self.trades)
+        if self.postings:  # one posting set: each account moves once per batch
+            key = f"trading:{self.pair.id}:{new_id()}"
+            await self.uow.ledger.apply(
+                posting_set(key, "trading", self.now, self.postings, reference=self.pair.id)
+            )
         last = self.engine.last_price
         pair = attrs.evolve(
             self.pair,

@@ -150,6 +150,10 @@ class MemoryOrderRepository(OrderRepository):
         self._changes.orders[order.id] = order
         self._changes.new_orders.add(order.id)
 
+    async def add_many(self, orders: Sequence[Order]) -> None:
+        for order in orders:
+            await self.add(order)
+
     async def get(self, order_id: str) -> Order | None:
         return self._get(order_id)
 

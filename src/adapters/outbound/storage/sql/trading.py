@@ -17,8 +17,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.outbound.storage.sql.tables import orders, trading_pairs
+from adapters.outbound.storage.sql.tables import orders as order_rows
 from adapters.outbound.storage.sql.tables import trades as trade_rows
+from adapters.outbound.storage.sql.tables import trading_pairs
 from core.ports.trading import (
     DuplicateClientOrderId,
     OrderRepository,
@@ -138,7 +139,7 @@ class SqlOrderRepository(OrderRepository):
             raise ValueError("a new order has version 1")
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(sa.insert(orders).values(**_order_values(order)))
+                await self._conn.execute(sa.insert(order_rows).values(**_order_values(order)))
         except IntegrityError as exc:
             if not _unique(exc):
                 raise
@@ -148,22 +149,28 @@ class SqlOrderRepository(OrderRepository):
                 raise DuplicateClientOrderId("the client order id is taken") from exc
             raise Conflict(f"order {order.id} or its seq already exists") from exc
 
+    async def add_many(self, orders: Sequence[Order]) -> None:
+        if any(order.version != 1 for order in orders):
+            raise ValueError("a new order has version 1")
+        if orders:
+            await self._conn.execute(sa.insert(order_rows), [_order_values(o) for o in orders])
+
     async def get(self, order_id: str) -> Order | None:
-        found = await self._many(sa.select(orders).where(orders.c.id == order_id))
+        found = await self._many(sa.select(order_rows).where(order_rows.c.id == order_id))
         return found[0] if found else None
 
     async def by_client_id(self, user_id: str, client_order_id: str) -> Order | None:
         found = await self._many(
-            sa.select(orders).where(
-                orders.c.user_id == user_id, orders.c.client_order_id == client_order_id
+            sa.select(order_rows).where(
+                order_rows.c.user_id == user_id, order_rows.c.client_order_id == client_order_id
             )
         )
         return found[0] if found else None
 
     async def save(self, order: Order) -> Order:
         result = await self._conn.execute(
-            sa.update(orders)
-            .where(orders.c.id == order.id, orders.c.version == order.version - 1)
+            sa.update(order_rows)
+            .where(order_rows.c.id == order.id, order_rows.c.version == order.version - 1)
             .values(**_order_values(order))
         )
         if result.rowcount != 1:
@@ -173,17 +180,19 @@ class SqlOrderRepository(OrderRepository):
     async def live(self, pair_id: str) -> list[Order]:
         live = [s.value for s in LIVE_STATUSES]
         return await self._many(
-            sa.select(orders)
-            .where(orders.c.pair_id == pair_id, orders.c.status.in_(live))
-            .order_by(orders.c.seq)
+            sa.select(order_rows)
+            .where(order_rows.c.pair_id == pair_id, order_rows.c.status.in_(live))
+            .order_by(order_rows.c.seq)
         )
 
     async def max_seq(self, pair_id: str) -> int:
-        query = sa.select(sa.func.max(orders.c.seq)).where(orders.c.pair_id == pair_id)
+        query = sa.select(sa.func.max(order_rows.c.seq)).where(order_rows.c.pair_id == pair_id)
         return int((await self._conn.execute(query)).scalar() or 0)
 
     async def max_rest_position(self, pair_id: str) -> int:
-        query = sa.select(sa.func.max(orders.c.rest_position)).where(orders.c.pair_id == pair_id)
+        query = sa.select(sa.func.max(order_rows.c.rest_position)).where(
+            order_rows.c.pair_id == pair_id
+        )
         return int((await self._conn.execute(query)).scalar() or 0)
 
     async def for_user(
@@ -195,14 +204,14 @@ class SqlOrderRepository(OrderRepository):
         limit: int,
         before_id: str | None = None,
     ) -> list[Order]:
-        query = sa.select(orders).where(orders.c.user_id == user_id)
+        query = sa.select(order_rows).where(order_rows.c.user_id == user_id)
         if statuses:
-            query = query.where(orders.c.status.in_([s.value for s in statuses]))
+            query = query.where(order_rows.c.status.in_([s.value for s in statuses]))
         if pair_id is not None:
-            query = query.where(orders.c.pair_id == pair_id)
+            query = query.where(order_rows.c.pair_id == pair_id)
         if before_id is not None:
-            query = query.where(orders.c.id < before_id)
-        return await self._many(query.order_by(orders.c.id.desc()).limit(limit))
+            query = query.where(order_rows.c.id < before_id)
+        return await self._many(query.order_by(order_rows.c.id.desc()).limit(limit))
 
 
 class SqlTradeRepository(TradeRepository):
