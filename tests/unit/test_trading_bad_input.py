@@ -272,3 +272,38 @@ async def test_the_pair_follows_its_market(client: Any, runtime: Runtime) -> Non
     for token in (base.id, quote.id):
         total, outstanding = await totals(runtime, token)
         assert total == outstanding
+
+
+async def test_an_rwa_pair_needs_a_compliant_trader(client: Any, runtime: Runtime) -> None:
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"symbol": "GOLD", "name": "Gold bars", "type": "RWA", "decimals": 0},
+        headers=admin(runtime),
+    )
+    gold = await data(created)
+    pair = await client.post(
+        f"{TRADING}/pairs",
+        json={"baseToken": "GOLD", "quoteToken": "USDC", "tickSize": "0.01", "lotSize": "1"},
+        headers=admin(runtime),
+    )
+    quote = (await data(pair))["quoteTokenId"]
+    await fund(runtime, "alice", quote, 1_000 * USD)
+    order = {"tradingPairId": "GOLD-USDC", "side": "BUY", "type": "LIMIT", "price": "5.00"}
+    refused = await place(client, runtime, "alice", **order, quantity="2")
+    assert refused.status_code == 403 and (await error(refused))["code"] == "kyc_not_approved"
+    assert (await balance(runtime, "alice", quote)).locked == 0
+    record = {
+        "kycStatus": "APPROVED",
+        "whitelisted": True,
+        "accredited": False,
+        "jurisdiction": "PT",
+        "expiresAt": "2099-12-31T23:59:59Z",
+    }
+    saved = await client.post(
+        "/api/v1/tokens/compliance/alice", json=record, headers=admin(runtime)
+    )
+    assert saved.status_code == 200
+    accepted = await place(client, runtime, "alice", **order, quantity="2")
+    assert accepted.status_code == 201 and (await data(accepted))["status"] == "OPEN"
+    assert (await balance(runtime, "alice", quote)).locked == 10_020_000
+    assert gold["type"] == "RWA"
