@@ -145,13 +145,14 @@ class PairWriter:
         self._next_seq = 1
         self._next_rest = 1
         self._next_trade = 1
+        self._exclusive = asyncio.Lock()  # a batch, or a rebuild for a reader
         self._stable = asyncio.Event()
         self._stable.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"pair-writer:{self.pair_id}"
             )
@@ -180,8 +181,10 @@ class PairWriter:
         """(pair, bids, asks, seq) of the committed book: waits out a running batch."""
         while True:
             await self._stable.wait()
-            if self._engine is None:
-                await self.rebuild()
+            if self._engine is None:  # a failed rebuild: retry it, never beside a batch
+                async with self._exclusive:
+                    if self._engine is None:
+                        await self.rebuild()
                 continue
             if self._stable.is_set() and self._pair is not None:
                 bids, asks = self._engine.depth(depth)
@@ -249,7 +252,17 @@ class PairWriter:
             batch = [item]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._run_batch(batch)
+            try:
+                async with self._exclusive:
+                    await self._run_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the task must outlive any bug, or every later caller waits
+                log.exception("pair %s: the writer's batch crashed", self.pair_id)
+                self._engine = None
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(BatchFailed("the pair's writer failed"))
 
     async def _run_batch(self, batch: list[_Item]) -> None:
         self._stable.clear()
