@@ -221,7 +221,7 @@ async def test_the_pair_follows_its_market(client: Any, runtime: Runtime) -> Non
         pair = await create_pair_for_market(
             uow, market, base, quote, PairDefaults(maker_fee_bps=7, taker_fee_bps=9), NOW
         )
-        again = await create_pair_for_market(uow, market, base, quote, PairDefaults(), NOW)
+        again = await create_pair_for_market(uow, market, base, quote, PairDefaults())
         assert again == pair
         await uow.commit()
     assert (pair.symbol, pair.tick_size, pair.lot_size) == ("LUXAPT-USDC", "0.05", "1")

@@ -122,12 +122,13 @@ async def create_pair_for_market(
     base_token: Token,
     quote_token: Token,
     defaults: PairDefaults,
-    at: datetime,
+    at: datetime | None = None,
 ) -> Pair:
     """The pair of an activated market, in the activation's unit of work: tick and lot from
     the registration (``tickSize`` in quote tokens, ``lotSize`` in base tokens; when absent
     the smallest units that keep price x size exact), fees from it or ``defaults``. A market
-    that already has its pair gets it back unchanged."""
+    that already has its pair gets it back unchanged. ``at`` defaults to the market's
+    activation time (else its last update)."""
     existing = await uow.pairs.by_market(market.id)
     if existing is not None:
         return existing
@@ -156,7 +157,7 @@ async def create_pair_for_market(
         taker_fee_bps=(
             market.taker_fee_bps if market.taker_fee_bps is not None else defaults.taker_fee_bps
         ),
-        at=at,
+        at=at or market.activated_at or market.updated_at,
         market_id=market.id,
     )
     await uow.pairs.add(pair)
@@ -189,6 +190,11 @@ class TradingService:
         self._clock = clock
         self._defaults = defaults or PairDefaults()
         self._writers: dict[str, PairWriter] = {}
+
+    @property
+    def defaults(self) -> PairDefaults:
+        """What a market's pair gets when its registration did not say (the settings)."""
+        return self._defaults
 
     # -- writers ---------------------------------------------------------------------------------
 
