@@ -29,6 +29,8 @@ from adapters.inbound.pollers.permissions import PermissionEventPoller
 from adapters.inbound.pollers.token_jobs import TokenJobScheduler
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.webhooks.sns import SnsVerifier
+from adapters.inbound.ws.assembly import build_gateway
+from adapters.inbound.ws.gateway import WsLimits
 from adapters.outbound.cache.memory import MemoryCache
 from adapters.outbound.cache.metered import MeteredCache
 from adapters.outbound.cache.redis import RedisCache
@@ -122,6 +124,16 @@ def quote_address_source(
     if stablecoin is not None:
         return stablecoin.ensure
     return no_address
+
+
+def ws_limits(settings: Settings) -> WsLimits:
+    return WsLimits(
+        send_queue=settings.ws_send_queue,
+        max_message_bytes=settings.ws_max_message_bytes,
+        rate_per_second=settings.ws_rate_per_second,
+        rate_burst=settings.ws_rate_burst,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -393,6 +405,14 @@ class Container(containers.DeclarativeContainer):
         audience=providers.Callable(lambda s: s.jwt_audience, settings),
         max_ttl_seconds=providers.Callable(lambda s: s.jwt_max_ttl_seconds, settings),
     )
+    ws_gateway = providers.Singleton(
+        build_gateway,
+        event_bus,
+        token_issuer,
+        market_queries,
+        token_use_cases,
+        providers.Callable(ws_limits, settings),
+    )
 
 
 def register_token_jobs(c: Container, jobs: Any) -> None:
@@ -579,6 +599,7 @@ class Runtime:
             withdrawals=c.withdrawal_use_cases(),
             deposits=c.deposit_use_cases(),
             tokens=c.token_issuer(),
+            ws=c.ws_gateway(),
             metrics=metrics,
             metrics_exposition=(
                 metrics.exposition if isinstance(metrics, PrometheusMetrics) else None

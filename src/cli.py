@@ -38,6 +38,7 @@ async def _serve(settings: Settings) -> None:
     config.accesslog = logging.getLogger("hypercorn.access") if settings.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 10
+    config.websocket_max_message_size = settings.ws_max_message_bytes  # larger: close 1009
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

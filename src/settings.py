@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     http_rate_limit: int = Field(default=600, ge=0)  # per window and client; 0 turns it off
     http_rate_window_seconds: float = Field(default=60.0, gt=0)
+    ws_send_queue: int = Field(default=1024, ge=1)  # frames waiting per WebSocket connection
+    ws_max_message_bytes: int = Field(default=16 * 1024, ge=256)  # larger: close 1009
+    ws_rate_per_second: float = Field(default=20.0, gt=0)  # client frames, per connection
+    ws_rate_burst: int = Field(default=50, ge=1)
+    ws_heartbeat_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] | None = None  # None: json in production, else text
     access_log: bool = True  # hypercorn's access log, one (escaped) line per request

@@ -23,7 +23,9 @@ from adapters.inbound.http.token_operations import token_operations
 from adapters.inbound.http.tokens import tokens
 from adapters.inbound.http.trading import trading
 from adapters.inbound.http.wallets import wallets
+from adapters.inbound.web import web
 from adapters.inbound.webhooks.blueprint import webhooks
+from adapters.inbound.ws.route import install_ws
 
 LifecycleHook = Callable[[], Awaitable[None]]
 
@@ -59,8 +61,11 @@ def create_app(
     app.register_blueprint(token_operations)
     app.register_blueprint(trading)
     app.register_blueprint(audit)
+    app.register_blueprint(web)  # the web app at / (static files, no build step)
     if deps.webhooks is not None:
         app.register_blueprint(webhooks)
+    if deps.ws is not None:
+        install_ws(app, deps.ws)  # before the runtime's hooks: it stops before the bus closes
 
     if deps.rate_limit is not None:
         install_rate_limit(app, deps.rate_limit)

@@ -9,6 +9,7 @@ import attrs
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
+from adapters.inbound.ws.gateway import Gateway
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.ports.metrics import NO_METRICS, Metrics
@@ -48,3 +49,4 @@ class HttpDependencies:
     metrics_exposition: Callable[[], tuple[bytes, str]] | None = attrs.field(
         default=None, kw_only=True
     )
+    ws: Gateway | None = attrs.field(default=None, kw_only=True)  # None: no /api/v1/ws

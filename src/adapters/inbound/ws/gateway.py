@@ -1,0 +1,523 @@
+"""The gateway: one event-bus subscription per process fanned out to the connections'
+subscriptions, and each connection's state (auth, subscriptions, send queue, rate limit).
+
+Nothing a connection does can hold up another: the bus pump only routes events into bounded
+send queues (``SendQueue.offer`` never waits); each connection has its own sender task. A
+connection whose queue is full (and cannot conflate) is closed as a slow consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import jwt
+
+from adapters.inbound.http.auth import AuthError, TokenIssuer
+from adapters.inbound.ws.channels import UNAVAILABLE_OPS, Channel, ChannelRegistry
+from adapters.inbound.ws.protocol import (
+    ClientError,
+    ReqId,
+    SubscribeRequest,
+    decode_frame,
+    error_frame,
+    op_of,
+    req_id_of,
+    subscribe_request,
+    token_of,
+)
+from adapters.inbound.ws.rate import TokenBucket
+from adapters.inbound.ws.send_queue import Outgoing, SendQueue
+from core.ports.event_bus import EventBus, StreamGap, Subscription
+from core.shared.errors import DomainError
+from core.shared.events import Actor, DomainEvent
+from core.shared.text import escape
+
+log = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008  # slow consumer, rate limit
+CLOSE_TOO_BIG = 1009
+CLOSE_GOING_AWAY = 1001
+HEARTBEAT_TEXT = '{"type":"heartbeat"}'
+
+
+@attrs.frozen
+class WsLimits:
+    """Per-connection protection (settings ``RWA_WS_*``)."""
+
+    send_queue: int = 1024  # messages waiting to be sent
+    max_message_bytes: int = 16 * 1024  # a larger client frame closes with 1009
+    rate_per_second: float = 20.0  # client frames a second, sustained
+    rate_burst: int = 50  # client frames at once
+    heartbeat_seconds: float = 5.0
+    max_subscriptions: int = 50
+    close_timeout_seconds: float = 1.0  # for the last error frame and the close
+
+
+@attrs.define
+class GatewayCounters:
+    """For metrics: read with ``as_dict``."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    slow_consumer_closes: int = 0
+    rate_limited_closes: int = 0
+    oversized_closes: int = 0
+    error_frames: int = 0
+    conflated: int = 0
+    bus_gaps: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return attrs.asdict(self)
+
+
+def topic_family(stream: str) -> str:
+    """``market:42`` -> ``market:*``: the topic of a channel that listens to every stream of
+    a kind."""
+    kind, sep, _ = stream.partition(":")
+    return f"{kind}:*" if sep else stream
+
+
+class ChannelSubscription:
+    """One subscription of one connection. While its snapshot is being read, updates are
+    held back, then sent after it (an update may repeat what the snapshot shows; none is
+    lost)."""
+
+    def __init__(
+        self, conn: Connection, channel: Channel, request: SubscribeRequest, topic: str
+    ) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.request = request
+        self.topic = topic
+        self.held: list[Outgoing] | None = None
+        self.held_dropped = 0
+        self.active = True
+
+    def deliver(self, message: Outgoing) -> None:
+        if not self.active:
+            return
+        if self.held is not None:
+            if len(self.held) < self.conn.limits.send_queue:
+                self.held.append(message)
+            else:
+                self.held_dropped += 1
+            return
+        self.conn.enqueue(message)
+
+
+SendText = Callable[[str], Awaitable[None]]
+
+
+class Connection:
+    """The protocol state of one WebSocket connection (no Quart in here: ``send`` is given)."""
+
+    def __init__(self, gateway: Gateway, number: int, send: SendText) -> None:
+        self.gateway = gateway
+        self.number = number
+        self.limits = gateway.limits
+        self._send = send
+        self.queue = SendQueue(self.limits.send_queue)
+        self._wake = asyncio.Event()
+        self.bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
+        self.actor: Actor | None = None
+        self.auth_expires_at: float | None = None
+        self.subs: dict[tuple[str, str | None, str | None], ChannelSubscription] = {}
+        self.close_request: tuple[int, str, dict[str, Any] | None] | None = None
+        self.close_requested = asyncio.Event()
+        self._snapshot_lock = asyncio.Lock()
+        self._pending_gap = 0
+        self._resync_task: asyncio.Task[None] | None = None
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def enqueue(self, message: Outgoing | Mapping[str, Any]) -> None:
+        """Queue a frame; a full queue that cannot conflate closes the connection (1008)."""
+        if self.close_request is not None:
+            return
+        if not isinstance(message, Outgoing):
+            message = Outgoing(message)
+        if self.queue.offer(message):
+            self._wake.set()
+            return
+        self.gateway.counters.slow_consumer_closes += 1
+        log.warning(
+            "ws connection %d: send queue full (%d messages), closing as a slow consumer",
+            self.number,
+            len(self.queue),
+        )
+        self.request_close(
+            CLOSE_POLICY,
+            "slow_consumer",
+            error_frame("slow_consumer", "the connection fell too far behind; reconnect"),
+        )
+
+    def send_error(self, error: ClientError) -> None:
+        self.gateway.counters.error_frames += 1
+        self.enqueue(error_frame(error.code, error.message, error.req_id))
+
+    def request_close(self, code: int, reason: str, frame: dict[str, Any] | None) -> None:
+        if self.close_request is None:
+            self.close_request = (code, reason, frame)
+            self.queue.clear()
+            self.close_requested.set()
+
+    async def run_sender(self) -> None:
+        """Send queued frames in order; a heartbeat after ``heartbeat_seconds`` of silence."""
+        while True:
+            message = self.queue.pop()
+            if message is None:
+                self._wake.clear()
+                try:  # not wait_for: on 3.11 it can swallow a cancel that meets a wake-up
+                    async with asyncio.timeout(self.limits.heartbeat_seconds):
+                        await self._wake.wait()
+                except TimeoutError:
+                    self.check_auth_expiry()
+                    await self._send(HEARTBEAT_TEXT)
+                continue
+            await self._send(message.text)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def receive(self, data: str | bytes) -> None:
+        """Handle one client frame. Never raises for anything the client sent: an error frame
+        is queued, or a close is requested."""
+        size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+        if size > self.limits.max_message_bytes:
+            self.gateway.counters.oversized_closes += 1
+            self.request_close(
+                CLOSE_TOO_BIG, f"frames are at most {self.limits.max_message_bytes} bytes", None
+            )
+            return
+        if not self.bucket.take():
+            self.gateway.counters.rate_limited_closes += 1
+            log.warning("ws connection %d: over its message rate, closing", self.number)
+            self.request_close(
+                CLOSE_POLICY,
+                "rate_limited",
+                error_frame(
+                    "rate_limited",
+                    f"at most {self.limits.rate_per_second:g} messages a second "
+                    f"(bursts of {self.limits.rate_burst})",
+                ),
+            )
+            return
+        req_id: ReqId | None = None
+        try:
+            frame = decode_frame(data)
+            req_id = req_id_of(frame)
+            await self._handle(op_of(frame), frame, req_id)
+        except ClientError as exc:
+            if exc.req_id is None:
+                exc.req_id = req_id
+            self.send_error(exc)
+        except DomainError as exc:
+            self.send_error(ClientError(exc.code, str(exc), req_id=req_id))
+        except Exception:
+            log.exception("ws connection %d: a frame failed", self.number)
+            self.send_error(ClientError("internal_error", "the request failed", req_id=req_id))
+
+    async def _handle(self, op: str, frame: dict[str, Any], req_id: ReqId | None) -> None:
+        if op == "ping":
+            self.enqueue(_with_req_id({"type": "pong"}, req_id))
+        elif op == "auth":
+            self._auth(token_of(frame), req_id)
+        elif op == "subscribe":
+            await self._subscribe(subscribe_request(frame), req_id)
+        elif op == "unsubscribe":
+            self._unsubscribe(subscribe_request(frame), req_id)
+        elif op in self.gateway.unavailable_ops:
+            if self.actor is None:
+                raise ClientError("auth_required", f"{op} needs an auth op first")
+            raise ClientError("op_unavailable", self.gateway.unavailable_ops[op])
+        else:
+            raise ClientError("unknown_op", f"unknown op {escape(op, max_length=32)}")
+
+    def _auth(self, token: str, req_id: ReqId | None) -> None:
+        try:
+            actor = self.gateway.tokens.verify(token)
+        except AuthError as exc:
+            raise ClientError(exc.code, exc.message) from None
+        if self.actor is not None and actor.id != self.actor.id:
+            raise ClientError(
+                "already_authenticated", "this connection is authenticated as another user"
+            )
+        claims = jwt.decode(token, options={"verify_signature": False})
+        self.actor = actor
+        self.auth_expires_at = float(claims["exp"])
+        self.enqueue(_with_req_id({"type": "authenticated", "userId": actor.id}, req_id))
+
+    def check_auth_expiry(self) -> None:
+        """Past the token's ``exp``: private subscriptions end (the client sends a new
+        ``auth`` and subscribes again)."""
+        if self.auth_expires_at is None or time.time() < self.auth_expires_at:
+            return
+        self.actor = None
+        self.auth_expires_at = None
+        ended = [key for key, sub in self.subs.items() if sub.channel.private]
+        for key in ended:
+            sub = self.subs.pop(key)
+            self.gateway.detach(sub)
+        self.send_error(ClientError("token_expired", "the bearer token has expired"))
+        for key in ended:
+            self.enqueue({"type": "unsubscribed", "channel": key[0]})
+
+    async def _subscribe(self, request: SubscribeRequest, req_id: ReqId | None) -> None:
+        channel = self.gateway.registry.get(request.channel)
+        if channel is None:
+            raise ClientError("unknown_channel", "channel is not a known channel")
+        if channel.private and self.actor is None:
+            raise ClientError(
+                "auth_required", f"channel {channel.name} is private: send an auth op first"
+            )
+        request = channel.check(request)
+        if not channel.available:
+            raise ClientError("channel_unavailable", _unavailable_message(channel))
+        if request.key in self.subs:
+            raise ClientError("already_subscribed", "this subscription exists already")
+        if len(self.subs) >= self.limits.max_subscriptions:
+            raise ClientError(
+                "too_many_subscriptions",
+                f"at most {self.limits.max_subscriptions} subscriptions a connection",
+            )
+        sub = ChannelSubscription(self, channel, request, channel.topic(request, self.actor))
+        sub.held = []
+        self.subs[request.key] = sub
+        self.gateway.attach(sub)
+        self.enqueue(_with_req_id({"type": "subscribed", **request.describe()}, req_id))
+        await self._load_snapshot(sub, gap=None, req_id=req_id)
+
+    def _unsubscribe(self, request: SubscribeRequest, req_id: ReqId | None) -> None:
+        sub = self.subs.pop(request.key, None)
+        if sub is None:
+            raise ClientError("not_subscribed", "there is no such subscription")
+        self.gateway.detach(sub)
+        answer = {"type": "unsubscribed", **sub.request.describe()}
+        answer.pop("depth", None)
+        self.enqueue(_with_req_id(answer, req_id))
+
+    async def _load_snapshot(
+        self, sub: ChannelSubscription, *, gap: int | None, req_id: ReqId | None = None
+    ) -> None:
+        """Hold updates back, read the snapshot, send it (after a gap notice when ``gap``),
+        then the held updates."""
+        async with self._snapshot_lock:
+            if not sub.active:
+                return
+            if sub.held is None:
+                sub.held = []
+            try:
+                snapshot = await sub.channel.snapshot(sub.request, self.actor)
+            except (ClientError, DomainError) as exc:
+                self._drop(sub)
+                code = exc.code
+                self.send_error(ClientError(code, str(exc), req_id=req_id))
+                return
+            except Exception:
+                log.exception("ws connection %d: a snapshot failed", self.number)
+                self._drop(sub)
+                self.send_error(ClientError("internal_error", "the snapshot failed", req_id=req_id))
+                return
+            if not sub.active:
+                return
+            if gap is not None:
+                self.enqueue({"type": "gap", **sub.request.describe(), "dropped": gap})
+            self.enqueue(Outgoing({**snapshot, **_pair_fields(sub.request)}))
+            held, sub.held = sub.held or [], None
+            for message in held:
+                self.enqueue(message)
+            if sub.held_dropped:
+                dropped, sub.held_dropped = sub.held_dropped, 0
+                self.resync(dropped)
+
+    def _drop(self, sub: ChannelSubscription) -> None:
+        self.subs.pop(sub.request.key, None)
+        self.gateway.detach(sub)
+        self.enqueue({"type": "unsubscribed", **sub.request.describe()})
+
+    def resync(self, dropped: int) -> None:
+        """Events were lost (the bus overflowed or reconnected): every subscription gets a
+        ``gap`` notice and a fresh snapshot, in a task of this connection's own."""
+        if not self.subs or self.close_request is not None:
+            return
+        for sub in self.subs.values():
+            if sub.held is None:
+                sub.held = []  # from now on, updates wait for the fresh snapshot
+        self._pending_gap += dropped
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.create_task(self._resync())
+
+    async def _resync(self) -> None:
+        while True:
+            waiting = [s for s in self.subs.values() if s.held is not None]
+            if not waiting:
+                return
+            dropped, self._pending_gap = self._pending_gap, 0
+            for sub in waiting:
+                await self._load_snapshot(sub, gap=dropped)
+
+    async def close(self) -> None:
+        """Detach everything (the route calls this when the connection ends)."""
+        for sub in list(self.subs.values()):
+            self.gateway.detach(sub)
+        self.subs.clear()
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._resync_task
+        self.gateway.counters.conflated += self.queue.conflated
+
+
+def _with_req_id(frame: dict[str, Any], req_id: ReqId | None) -> dict[str, Any]:
+    if req_id is not None:
+        frame["reqId"] = req_id
+    return frame
+
+
+def _pair_fields(request: SubscribeRequest) -> dict[str, Any]:
+    return {"pair": request.pair} if request.pair is not None else {}
+
+
+def _unavailable_message(channel: Channel) -> str:
+    message = getattr(channel, "unavailable_message", None)
+    return str(message()) if callable(message) else f"channel {channel.name} is not available"
+
+
+class Gateway:
+    """Routes bus events to subscriptions; owns the counters and the limits."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        registry: ChannelRegistry,
+        tokens: TokenIssuer,
+        limits: WsLimits | None = None,
+        *,
+        unavailable_ops: Mapping[str, str] = UNAVAILABLE_OPS,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.bus = bus
+        self.registry = registry
+        self.tokens = tokens
+        self.limits = limits or WsLimits()
+        self.unavailable_ops = dict(unavailable_ops)
+        self.counters = GatewayCounters()
+        self._topics: dict[str, set[ChannelSubscription]] = {}
+        self._connections: set[Connection] = set()
+        self._numbers = itertools.count(1)
+        self._pump_task: asyncio.Task[None] | None = None
+        self._bus_subscription: Subscription | None = None
+        self._retry_seconds = retry_seconds
+        self.ready = asyncio.Event()  # set once the bus subscription is live
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._pump_task is None:
+            self.ready = asyncio.Event()
+            self._pump_task = asyncio.create_task(self._pump(), name="ws-gateway-pump")
+
+    async def stop(self) -> None:
+        for conn in list(self._connections):
+            conn.request_close(CLOSE_GOING_AWAY, "server shutting down", None)
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
+
+    async def _pump(self) -> None:
+        connected_before = False
+        while True:
+            try:
+                subscription = await self.bus.subscribe("")
+            except Exception as exc:
+                log.warning("ws gateway: event bus subscribe failed: %s", type(exc).__name__)
+                await asyncio.sleep(self._retry_seconds)
+                continue
+            self._bus_subscription = subscription
+            self.ready.set()
+            if connected_before:  # events published while we were away are missing
+                self.gap(0)
+            connected_before = True
+            try:
+                async for item in subscription:
+                    if isinstance(item, StreamGap):
+                        self.gap(item.dropped)
+                    else:
+                        self.dispatch(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("ws gateway: event bus subscription ended: %s", type(exc).__name__)
+                await asyncio.sleep(self._retry_seconds)
+            finally:
+                self._bus_subscription = None
+                with contextlib.suppress(Exception):
+                    await subscription.close()
+
+    # -- connections and subscriptions --------------------------------------------------------
+
+    def open(self, send: SendText) -> Connection:
+        conn = Connection(self, next(self._numbers), send)
+        self._connections.add(conn)
+        self.counters.connections_open += 1
+        self.counters.connections_total += 1
+        return conn
+
+    async def close(self, conn: Connection) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self.counters.connections_open -= 1
+        await conn.close()
+
+    def attach(self, sub: ChannelSubscription) -> None:
+        self._topics.setdefault(sub.topic, set()).add(sub)
+
+    def detach(self, sub: ChannelSubscription) -> None:
+        sub.active = False
+        subs = self._topics.get(sub.topic)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._topics[sub.topic]
+
+    def _subscribers(self, stream: str) -> Iterator[ChannelSubscription]:
+        for topic in (stream, topic_family(stream)):
+            yield from tuple(self._topics.get(topic, ()))
+
+    def dispatch(self, event: DomainEvent) -> None:
+        """Route one event to every subscription of its stream or stream family. Each
+        distinct (channel, request) is encoded once."""
+        made: dict[tuple[int, SubscribeRequest], Outgoing | None] = {}
+        for sub in self._subscribers(event.stream):
+            if sub.channel.private:
+                sub.conn.check_auth_expiry()
+                if not sub.active:
+                    continue
+            key = (id(sub.channel), sub.request)
+            if key not in made:
+                try:
+                    made[key] = sub.channel.update(sub.request, event)
+                except Exception:
+                    log.exception("ws gateway: channel %s failed on an event", sub.channel.name)
+                    made[key] = None
+            message = made[key]
+            if message is not None:
+                sub.deliver(message)
+
+    def gap(self, dropped: int) -> None:
+        self.counters.bus_gaps += 1
+        log.warning("ws gateway: %d events lost on the bus; resyncing subscriptions", dropped)
+        for conn in list(self._connections):
+            conn.resync(dropped)
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)

@@ -1,0 +1,95 @@
+"""A connection's bounded send queue, with conflation of conflatable messages.
+
+A message may carry a *conflation key* (for example ``("book", "HVO-USDC")``) and a merge
+function. While the queue has room every message is queued as it is. When it is full, a
+message whose key matches one still waiting is merged into that one, in its place (for a book:
+the newer levels win; for a ticker: the newer value replaces the older one); any other
+message does not fit and the connection is a slow consumer. Nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]]
+
+
+def replace_with_newer(_older: Mapping[str, Any], newer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The default merge: the newer message supersedes the older (tickers, snapshots)."""
+    return newer
+
+
+class Outgoing:
+    """One frame to send: its JSON payload, encoded once however many connections get it."""
+
+    __slots__ = ("_text", "key", "merge", "payload")
+
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        key: Hashable | None = None,
+        merge: Merge = replace_with_newer,
+    ) -> None:
+        self.payload = payload
+        self.key = key
+        self.merge = merge
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            # ASCII only: no client-visible byte can be a control or bidi character
+            self._text = json.dumps(self.payload, separators=(",", ":"), default=str)
+        return self._text
+
+    def merged_with(self, newer: Outgoing) -> Outgoing:
+        return Outgoing(self.merge(self.payload, newer.payload), key=self.key, merge=self.merge)
+
+
+class SendQueue:
+    """FIFO of at most ``capacity`` messages; ``offer`` says whether the message fitted."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("a send queue holds at least one message")
+        self.capacity = capacity
+        self._items: deque[list[Outgoing]] = deque()  # one-item cells, merged in place
+        self._keyed: dict[Hashable, list[Outgoing]] = {}
+        self.conflated = 0  # messages merged into a waiting one, ever
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, message: Outgoing) -> bool:
+        """Queue ``message``, or merge it into a waiting one of its key when the queue is
+        full; False when neither is possible (the caller treats it as a slow consumer)."""
+        if len(self._items) < self.capacity:
+            cell = [message]
+            self._items.append(cell)
+            if message.key is not None:
+                self._keyed[message.key] = cell
+            return True
+        if message.key is not None:
+            cell_or_none = self._keyed.get(message.key)
+            if cell_or_none is not None:
+                cell_or_none[0] = cell_or_none[0].merged_with(message)
+                self.conflated += 1
+                return True
+        return False
+
+    def pop(self) -> Outgoing | None:
+        if not self._items:
+            return None
+        cell = self._items.popleft()
+        message = cell[0]
+        if message.key is not None and self._keyed.get(message.key) is cell:
+            del self._keyed[message.key]
+        return message
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._keyed.clear()
