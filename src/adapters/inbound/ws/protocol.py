@@ -19,6 +19,10 @@ MAX_REQ_ID_LENGTH = 64
 MAX_REQ_ID_NUMBER = 2**53 - 1
 MAX_TOKEN_LENGTH = 4096
 MAX_NUMBER_LENGTH = 20
+# Arrays and objects in one frame. Bounds the decoder's nesting: py-evm raises the interpreter's
+# recursion limit to 100,000, and nesting that deep overflows the C stack instead of raising
+# RecursionError.
+MAX_CONTAINERS = 256
 DEPTHS = (10, 25, 100)
 INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 OP_RE = re.compile(r"[a-z][a-z.]{0,31}")
@@ -78,6 +82,8 @@ def decode_frame(data: str | bytes) -> dict[str, Any]:
     JSON value that is not an object. Numbers stay exact (no floats)."""
     if not isinstance(data, str):
         raise ClientError("bad_frame", "frames are JSON text, not binary")
+    if data.count("[") + data.count("{") > MAX_CONTAINERS:
+        raise ClientError("bad_frame", f"a frame holds at most {MAX_CONTAINERS} arrays and objects")
     try:
         value = json.loads(
             data,
