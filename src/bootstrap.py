@@ -412,6 +412,7 @@ class Container(containers.DeclarativeContainer):
         market_queries,
         token_use_cases,
         providers.Callable(ws_limits, settings),
+        metrics,
     )
 
 

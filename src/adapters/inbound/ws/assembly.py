@@ -9,6 +9,7 @@ from adapters.inbound.ws.markets import MarketsChannel
 from adapters.inbound.ws.private import BalancesChannel
 from core.markets.queries import MarketQueries
 from core.ports.event_bus import EventBus
+from core.ports.metrics import NO_METRICS, Metrics
 from core.tokens.use_cases import TokenUseCases
 
 
@@ -26,5 +27,6 @@ def build_gateway(
     markets: MarketQueries,
     tokens: TokenUseCases,
     limits: WsLimits,
+    metrics: Metrics = NO_METRICS,
 ) -> Gateway:
-    return Gateway(bus, standard_registry(markets, tokens), issuer, limits)
+    return Gateway(bus, standard_registry(markets, tokens), issuer, limits, metrics=metrics)

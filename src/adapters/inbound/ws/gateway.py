@@ -35,6 +35,7 @@ from adapters.inbound.ws.protocol import (
 from adapters.inbound.ws.rate import TokenBucket
 from adapters.inbound.ws.send_queue import Outgoing, SendQueue
 from core.ports.event_bus import EventBus, StreamGap, Subscription
+from core.ports.metrics import NO_METRICS, Metrics
 from core.shared.errors import DomainError
 from core.shared.events import Actor, DomainEvent
 from core.shared.text import escape
@@ -147,6 +148,7 @@ class Connection:
             self._wake.set()
             return
         self.gateway.counters.slow_consumer_closes += 1
+        self.gateway.metrics.ws_slow_consumer_closes()
         log.warning(
             "ws connection %d: send queue full (%d messages), closing as a slow consumer",
             self.number,
@@ -182,12 +184,14 @@ class Connection:
                     await self._send(HEARTBEAT_TEXT)
                 continue
             await self._send(message.text)
+            self.gateway.metrics.ws_messages("out")
 
     # -- receiving ---------------------------------------------------------------------------
 
     async def receive(self, data: str | bytes) -> None:
         """Handle one client frame. Never raises for anything the client sent: an error frame
         is queued, or a close is requested."""
+        self.gateway.metrics.ws_messages("in")
         size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
         if size > self.limits.max_message_bytes:
             self.gateway.counters.oversized_closes += 1
@@ -401,8 +405,10 @@ class Gateway:
         *,
         unavailable_ops: Mapping[str, str] = UNAVAILABLE_OPS,
         retry_seconds: float = 1.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.bus = bus
+        self.metrics = metrics
         self.registry = registry
         self.tokens = tokens
         self.limits = limits or WsLimits()
@@ -469,12 +475,14 @@ class Gateway:
         self._connections.add(conn)
         self.counters.connections_open += 1
         self.counters.connections_total += 1
+        self.metrics.ws_connection(opened=True)
         return conn
 
     async def close(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
             self.counters.connections_open -= 1
+            self.metrics.ws_connection(opened=False)
         await conn.close()
 
     def attach(self, sub: ChannelSubscription) -> None:
