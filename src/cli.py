@@ -69,12 +69,16 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(token)
+    if args.link:  # development: opening it signs the web app in (the token stays in the tab)
+        print(f"http://{settings.host}:{settings.port}/#token={token}")
+    else:
+        print(token)
     return 0
 
 
 WALKTHROUGH = """
 RWA market service - profile {profile}, listening on {base}
+  Web app: {base}/   sign-in link: .venv/bin/rwa-market token --sub ID --role ROLE --link
   OpenAPI: {base}/openapi.json   docs: {base}/docs   health: {base}/healthz  {base}/readyz
 
 Bearer tokens (HS256, signed with RWA_JWT_SECRET):
@@ -212,6 +216,9 @@ def parser() -> argparse.ArgumentParser:
         "--role", action="append", required=True, choices=KNOWN_ROLES, help="repeatable"
     )
     token.add_argument("--entity-id", default=None)
+    token.add_argument(
+        "--link", action="store_true", help="print a sign-in link to the web app (development)"
+    )
     token.add_argument(
         "--ttl", type=int, default=None, help="lifetime in s (default RWA_JWT_MAX_TTL_SECONDS)"
     )

@@ -1,0 +1,198 @@
+"""The web app in a real browser (Debian's chromium under Playwright) against the real server.
+
+An issuer registers a market (and first sees the API's field error next to the field), an
+admin approves it, and the issuer's page shows it active with its contract address without a
+reload. Every page passes axe-core with no serious or critical violation, sends no request to
+another origin and trips no Content-Security-Policy report. Screenshots: see ``browser.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.api import unique_symbol
+from tests.e2e.browser import ARTIFACTS, PageLog, artifact_dir, assert_accessible, launch_chromium
+from tests.e2e.server import RwaServer, rwa_market_command
+
+ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+ACTIVATION_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with launch_chromium() as browser:
+        print(f"\nweb app screenshots under {ARTIFACTS}")
+        yield browser
+
+
+class Session:
+    """One signed-in user in a browser context of their own (sessionStorage is per tab)."""
+
+    def __init__(self, browser: Any, server: RwaServer, sub: str, role: str) -> None:
+        self.sub = sub
+        self.role = role
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.log = PageLog(self.page, server.base_url)
+        self.token = server.token(sub, role)
+        self.server = server
+
+    def sign_in_by_link(self) -> None:
+        """Open the link ``rwa-market token --link`` prints with the server's settings."""
+        done = subprocess.run(
+            [*rwa_market_command(), "token", "--sub", self.sub, "--role", self.role, "--link"],
+            env=self.server.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        link = done.stdout.strip().splitlines()[-1]
+        assert link.startswith(f"{self.server.base_url}/#token="), link
+        self.page.goto(link)
+        self.page.wait_for_selector("#signed-in-as")
+        assert "token=" not in self.page.url, "the sign-in link's token stays in the address bar"
+
+    def sign_in_by_form(self) -> None:
+        self.page.goto(f"{self.server.base_url}/")
+        self.page.get_by_label("Bearer token").fill(self.token)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_selector("#signed-in-as")
+
+    def open(self, view: str) -> None:
+        self.page.get_by_role("navigation", name="Sections").get_by_role("link", name=view).click()
+        self.page.wait_for_selector(f"#{view.lower()}-title")
+
+    def shot(self, out: Any, name: str) -> None:
+        self.page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+
+    def close(self, out: Any) -> None:
+        """The last screenshot and the console kept beside the others; then the page's checks."""
+        try:
+            self.shot(out, f"zz-last-{self.sub}")
+            (out / f"console-{self.sub}.txt").write_text("\n".join(self.log.messages))
+            self.log.check()
+        finally:
+            self.context.close()
+
+
+def fill_seeds_body(page: Any, symbol: str) -> None:
+    """Every field of the seeds' Quick Start body, typed into the registration form."""
+    page.get_by_label("Name", exact=True).fill("Luxury Downtown Apartments")
+    page.get_by_label("Asset type").select_option("real_estate")
+    page.get_by_label("Token symbol").fill(symbol)
+    page.get_by_label("Token name").fill("Luxury Apartment Token")
+    page.get_by_label("Total supply").fill("1000000")
+    page.get_by_label("Entity id").fill("entity-uuid-from-permissions-core")
+    page.get_by_label("Valuation").fill("15000000")
+    page.get_by_label("Currency").fill("USD")
+    page.get_by_label("Location").fill("456 Main St, Los Angeles, CA 90014")
+    page.get_by_label("Description").fill("50-unit luxury residential building")
+    page.get_by_label("Compliance documents (JSON)").fill('["doc-id-1", "doc-id-2"]')
+    page.get_by_label("Regulatory information (JSON)").fill(
+        '{"jurisdiction": "US", "regulator": "SEC", "exemption": "Reg D 506(c)"}'
+    )
+    page.get_by_label("Attributes (JSON)").fill(
+        '{"sqft": 75000, "units": 50, "yearBuilt": 2020, "occupancyRate": 0.95}'
+    )
+
+
+def test_issuer_registers_admin_approves_market_turns_active_live(
+    embedded_server: RwaServer, chromium: Any
+) -> None:
+    out = artifact_dir("issuer_admin")
+    issuer = Session(chromium, embedded_server, "issuer-web", "issuer")
+    admin = Session(chromium, embedded_server, "admin-web", "admin")
+    symbol = unique_symbol("W")
+    http = embedded_server.client()
+    try:
+        # The issuer signs in with the development link and lands on the issuer page.
+        issuer.sign_in_by_link()
+        page = issuer.page
+        page.wait_for_selector("#issuer-title")
+        assert page.get_by_label("Issuer id").input_value() == "issuer-web"
+        assert_accessible(page, "issuer", out)
+
+        # A symbol the API refuses: its message appears next to the symbol field.
+        fill_seeds_body(page, symbol.lower())
+        page.get_by_role("button", name="Register market").click()
+        symbol_field = page.get_by_label("Token symbol")
+        error = page.locator(f"#{symbol_field.get_attribute('id')}-error")
+        error.wait_for(state="visible")
+        assert error.inner_text().strip(), "no field error next to the token symbol"
+        assert symbol_field.get_attribute("aria-invalid") == "true"
+        assert "validation_failed" in page.locator("#register-status").inner_text()
+        issuer.shot(out, "01-issuer-field-error")
+        assert_accessible(page, "issuer-with-error", out)
+        assert not http.get("/api/v1/markets", params={"issuerId": "issuer-web"}).json()["data"]
+
+        # Corrected, it registers: pending approval, followed on the lifecycle panel.
+        symbol_field.fill(symbol)
+        page.get_by_role("button", name="Register market").click()
+        status = page.locator("#followed-status")
+        status.filter(has_text="pending_approval").wait_for()
+        assert symbol_field.get_attribute("aria-invalid") is None
+        markets = http.get("/api/v1/markets", params={"issuerId": "issuer-web"}).json()["data"]
+        assert [m["tokenSymbol"] for m in markets] == [symbol]
+        market_id = markets[0]["id"]
+        details = http.get(f"/api/v1/markets/{market_id}/details").json()["data"]["asset"]
+        assert details["attributes"] == {
+            "sqft": 75000,
+            "units": 50,
+            "yearBuilt": 2020,
+            "occupancyRate": 0.95,
+        }
+        assert details["complianceDocuments"] == ["doc-id-1", "doc-id-2"]
+        assert details["regulatoryInfo"]["exemption"] == "Reg D 506(c)"
+        assert page.locator("#followed-contract").inner_text() == "not deployed yet"
+        issuer.shot(out, "02-issuer-pending")
+
+        # The admin signs in through the form and approves from the queue.
+        admin.sign_in_by_form()
+        admin.open("Admin")
+        row = admin.page.locator(f"#approval-queue tr[data-market-id='{market_id}']")
+        row.wait_for()
+        assert_accessible(admin.page, "admin", out)
+        admin.shot(out, "03-admin-queue")
+        row.get_by_role("button", name=f"Approve {markets[0]['name']}").click()
+        admin.page.locator("#admin-status").filter(has_text="approved").wait_for()
+        row.wait_for(state="detached")
+
+        # Without a reload, the issuer's page turns active with the contract address.
+        status.filter(has_text="active").wait_for(timeout=ACTIVATION_TIMEOUT_MS)
+        assert status.inner_text() == "active"
+        contract = page.locator("#followed-contract").inner_text()
+        assert ADDRESS_RE.match(contract), contract
+        assert (
+            contract == http.get(f"/api/v1/markets/{market_id}").json()["data"]["contractAddress"]
+        )
+        timeline = page.locator("#followed-events li .event-type").all_inner_texts()
+        assert timeline == [
+            "market.registered",
+            "market.approval_requested",
+            "market.approved",
+            "market.activation_started",
+            "market.activated",
+        ], timeline
+        issuer.shot(out, "04-issuer-active")
+        assert_accessible(page, "issuer-active", out)
+
+        # The admin pauses and resumes it from the markets table.
+        market_row = admin.page.locator(f"#admin-markets tr[data-market-id='{market_id}']")
+        market_row.get_by_role("button", name=f"pause {markets[0]['name']}").click()
+        market_row.locator(".status").filter(has_text="paused").wait_for()
+        market_row.get_by_role("button", name=f"resume {markets[0]['name']}").click()
+        market_row.locator(".status").filter(has_text="active").wait_for()
+        admin.shot(out, "05-admin-markets")
+        events = http.get(f"/api/v1/markets/{market_id}/events?order=asc").json()["data"]
+        assert [e["eventType"] for e in events][-2:] == ["market.paused", "market.resumed"]
+    finally:
+        http.close()
+        issuer.close(out)
+        admin.close(out)
+
