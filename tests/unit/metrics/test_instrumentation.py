@@ -5,7 +5,7 @@ failures), deploy-token attempts, jobs run and queued, cache hits and misses."""
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -19,10 +19,50 @@ from adapters.outbound.metrics.memory import MemoryMetrics
 from adapters.outbound.permissions.memory import MemoryPermissions
 from adapters.outbound.storage.memory import MemoryStorage
 from core.ports.jobs import Job, JobQueue
+from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
+from core.shared.errors import ServiceUnavailable
 from core.trading.service import SubmitOrder, TradingService
 from core.trading.writer import BatchFailed
-from tests.unit.test_trading_writer import FlakyStorage, actor, make_market
+from tests.unit.test_trading_writer import actor, make_market
+
+
+class _FailingUnit(UnitOfWork):
+    def __init__(self, owner: FailNextCommit, inner: UnitOfWork) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def _begin(self) -> None:
+        await self._inner.__aenter__()
+
+    async def _end(self) -> None:
+        await self._inner.__aexit__(None, None, None)
+
+    async def commit(self) -> None:
+        if self._owner.fail_next:
+            self._owner.fail_next = False
+            raise ServiceUnavailable("injected: the disk is full")
+        await self._inner.commit()
+
+
+class FailNextCommit(Storage):
+    """With ``fail_next`` set, the next commit fails and applies nothing."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.fail_next = False
+
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        return _FailingUnit(self, self.inner.unit_of_work(read_only=read_only))
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def limit(side: str, price: str, quantity: str) -> SubmitOrder:
@@ -30,7 +70,7 @@ def limit(side: str, price: str, quantity: str) -> SubmitOrder:
 
 
 async def test_matching_latency_and_trade_outcomes() -> None:
-    storage = FlakyStorage(MemoryStorage())
+    storage = FailNextCommit(MemoryStorage())
     pair = await make_market(storage, ["u0", "u1", "u2"])
     metrics = MemoryMetrics()
     trading = TradingService(
@@ -43,7 +83,7 @@ async def test_matching_latency_and_trade_outcomes() -> None:
         assert len(metrics.matching[pair.id]) == 2  # one per command through the engine
         assert all(0 <= s < 1 for s in metrics.matching[pair.id])
 
-        storage.failures = 1  # the next batch matches, then its commit fails
+        storage.fail_next = True  # the next batch matches, then its commit fails
         with pytest.raises(BatchFailed):
             await trading.submit(actor("u2"), limit("BUY", "2000.00", "0.2"))
         assert metrics.trades[(pair.id, False)] == 1

@@ -132,7 +132,7 @@ class PrometheusMetrics(Metrics):
     # -- the port ------------------------------------------------------------------------------
 
     def observe_matching_latency(self, pair: str, seconds: float) -> None:
-        self._matching.labels(pair).observe(seconds)
+        self._matching.labels(pair).observe(_duration(seconds))
 
     def trades_executed(self, pair: str, *, ok: bool, count: int = 1) -> None:
         self._trades.labels(pair, "success" if ok else "failure").inc(count)
@@ -151,28 +151,28 @@ class PrometheusMetrics(Metrics):
 
     def job_processed(self, name: str, *, ok: bool, seconds: float) -> None:
         self._jobs.labels(name, "success" if ok else "failure").inc()
-        self._job_seconds.labels(name).observe(seconds)
+        self._job_seconds.labels(name).observe(_duration(seconds))
 
     def queue_depth(self, queue: str, depth: int) -> None:
-        self._depth.labels(queue).set(depth)
+        self._depth.labels(queue).set(_count(depth))
 
     def cache_hit(self, cache: str, *, hit: bool) -> None:
         self._cache.labels(cache, "hit" if hit else "miss").inc()
 
     def db_pool(self, *, in_use: int, size: int) -> None:
-        self._pool.labels("in_use").set(in_use)
-        self._pool.labels("size").set(size)
+        self._pool.labels("in_use").set(_count(in_use))
+        self._pool.labels("size").set(_count(size))
 
     def markets_by_status(self, counts: Mapping[str, int]) -> None:
         for status, n in counts.items():
-            self._markets.labels(status).set(n)
+            self._markets.labels(status).set(_count(n))
 
     def oldest_activating(self, seconds: float) -> None:
         self._oldest_activating.set(max(0.0, seconds))
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self._http.labels(method, route, str(status)).inc()
-        self._http_seconds.labels(method, route).observe(seconds)
+        self._http_seconds.labels(method, route).observe(_duration(seconds))
 
     def ws_connection(self, *, opened: bool) -> None:
         if opened:
@@ -202,3 +202,15 @@ class PrometheusMetrics(Metrics):
         """This process ends: its ``live*`` gauges leave the merged view."""
         if self._multiprocess is not None:
             multiprocess.mark_process_dead(os.getpid(), self._multiprocess)  # type: ignore[no-untyped-call]
+
+
+def _duration(seconds: float) -> float:
+    if not seconds >= 0:  # NaN too
+        raise ValueError(f"a duration is never negative: {seconds}")
+    return seconds
+
+
+def _count(n: int) -> int:
+    if n < 0:
+        raise ValueError(f"a count is never negative: {n}")
+    return n
