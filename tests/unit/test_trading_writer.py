@@ -1,6 +1,6 @@
 """The pair's single writer: group commit, a failing commit, concurrent users, a rebuild.
 
-On memory and on SQLite: a storage wrapper fails the next commit; every caller of that batch
+On memory, SQLite and Postgres: a storage wrapper fails the next commit; every caller of that batch
 gets ``BatchFailed`` and none of its orders, locks or fills exist, and the live book equals
 the book rebuilt from storage. Many users submitting at once: every token is conserved
 (fees included), no lock outlives its order, every acknowledged order is stored, and a
@@ -35,6 +35,7 @@ from core.trading.orders import LIVE_STATUSES, Order
 from core.trading.pairs import Pair, make_pair
 from core.trading.service import SubmitOrder, TradingService
 from core.trading.writer import BatchFailed, PairWriter
+from tests.harness.postgres import PostgresServer, unique_database_name
 
 NOW = datetime.now(UTC)
 ETH = 10**18
@@ -56,20 +57,23 @@ class _FlakyUnit(UnitOfWork):
         await self._inner.__aexit__(None, None, None)
 
     async def commit(self) -> None:
+        self._owner.commits += 1
+        number = self._owner.commits
         if self._owner.gate is not None:
             await self._owner.gate.wait()
-        if self._owner.failures:
-            self._owner.failures -= 1
+        if number in self._owner.fail_on:
             raise ServiceUnavailable("injected: the disk is full")
         await self._inner.commit()
 
 
 class FlakyStorage(Storage):
-    """Fails the next ``failures`` commits, applying nothing."""
+    """Fails the commits whose numbers are in ``fail_on`` (counted from 1), applying
+    nothing; with ``gate`` set, every commit waits for it."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
-        self.failures = 0
+        self.commits = 0
+        self.fail_on: set[int] = set()
         self.gate: asyncio.Event | None = None  # commits wait for it when set
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
@@ -82,18 +86,27 @@ class FlakyStorage(Storage):
         await self.inner.close()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlakyStorage]:
     inner: Storage
+    database: str | None = None
     if request.param == "memory":
         inner = MemoryStorage()
-    else:
+    elif request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'trading.db'}"
+        await upgrade_async(url)
+        inner = SqlStorage(url)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database = unique_database_name("rwa_trading_writer")
+        url = server.create_database(database)
         await upgrade_async(url)
         inner = SqlStorage(url)
     flaky = FlakyStorage(inner)
     yield flaky
     await flaky.close()
+    if database is not None:
+        server.drop_database(database)
 
 
 async def make_market(storage: Storage, users: list[str]) -> Pair:
@@ -200,8 +213,6 @@ async def test_a_failed_commit_errors_the_whole_batch_and_restores_the_book(
             actor("u0"),
             SubmitOrder(pair="WETH-USDC", side="SELL", type="LIMIT", price="2000.00", quantity="1"),
         )
-        before = writer.snapshot()
-        storage.failures = 1
         requests = [
             (
                 actor(user),
@@ -216,11 +227,34 @@ async def test_a_failed_commit_errors_the_whole_batch_and_restores_the_book(
             )
             for user in users[1:]
         ]
-        answers = await asyncio.gather(
-            *(trading.submit(who, what) for who, what in requests), return_exceptions=True
+        # a first batch waits in its commit while the five requests queue behind it
+        storage.gate = asyncio.Event()
+        first = storage.commits + 1
+        blocker = asyncio.create_task(
+            trading.submit(
+                actor("u0"),
+                SubmitOrder(
+                    pair="WETH-USDC", side="SELL", type="LIMIT", price="2100.00", quantity="1"
+                ),
+            )
         )
-        # queued together, they formed one batch: every caller hears the failure
-        assert all(isinstance(a, BatchFailed) for a in answers)
+        for _ in range(500):
+            if storage.commits == first:
+                break
+            await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(trading.submit(who, what)) for who, what in requests]
+        for _ in range(500):
+            if writer.queued == len(requests):
+                break
+            await asyncio.sleep(0.01)
+        assert writer.queued == len(requests) and storage.commits == first
+        before = writer.snapshot()  # the blocker's batch is on the book, in its commit
+        storage.fail_on = {first + 1}  # the next batch: the five together
+        storage.gate.set()
+        storage.gate = None
+        await blocker
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(a, BatchFailed) for a in answers)  # every caller of the batch
         assert writer.snapshot() == before
         async with storage.unit_of_work(read_only=True) as uow:
             for (who, what), answer in zip(requests, answers, strict=True):
@@ -274,7 +308,14 @@ async def test_many_users_at_once_conserve_every_token(storage: FlakyStorage) ->
         assert len(acknowledged) > 100
         writer = trading.writer(pair.id)
         await check_books(storage, pair, users, writer)
+        # closing the pair cancels every open order and unlocks all of it, in one batch
+        admin = Actor(id="admin-1", roles=("admin",))
+        await trading.update_pair(admin, "WETH-USDC", {"status": "closed"})
+        await check_books(storage, pair, users, writer)
         async with storage.unit_of_work(read_only=True) as uow:
+            for user in users:
+                for token in (pair.base_token_id, pair.quote_token_id):
+                    assert (await uow.ledger.balance(AccountRef.user(user, token))).locked == 0
             for answer in acknowledged:
                 assert await uow.orders.get(answer.order.id) is not None
             trades = await uow.trades.for_pair(pair.id, limit=10_000)

@@ -168,6 +168,11 @@ class PairWriter:
             if not item.future.done():
                 item.future.set_exception(BatchFailed("the pair's writer stopped"))
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the next batch."""
+        return self._queue.qsize()
+
     async def submit(self, request: Request) -> Any:
         """Queue ``request``; its answer once the batch holding it has committed."""
         self.start()
