@@ -13,11 +13,12 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.api import unique_symbol
+from tests.e2e.api import bearer, describe, market_body, unique_symbol
 from tests.e2e.browser import ARTIFACTS, PageLog, artifact_dir, assert_accessible, launch_chromium
-from tests.e2e.server import RwaServer, rwa_market_command
+from tests.e2e.server import RwaServer, poll, rwa_market_command
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 ACTIVATION_TIMEOUT_MS = 90_000
@@ -196,3 +197,207 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         issuer.close(out)
         admin.close(out)
 
+
+# -- two traders trade -----------------------------------------------------------------------
+
+
+def _ok(response: httpx.Response, *statuses: int) -> Any:
+    assert response.status_code in statuses, describe(response)
+    return response.json()["data"]
+
+
+def _active_market_with_pair(server: RwaServer, http: httpx.Client, symbol: str) -> str:
+    """A market registered and approved over HTTP, active with its pair; the pair's symbol."""
+    issuer = bearer(server.token("issuer-trade", "issuer"))
+    admin = bearer(server.token("admin-trade", "admin"))
+    body = market_body(tokenSymbol=symbol, tickSize="0.01", lotSize="1", totalSupply=1000)
+    market = _ok(http.post("/api/v1/markets/register", json=body, headers=issuer), 201)["market"]
+    _ok(
+        http.post(
+            f"/api/v1/markets/{market['id']}/approve",
+            json={"decision": "approve", "reason": "documents verified"},
+            headers=admin,
+        ),
+        200,
+    )
+    poll(
+        lambda: _ok(http.get(f"/api/v1/markets/{market['id']}"), 200)["status"],
+        lambda status: status == "active",
+        timeout=90,
+        what=f"market {symbol} active",
+        context=server.log_tail,
+    )
+    pair_symbol = f"{symbol}-USDC"
+    if http.get(f"/api/v1/trading/pairs/{pair_symbol}").status_code == 404:
+        # activation does not make the pair yet in this tree: the admin makes it
+        pair = {"baseToken": symbol, "quoteToken": "USDC", "tickSize": "0.01", "lotSize": "1"}
+        _ok(http.post("/api/v1/trading/pairs", json=pair, headers=admin), 201)
+    assert _ok(http.get(f"/api/v1/trading/pairs/{pair_symbol}"), 200)["status"] == "trading"
+    return pair_symbol
+
+
+def _fund(server: RwaServer, http: httpx.Client, symbol: str, seller: str, buyer: str) -> None:
+    """KYC for both traders (and the issuer), 100 tokens from the issuer to the seller, and
+    10000 USDC minted to the buyer."""
+    admin = bearer(server.token("admin-trade", "admin"))
+    record = {
+        "kycStatus": "APPROVED",
+        "whitelisted": True,
+        "accredited": True,
+        "jurisdiction": "US",
+        "expiresAt": "2099-12-31T00:00:00Z",
+    }
+    for user in ("issuer-trade", seller, buyer):
+        _ok(http.post(f"/api/v1/tokens/compliance/{user}", json=record, headers=admin), 200, 201)
+    issuer = bearer(server.token("issuer-trade", "issuer"))
+    _ok(
+        http.post(
+            f"/api/v1/tokens/{symbol}/transfer",
+            json={"toUserId": seller, "amount": "100"},
+            headers=issuer,
+        ),
+        200,
+        201,
+    )
+    mint = _ok(
+        http.post(
+            "/api/v1/tokens/USDC/mint",
+            json={"userId": buyer, "amount": "10000"},
+            headers={**admin, "Idempotency-Key": f"web-e2e-{buyer}"},
+        ),
+        202,
+    )
+    poll(
+        lambda: _ok(http.get(f"/api/v1/tokens/USDC/mints/{mint['id']}", headers=admin), 200),
+        lambda m: m["status"] != "PENDING",
+        timeout=60,
+        what="the USDC mint",
+    )
+    balances = _ok(http.get(f"/api/v1/tokens/balances/{buyer}/USDC", headers=admin), 200)
+    assert balances["available"] == "10000", balances
+
+
+def _balance_row(page: Any, symbol: str) -> tuple[str, str]:
+    row = page.locator(f"#balances tr[data-symbol='{symbol}']")
+    return row.locator(".available").inner_text(), row.locator(".locked").inner_text()
+
+
+def _wait_balance(page: Any, symbol: str, available: str, locked: str) -> None:
+    row = page.locator(f"#balances tr[data-symbol='{symbol}']")
+    row.locator(".available").filter(has_text=re.compile(f"^{re.escape(available)}$")).wait_for()
+    row.locator(".locked").filter(has_text=re.compile(f"^{re.escape(locked)}$")).wait_for()
+
+
+def _place(page: Any, side: str, price: str, quantity: str) -> None:
+    ticket = page.locator("#order-ticket")
+    ticket.get_by_label("Buy" if side == "BUY" else "Sell", exact=True).check()
+    ticket.get_by_label("Type").select_option("LIMIT")
+    ticket.get_by_label("Price", exact=True).fill(price)
+    ticket.get_by_label("Quantity").fill(quantity)
+    ticket.get_by_role("button", name="Place order").click()
+
+
+def test_two_traders_trade_and_see_book_trade_chart_and_balances(
+    embedded_server: RwaServer, chromium: Any
+) -> None:
+    out = artifact_dir("traders")
+    symbol = unique_symbol("T")
+    with embedded_server.client(timeout=30) as http:
+        pair = _active_market_with_pair(embedded_server, http, symbol)
+        _fund(embedded_server, http, symbol, "seller-web", "buyer-web")
+        admin = bearer(embedded_server.token("admin-trade", "admin"))
+
+        seller = Session(chromium, embedded_server, "seller-web", "trader")
+        buyer = Session(chromium, embedded_server, "buyer-web", "trader")
+        try:
+            for trader in (seller, buyer):
+                trader.sign_in_by_link()
+                trader.page.wait_for_selector("#trader-title")
+                trader.page.get_by_label("Pair").select_option(pair)
+                trader.page.locator("#pair-stats").filter(has_text=pair).wait_for()
+            _wait_balance(seller.page, symbol, "100", "0")
+            _wait_balance(buyer.page, "USDC", "10000", "0")
+            address = _ok(http.get("/api/v1/users/buyer-web/wallet", headers=admin), 200)
+            assert buyer.page.locator("#wallet-address").inner_text() == address["address"]
+            assert_accessible(buyer.page, "trader", out)
+
+            # The ticket checks tick and lot with exact decimals before anything is sent.
+            ticket = buyer.page.locator("#order-ticket")
+            _place(buyer.page, "BUY", "25.001", "1.5")
+            assert (
+                "at most 2 decimal places" in buyer.page.locator("#order-price-error").inner_text()
+            )
+            assert (
+                "at most 0 decimal places"
+                in buyer.page.locator("#order-quantity-error").inner_text()
+            )
+            assert ticket.get_by_label("Price", exact=True).get_attribute("aria-invalid") == "true"
+            buyer.shot(out, "01-buyer-ticket-errors")
+            orders = _ok(http.get("/api/v1/trading/users/buyer-web/orders", headers=admin), 200)
+            assert orders == []
+
+            # The seller rests 10 at 25.00: both books show the ask, the seller's funds lock.
+            _place(seller.page, "SELL", "25.00", "10")
+            seller.page.locator("#order-status").filter(has_text="OPEN").wait_for()
+            seller.page.locator("#open-orders tr[data-order-id]").first.wait_for()
+            for trader in (seller, buyer):
+                trader.page.locator("#book-asks tr[data-price='25.00'][data-size='10']").wait_for()
+            _wait_balance(seller.page, symbol, "90", "10")
+            seller.shot(out, "02-seller-resting")
+
+            # The buyer takes 4: a trade at 25.00 on both screens, the ask left at 6.
+            _place(buyer.page, "BUY", "25.00", "4")
+            buyer.page.locator("#order-status").filter(has_text="FILLED").wait_for()
+            for trader in (seller, buyer):
+                page = trader.page
+                page.locator("#recent-trades tr[data-price='25.00'][data-quantity='4']").wait_for()
+                page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
+                page.locator("#fills tr[data-price='25.00'][data-quantity='4']").wait_for()
+                page.locator("#candle-chart[data-candles='1']").wait_for()
+                assert "close 25.00" in page.locator("#candle-summary").inner_text()
+                assert "checksum verified" in page.locator("#book-state").inner_text()
+            after = {
+                user: {
+                    b["symbol"]: b
+                    for b in _ok(http.get(f"/api/v1/tokens/balances/{user}", headers=admin), 200)
+                }
+                for user in ("seller-web", "buyer-web")
+            }
+            _wait_balance(seller.page, symbol, "90", "6")
+            _wait_balance(
+                seller.page,
+                "USDC",
+                after["seller-web"]["USDC"]["available"],
+                after["seller-web"]["USDC"]["locked"],
+            )
+            _wait_balance(buyer.page, symbol, "4", "0")
+            _wait_balance(
+                buyer.page,
+                "USDC",
+                after["buyer-web"]["USDC"]["available"],
+                after["buyer-web"]["USDC"]["locked"],
+            )
+            assert after["buyer-web"]["USDC"]["available"] != "10000"
+            assert after["seller-web"]["USDC"]["available"] not in ("", "0")
+            seller.shot(out, "03-seller-after-trade")
+            buyer.shot(out, "04-buyer-after-trade")
+            assert_accessible(seller.page, "trader-after-trade", out)
+
+            # The connection drops and comes back: state shown, book fresh and still right.
+            state = seller.page.locator("#connection-state")
+            seller.page.get_by_role("button", name="Reconnect").click()
+            state.filter(has_text="connected").wait_for(timeout=30_000)
+            seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
+
+            # The seller cancels the rest: the ask leaves both books, the funds unlock.
+            seller.page.locator("#open-orders").get_by_role(
+                "button", name=re.compile("^Cancel")
+            ).click()
+            seller.page.locator("#order-status").filter(has_text="cancelled").wait_for()
+            seller.page.locator("#open-orders").filter(has_text="No open orders").wait_for()
+            buyer.page.locator("#book-asks tr[data-price='25.00']").wait_for(state="detached")
+            _wait_balance(seller.page, symbol, "96", "0")
+            seller.shot(out, "05-seller-cancelled")
+        finally:
+            seller.close(out)
+            buyer.close(out)

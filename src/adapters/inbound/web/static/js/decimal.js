@@ -47,6 +47,11 @@ export function subtract(a, b) {
   return fromUnits(x - y, scale);
 }
 
+export function add(a, b) {
+  const [x, y, scale] = common(a, b);
+  return fromUnits(x + y, scale);
+}
+
 export function multiply(a, b) {
   const pa = places(a);
   const pb = places(b);

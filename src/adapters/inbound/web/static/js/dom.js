@@ -33,7 +33,7 @@ export function say(el, message, kind = "info") {
 export function table(caption, headers, rows) {
   return h(
     "table",
-    {},
+    { class: "data" },
     h("caption", { text: caption }),
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, rows),

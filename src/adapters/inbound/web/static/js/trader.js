@@ -6,7 +6,7 @@
 
 import { ApiError, del, enc, get, post, query } from "./api.js";
 import { Book, checksum } from "./book.js";
-import { checkOrder, isDecimal, multiply, subtract, trim } from "./decimal.js";
+import { add, checkOrder, compare, isDecimal, multiply, subtract, trim } from "./decimal.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
 import { live } from "./live.js";
 
@@ -14,6 +14,27 @@ const POLL_MS = 2000;
 const DEPTH = 25;
 const INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
 const OPEN_STATUSES = "OPEN,PARTIALLY_FILLED,PENDING_TRIGGER";
+const SECONDS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400 };
+
+// Candles of `interval` from trades (newest first, as the trades endpoint answers), with
+// exact strings: used only when the service has no candles endpoint.
+export function candlesFromTrades(trades, interval) {
+  const size = SECONDS[interval] * 1000;
+  const buckets = new Map();
+  for (const t of [...trades].reverse()) {
+    const start = Math.floor(Date.parse(t.createdAt) / size) * size;
+    const c = buckets.get(start);
+    if (!c) {
+      buckets.set(start, { openTime: new Date(start).toISOString(), open: t.price, high: t.price, low: t.price, close: t.price, volume: t.quantity });
+      continue;
+    }
+    if (compare(t.price, c.high) > 0) c.high = t.price;
+    if (compare(t.price, c.low) < 0) c.low = t.price;
+    c.close = t.price;
+    c.volume = add(c.volume, t.quantity);
+  }
+  return [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+}
 
 function describeError(err) {
   return err instanceof ApiError ? err.describe() : err.message;
@@ -96,7 +117,7 @@ export function mount(section, who) {
         h("div", { class: "book" }, bidsBox, asksBox)),
       h("section", { "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title", text: "Candles" }), field("Interval", intervalSelect), chartBox, chartNote),
       ticket),
-    h("div", { class: "columns" },
+    h("div", { class: "columns wide" },
       h("section", { "aria-labelledby": "trades-title" }, h("h2", { id: "trades-title", text: "Recent trades" }), tradesBox),
       h("section", { "aria-labelledby": "orders-title" }, h("h2", { id: "orders-title", text: "Open orders" }), ordersBox),
       h("section", { "aria-labelledby": "fills-title" }, h("h2", { id: "fills-title", text: "Your fills" }), fillsBox)),
@@ -108,7 +129,7 @@ export function mount(section, who) {
   // -- rendering ---------------------------------------------------------------------------
   function renderBook(source) {
     const { bids, asks } = book.sorted();
-    const row = (side) => ([p, s]) => h("tr", { class: `side-${side}` }, h("td", { class: "num", text: p }), h("td", { class: "num", text: s }));
+    const row = (side) => ([p, s]) => h("tr", { class: `side-${side}`, dataset: { price: p, size: s } }, h("td", { class: "num", text: p }), h("td", { class: "num", text: s }));
     replace(bidsBox, table(`Bids (buyers), ${bids.length} levels`, ["Price", "Size"], bids.slice(0, DEPTH).map(row("buy"))));
     replace(asksBox, table(`Asks (sellers), ${asks.length} levels`, ["Price", "Size"], asks.slice(0, DEPTH).map(row("sell"))));
     if (bids.length && asks.length) spread.textContent = `Spread ${subtract(asks[0][0], bids[0][0])} (best bid ${bids[0][0]}, best ask ${asks[0][0]})`;
@@ -148,15 +169,30 @@ export function mount(section, who) {
     }
   }
 
+  let newestTrade = null;
   async function loadTrades() {
     const answer = await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 30 })}`);
-    const rows = answer.data.map((t) => h("tr", { class: `side-${t.takerSide === "BUY" ? "buy" : "sell"}` },
+    const newest = answer.data.length ? answer.data[0].id : "";
+    // a new trade on the pair may be one of ours: orders, fills and balances are read again
+    // (the balances channel carries ledger events, which a fill need not be announced by)
+    if (newestTrade !== null && newest !== newestTrade) refreshAccount();
+    newestTrade = newest;
+    const rows = answer.data.map((t) => h("tr", { class: `side-${t.takerSide === "BUY" ? "buy" : "sell"}`, dataset: { price: t.price, quantity: t.quantity } },
       h("td", { text: when(t.createdAt) }), h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: t.takerSide })));
     replace(tradesBox, rows.length ? table(`Trades of ${pair.symbol}, newest first`, ["Time", "Price", "Quantity", "Taker"], rows) : h("p", { text: "No trades yet." }));
   }
 
   async function loadStats() {
-    const s = (await get(`/trading/pairs/${enc(pair.symbol)}/stats`)).data;
+    let s;
+    try {
+      s = (await get(`/trading/pairs/${enc(pair.symbol)}/stats`)).data;
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404 || err.code !== "not_found") throw err;
+      // no stats endpoint on this service: the last trade is the news
+      const last = (await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 1 })}`)).data[0];
+      stats.textContent = `${pair.symbol} (${pair.status}): ${last ? `last ${last.price}` : "no trades yet"}. Tick ${pair.tickSize}, lot ${pair.lotSize}.`;
+      return;
+    }
     stats.textContent = s.last === null
       ? `${pair.symbol} (${pair.status}): no trades yet. Tick ${pair.tickSize}, lot ${pair.lotSize}.`
       : `${pair.symbol} (${pair.status}): last ${s.last}, 24 h change ${s.changePercent} %, high ${s.high}, low ${s.low}, volume ${s.volume}. Tick ${pair.tickSize}, lot ${pair.lotSize}.`;
@@ -175,7 +211,17 @@ export function mount(section, who) {
 
   async function loadCandles() {
     const interval = intervalSelect.value;
-    const answer = await get(`/trading/pairs/${enc(pair.symbol)}/candles${query({ interval, limit: 500 })}`);
+    let answer;
+    let source = "";
+    try {
+      answer = await get(`/trading/pairs/${enc(pair.symbol)}/candles${query({ interval, limit: 500 })}`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404 || err.code !== "not_found") throw err;
+      // this service has no candles endpoint: the chart is built from the latest trades
+      const trades = (await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 100 })}`)).data;
+      answer = { data: candlesFromTrades(trades, interval) };
+      source = ` (built from the latest ${trades.length} trades)`;
+    }
     await ensureChart();
     // the chart library draws with numbers: display only, every amount sent stays a string
     candleSeries.setData(answer.data.map((c) => ({
@@ -184,7 +230,7 @@ export function mount(section, who) {
     })));
     const last = answer.data[answer.data.length - 1];
     const summary = last
-      ? `${answer.data.length} candles of ${interval}; last opened ${when(last.openTime)}: open ${last.open}, high ${last.high}, low ${last.low}, close ${last.close}, volume ${last.volume}.`
+      ? `${answer.data.length} candles of ${interval}${source}; last opened ${when(last.openTime)}: open ${last.open}, high ${last.high}, low ${last.low}, close ${last.close}, volume ${last.volume}.`
       : `No ${interval} candles yet.`;
     chartNote.textContent = summary;
     chartBox.setAttribute("aria-label", `Candle chart of ${pair.symbol}: ${summary}`);
@@ -194,11 +240,11 @@ export function mount(section, who) {
   async function loadOrders() {
     const answer = await get(`/trading/users/${enc(me)}/orders${query({ status: OPEN_STATUSES, pair: pair ? pair.symbol : "", limit: 50 })}`);
     const rows = answer.data.map((o) => h("tr", { dataset: { orderId: o.id } },
-      h("td", { text: o.symbol }), h("td", { class: `side-${o.side.toLowerCase()}`, text: o.side }), h("td", { text: o.type }),
+      h("td", { class: `side-${o.side.toLowerCase()}`, text: o.side }), h("td", { text: o.type }),
       h("td", { class: "num", text: o.price || "market" }), h("td", { class: "num", text: o.quantity || "" }),
       h("td", { class: "num", text: o.filledQuantity }), h("td", { text: o.status }),
       h("td", {}, h("button", { type: "button", class: "small danger", "aria-label": `Cancel ${o.side} ${o.quantity} at ${o.price || "market"}`, on: { click: () => cancel(o) } }, "Cancel"))));
-    replace(ordersBox, rows.length ? table("Your open orders", ["Pair", "Side", "Type", "Price", "Quantity", "Filled", "Status", ""], rows) : h("p", { text: "No open orders." }));
+    replace(ordersBox, rows.length ? table(`Your open orders on ${pair ? pair.symbol : "every pair"}`, ["Side", "Type", "Price", "Quantity", "Filled", "Status", ""], rows) : h("p", { text: "No open orders." }));
   }
 
   async function cancel(order) {
@@ -213,7 +259,7 @@ export function mount(section, who) {
 
   async function loadFills() {
     const answer = await get(`/trading/users/${enc(me)}/trades${query({ limit: 30 })}`);
-    const rows = answer.data.map((t) => h("tr", {},
+    const rows = answer.data.map((t) => h("tr", { dataset: { price: t.price, quantity: t.quantity } },
       h("td", { text: when(t.createdAt) }), h("td", { text: t.symbol }), h("td", { class: `side-${(t.side || "").toLowerCase()}`, text: t.side }),
       h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: t.liquidity }), h("td", { class: "num", text: t.fee })));
     replace(fillsBox, rows.length ? table("Your fills, newest first", ["Time", "Pair", "Side", "Price", "Quantity", "Role", "Fee"], rows) : h("p", { text: "No fills yet." }));
@@ -411,6 +457,7 @@ export function mount(section, who) {
     pair = next;
     if (changed) {
       book.reset();
+      newestTrade = null;
       if (chartApi) candleSeries.setData([]);
       subscribeAll();
     }
