@@ -401,3 +401,94 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
         finally:
             seller.close(out)
             buyer.close(out)
+
+
+# -- the admin's tools and a trader's withdrawal ---------------------------------------------
+
+BURN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
+
+
+def test_admin_compliance_mint_withdrawal_approval_and_audit(
+    embedded_server: RwaServer, chromium: Any
+) -> None:
+    out = artifact_dir("admin_tools")
+    user = "trader-admin-ui"
+    admin = Session(chromium, embedded_server, "admin-tools", "admin")
+    trader = Session(chromium, embedded_server, user, "trader")
+    admin_headers = bearer(embedded_server.token("admin-tools", "admin"))
+    try:
+        admin.sign_in_by_link()
+        page = admin.page
+        page.wait_for_selector("#admin-title")
+
+        # A compliance record: a jurisdiction the API refuses is marked on its field first.
+        form = page.locator("#compliance-form")
+        form.get_by_label("User id").fill(user)
+        form.get_by_label("Jurisdiction").fill("XK")
+        form.get_by_role("button", name="Save record").click()
+        page.locator("#compliance-jurisdiction-error").filter(has_text=re.compile(".")).wait_for()
+        assert form.get_by_label("Jurisdiction").get_attribute("aria-invalid") == "true"
+        form.get_by_label("Jurisdiction").fill("US")
+        form.get_by_role("button", name="Save record").click()
+        form.get_by_text(f"Compliance record of {user} saved.").wait_for()
+        records = page.locator("#compliance-records tbody tr")
+        records.filter(has_text="APPROVED").wait_for()
+        assert form.get_by_label("Jurisdiction").get_attribute("aria-invalid") is None
+
+        # A mint of 250.5 USDC to the trader, exact.
+        mint = page.locator("#mint-form")
+        mint.get_by_label("Token").fill("USDC")
+        mint.get_by_label("User id").fill(user)
+        mint.get_by_label("Amount").fill("250.5")
+        mint.get_by_role("button", name="Mint").click()
+        mint.get_by_text(re.compile(r"250\.5 to trader-admin-ui")).wait_for()
+        with embedded_server.client() as http:
+            poll(
+                lambda: (
+                    http.get(f"/api/v1/tokens/balances/{user}/USDC", headers=admin_headers)
+                    .json()
+                    .get("data", {})
+                    .get("available")
+                ),
+                lambda available: available == "250.5",
+                timeout=60,
+                what="the minted USDC",
+            )
+
+            # The trader asks to withdraw 100.25: available and locked change on the page.
+            trader.sign_in_by_link()
+            trader.page.wait_for_selector("#trader-title")
+            _wait_balance(trader.page, "USDC", "250.5", "0")
+            withdraw = trader.page.locator("#withdraw-form")
+            withdraw.get_by_label("Token").fill("USDC")
+            withdraw.get_by_label("Amount").fill("100.25")
+            withdraw.get_by_label("To address").fill(BURN_ADDRESS)
+            withdraw.get_by_role("button", name="Request withdrawal").click()
+            withdraw.get_by_text("PENDING_APPROVAL").first.wait_for()
+            _wait_balance(trader.page, "USDC", "150.25", "100.25")
+            assert_accessible(trader.page, "trader-withdrawal", out)
+            trader.shot(out, "01-trader-withdrawal-requested")
+
+            # The admin approves it from the user's withdrawals.
+            wform = page.locator("#withdrawals-form")
+            wform.get_by_label("User id").fill(user)
+            wform.get_by_role("button", name="Show withdrawals").click()
+            row = page.locator("#admin-withdrawals tr[data-withdrawal-id]")
+            row.get_by_role("button", name="Approve withdrawal of 100.25").click()
+            wform.get_by_text(re.compile(r"Withdrawal .* (APPROVED|SENT|COMPLETED)\.")).wait_for()
+            withdrawal_id = row.get_attribute("data-withdrawal-id")
+            status = http.get(f"/api/v1/withdrawals/{withdrawal_id}", headers=admin_headers)
+            assert status.json()["data"]["status"] in {"APPROVED", "SENT", "COMPLETED"}
+
+        # The audit log shows the approval.
+        audit = page.locator("#audit-form")
+        audit.get_by_label("Action").fill("withdrawal.approve")
+        audit.get_by_role("button", name="Show entries").click()
+        page.locator("#audit-log tbody tr").filter(
+            has_text=f"withdrawal:{withdrawal_id}"
+        ).wait_for()
+        assert_accessible(page, "admin-tools", out)
+        admin.shot(out, "02-admin-tools")
+    finally:
+        admin.close(out)
+        trader.close(out)
