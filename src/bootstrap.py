@@ -60,6 +60,7 @@ from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
+from core.marketdata.aggregate import TRADE_EXECUTED, CandleAggregator
 from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
 from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
@@ -386,8 +387,15 @@ class Container(containers.DeclarativeContainer):
         guard=chain_guard,
         custody=custody_keys,
         metrics=metrics,
+        # activation creates the market's pair against the quote token, with the fee defaults
+        quote_symbol=providers.Callable(lambda s: s.quote_symbol, settings),
+        pair_defaults=providers.Callable(
+            lambda s: PairDefaults(maker_fee_bps=s.maker_fee_bps, taker_fee_bps=s.taker_fee_bps),
+            settings,
+        ),
     )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
+    candle_aggregator = providers.Singleton(CandleAggregator, storage)
     gauges = providers.Singleton(
         GaugeSampler,
         storage,
@@ -456,8 +464,10 @@ class Runtime:
         relay.on("market.activation_started", deployment.on_activation_started)
         relay.on("market.paused", deployment.on_market_paused)
         relay.on("market.resumed", deployment.on_market_paused)
+        relay.on("market.archived", deployment.on_market_paused)  # archive pauses the token
         for event_type in ("market.paused", "market.resumed", "market.archived"):
             relay.on(event_type, c.trading().on_market_event)  # the pair follows its market
+        relay.on(TRADE_EXECUTED, c.candle_aggregator().on_trade_executed)  # aggregate-candles
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()

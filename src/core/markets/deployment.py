@@ -14,11 +14,14 @@ crash, a manual ``activate``) walks the same steps and finds each record: the re
 was mined, the same signed bytes sent again if not. Nothing is deployed or minted twice.
 
 Once every step is mined, ONE unit of work makes the market active with its token's address,
-registers the token (type RWA, its contract, the market) and credits the issuer's ledger
-account with the supply (a mint posting set whose idempotency key is the market's).
+registers the token (type RWA, its contract, the market), credits the issuer's ledger
+account with the supply (a mint posting set whose idempotency key is the market's) and, when
+the deployment knows the quote token's symbol, creates the pair ``{SYMBOL}-{QUOTE}``
+(``core.trading.service.create_pair_for_market``: tick and lot from the registration or the
+defaults; a market that has its pair keeps it).
 
-Pause and resume of an active market pause and unpause its token on chain: a
-``token-pause`` job per lifecycle event, recorded the same way under step
+Pause, resume and archive pause and unpause the market's token on chain (archive pauses it
+for good): a ``token-pause`` job per lifecycle event, recorded the same way under step
 ``pause:<event id>``.
 """
 
@@ -59,11 +62,22 @@ from core.shared.events import Actor, DomainEvent
 from core.shared.money import to_base_units
 from core.tokens.model import Token, TokenType
 from core.tokens.use_cases import register_token, token_view
+from core.trading.pairs import CREATE as PAIR_CREATE
+from core.trading.pairs import PairDefaults, pair_view
+from core.trading.service import create_pair_for_market
 
 log = logging.getLogger(__name__)
 
 WORKER = Actor.system("deploy-token-worker")
 DEFAULT_ISSUER_COUNTRY = "US"  # when the market does not restrict countries
+
+
+# the lifecycle events whose token-pause job pauses the token (the others unpause it)
+PAUSING_EVENTS = frozenset({"market.paused", "market.archived"})
+
+
+class QuoteTokenMissing(NotFound):
+    code = "quote_token_missing"
 
 
 def activation_mint_key(market_id: str) -> str:
@@ -112,8 +126,15 @@ class TokenDeployment:
         custody: KeyDerivation,
         default_country: str = DEFAULT_ISSUER_COUNTRY,
         metrics: Metrics = NO_METRICS,
+        quote_symbol: str | None = None,
+        pair_defaults: PairDefaults | None = None,
     ) -> None:
+        """``quote_symbol``: the quote token (``RWA_QUOTE_SYMBOL``) of the pair activation
+        creates, with ``pair_defaults`` (the settings' fees) where the registration did not
+        say; ``None`` (a deployment without trading) creates no pair."""
         self._storage = storage
+        self._quote_symbol = quote_symbol
+        self._pair_defaults = pair_defaults or PairDefaults()
         self._metrics = metrics
         self._guard = guard
         self._chain = chain
@@ -176,7 +197,7 @@ class TokenDeployment:
 
     async def _activate(self, job: DeployTokenJob, suite: ActivatedSuite) -> None:
         """One unit of work: the market active with its token, the token registered, the
-        issuer's ledger account credited with the supply."""
+        issuer's ledger account credited with the supply, the market's pair created."""
         async with self._storage.unit_of_work() as uow:
             current = await load_market(uow, job.market_id)
             if current.status is not MarketStatus.ACTIVATING:
@@ -184,7 +205,7 @@ class TokenDeployment:
                     log.warning("deploy-token: market %s left activating meanwhile", current.id)
                 return
             now = self._clock.now()
-            await self._lifecycle.apply(
+            activated = await self._lifecycle.apply(
                 uow,
                 current,
                 Action.COMPLETE_ACTIVATION,
@@ -254,6 +275,25 @@ class TokenDeployment:
                     at=now,
                 )
             )
+            if self._quote_symbol is not None:
+                quote = await uow.tokens.by_symbol(self._quote_symbol)
+                if quote is None:  # bootstrap registers it before any job runs
+                    raise QuoteTokenMissing(f"quote token {self._quote_symbol} is not registered")
+                existing = await uow.pairs.by_market(current.id)
+                pair = await create_pair_for_market(
+                    uow, activated, token, quote, self._pair_defaults, at=now
+                )
+                if existing is None:
+                    await uow.audit.append(
+                        audit_entry(
+                            WORKER,
+                            PAIR_CREATE,
+                            f"pair:{pair.id}",
+                            before=None,
+                            after=pair_view(pair),
+                            at=now,
+                        )
+                    )
             await uow.commit()
 
     # -- the suite: every transaction recorded before it is sent ----------------------------
@@ -333,13 +373,14 @@ class TokenDeployment:
     # -- pause and resume mirrored on chain ---------------------------------------------------
 
     async def on_market_paused(self, event: DomainEvent) -> None:
-        """Outbox reaction: ``market.paused`` / ``market.resumed`` become a ``token-pause``
-        job (one per event: its step is ``pause:<event id>``)."""
+        """Outbox reaction: ``market.paused``, ``market.resumed`` and ``market.archived``
+        become a ``token-pause`` job (one per event: its step is ``pause:<event id>``);
+        archive pauses the token like pause does."""
         await self._jobs.enqueue(
             TokenPauseJob(
                 market_id=event.aggregate_id,
                 event_id=event.id,
-                paused=event.type == "market.paused",
+                paused=event.type in PAUSING_EVENTS,
             )
         )
 
@@ -360,8 +401,13 @@ class TokenDeployment:
         async with self._storage.unit_of_work() as uow:
             recorded = await uow.deployments.open_for(market.id, step)
         if recorded is None:
-            wanted = MarketStatus.PAUSED if job.paused else MarketStatus.ACTIVE
-            if market.status is not wanted:
+            # an archived market's token stays paused: a pause job still applies, a resume not
+            wanted = (
+                (MarketStatus.PAUSED, MarketStatus.ARCHIVED)
+                if job.paused
+                else (MarketStatus.ACTIVE,)
+            )
+            if market.status not in wanted:
                 log.info("token-pause: market %s is %s now; skipping", market.id, market.status)
                 return  # a later event's job mirrors the current state
             if await self._chain.is_paused(token) is job.paused:
