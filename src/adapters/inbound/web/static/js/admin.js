@@ -2,7 +2,7 @@
 // resume, archive and a retried activation, compliance records per user, mints, withdrawals
 // to approve per user, and the audit log.
 
-import { ApiError, enc, get, post, query } from "./api.js";
+import { ApiError, enc, get, post, query, tokenSymbol } from "./api.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
 import { live } from "./live.js";
 
@@ -186,8 +186,9 @@ export function mount(section, who) {
     if (!user) return;
     try {
       const answer = await get(`/users/${enc(user)}/withdrawals${query({ limit: 50 })}`);
-      const rows = answer.data.map((w) => h("tr", { dataset: { withdrawalId: w.id } },
-        h("td", { text: when(w.createdAt) }), h("td", { text: w.tokenId }), h("td", { text: w.amount }),
+      const names = await Promise.all(answer.data.map((w) => tokenSymbol(w.tokenId)));
+      const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } },
+        h("td", { text: when(w.createdAt) }), h("td", { text: names[i] }), h("td", { text: w.amount }),
         h("td", { class: "mono", text: w.toAddress }), h("td", { text: w.status }),
         h("td", { class: "row-actions" }, w.status === "PENDING_APPROVAL" ? [
           h("button", { type: "button", class: "small", "aria-label": `Approve withdrawal of ${w.amount}`, on: { click: () => decideWithdrawal(w, "approve") } }, "Approve"),

@@ -90,3 +90,13 @@ export function query(params) {
 }
 
 export const enc = encodeURIComponent;
+
+// Token symbols by id (tokens are few; read once per page, again when an id is unknown).
+let symbols = null;
+export async function tokenSymbol(id) {
+  if (!symbols || !symbols.has(id)) {
+    const answer = await get(`/tokens${query({ limit: 100 })}`, { auth: false });
+    symbols = new Map(answer.data.map((t) => [t.id, t.symbol]));
+  }
+  return symbols.get(id) || id;
+}

@@ -183,6 +183,7 @@ export class LiveSocket {
       if (p.pair && frame.pair && p.pair !== frame.pair) continue;
       if (p.interval && frame.interval && p.interval !== frame.interval) continue;
       if (frame.type === "snapshot") sub.live = true;
+      if (frame.type === "unsubscribed") sub.live = false; // the service ended it (token expired)
       sub.handler(frame);
     }
   }

@@ -4,7 +4,7 @@
 // withdrawals. Each panel follows its WebSocket channel when the service offers it and the
 // connection is up, and otherwise reads its REST endpoint every few seconds.
 
-import { ApiError, del, enc, get, post, query } from "./api.js";
+import { ApiError, del, enc, get, post, query, tokenSymbol } from "./api.js";
 import { Book, checksum } from "./book.js";
 import { add, checkOrder, compare, isDecimal, multiply, subtract, trim } from "./decimal.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
@@ -288,9 +288,11 @@ export function mount(section, who) {
 
   async function loadWithdrawals() {
     const answer = await get(`/users/${enc(me)}/withdrawals${query({ limit: 20 })}`);
-    const rows = answer.data.map((w) => h("tr", {}, h("td", { text: when(w.createdAt) }), h("td", { class: "num", text: w.amount }),
+    const names = await Promise.all(answer.data.map((w) => tokenSymbol(w.tokenId)));
+    const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } }, h("td", { text: when(w.createdAt) }),
+      h("td", { text: names[i] }), h("td", { class: "num", text: w.amount }),
       h("td", { class: "mono", text: w.toAddress }), h("td", { text: w.status })));
-    replace(withdrawalsBox, rows.length ? table("Your withdrawals", ["Requested", "Amount", "To", "Status"], rows) : h("p", { text: "No withdrawals." }));
+    replace(withdrawalsBox, rows.length ? table("Your withdrawals", ["Requested", "Token", "Amount", "To", "Status"], rows) : h("p", { text: "No withdrawals." }));
   }
 
   wForm.addEventListener("submit", async (event) => {
