@@ -20,10 +20,13 @@ from typing import Any
 
 import attrs
 
+from core.marketdata import queries as md
+from core.marketdata.model import Interval
 from core.markets.model import Market
 from core.markets.queries import decode_cursor, encode_cursor
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
+from core.ports.marketdata import MAX_CANDLES
 from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
@@ -530,6 +533,61 @@ class TradingService:
             asks=ask_text,
             checksum=book_format.checksum(bid_text, ask_text),
         )
+
+    # -- market data (candles and stats the aggregate-candles reaction keeps) ---------------------
+
+    async def pair_stats(self, reference: str) -> dict[str, Any]:
+        """``GET /trading/pairs/:pair/stats``: the pair's 24h stats, on the wire."""
+        now = self._clock.now()
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            pair = await find_pair(uow, reference)
+            stats = await md.stats_in(uow, pair.id, now=now)
+        return md.stats_wire(stats, _format(pair))
+
+    async def all_stats(self) -> list[dict[str, Any]]:
+        """``GET /trading/stats``: every pair's 24h stats (with ``pair`` and ``symbol``), by
+        pair id, read in one snapshot."""
+        now = self._clock.now()
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            pairs = sorted(await uow.pairs.list(), key=lambda p: p.id)
+            return [
+                md.stats_item_wire(await md.stats_in(uow, p.id, now=now), _format(p), p.symbol)
+                for p in pairs
+            ]
+
+    async def pair_candles(
+        self,
+        reference: str,
+        interval: str | None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """``GET /trading/pairs/:pair/candles``: oldest first; ``start``/``end`` bound
+        ``openTime`` (both inclusive); without ``start`` the newest ``limit`` up to ``end``.
+        The query is checked (422) before the pair is looked up (404)."""
+        allowed = ", ".join(i.value for i in Interval)
+        if interval is None:
+            raise ValidationFailed("interval is required", fields={"interval": f"one of {allowed}"})
+        try:
+            parsed = Interval.parse(interval)
+        except ValueError as exc:
+            raise ValidationFailed("interval is invalid", fields={"interval": str(exc)}) from exc
+        if not 1 <= limit <= MAX_CANDLES:
+            raise ValidationFailed("bad limit", fields={"limit": f"must be 1 to {MAX_CANDLES}"})
+        if start is not None and end is not None and start > end:
+            raise ValidationFailed("from is after to", fields={"from": "must not be after to"})
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            pair = await find_pair(uow, reference)
+            rows = await uow.market_data.candles(pair.id, parsed, start=start, end=end, limit=limit)
+        fmt = _format(pair)
+        return [md.candle_wire(candle, fmt) for candle in rows]
+
+
+def _format(pair: Pair) -> md.PairFormat:
+    """How market data writes the pair's numbers: its price and size places."""
+    return md.PairFormat(pair.price_decimals, pair.size_decimals)
 
 
 def _or(value: int | None, default: int) -> int:

@@ -1,4 +1,5 @@
-"""Trading endpoints (DESIGN 5.5): pairs, orders, trades and the aggregated order book.
+"""Trading endpoints (DESIGN 5.5): pairs, orders, trades, the aggregated order book and the
+market data (24h stats, candles) the ``aggregate-candles`` reaction keeps.
 
 Order of checks (DESIGN 5.1): no or bad token 401; roles that allow none of the endpoint's
 actions 403; path, query and body 400/415/422 (each field named); the pair 404; the order's
@@ -20,6 +21,7 @@ from quart import Blueprint, Response, current_app, jsonify
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.guard import current_actor, guarded, public, query_text, read_body
 from adapters.inbound.http.openapi import DateTime, WireModel, documented, envelope
+from core.ports.marketdata import MAX_CANDLES
 from core.shared.errors import ValidationFailed
 from core.trading.orders import CANCEL, READ_ANY, SUBMIT, OrderStatus, OrderType, Trade
 from core.trading.pairs import CREATE, UPDATE, Pair, PairStatus, pair_view
@@ -30,6 +32,7 @@ trading = Blueprint("trading", __name__, url_prefix="/api/v1/trading")
 
 DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
 PAIR_PATH = {"pair": {"maxLength": 100}}
+MAX_TIME_CHARS = 40
 ORDER_PATH = {"order_id": {"maxLength": 100}}
 USER_PATH = {"user_id": {"maxLength": 100}}
 Price = Field(pattern=DECIMAL, description="Exactly the pair's price precision")
@@ -53,6 +56,24 @@ def ok(data: Any, status: int = 200, message: str | None = None, **extra: Any) -
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def _time_query(name: str) -> datetime | None:
+    """An ISO 8601 time with a zone (``Z`` or an offset), years 1970 to 9999; 422 if bad."""
+    raw = query_text(name, max_length=MAX_TIME_CHARS)
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw) if raw.isascii() else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise ValidationFailed(
+            f"bad {name}", fields={name: "an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z"}
+        )
+    if not 1970 <= parsed.year <= 9998:  # checked before the shift to UTC, which could overflow
+        raise ValidationFailed(f"bad {name}", fields={name: "a time in the years 1970 to 9998"})
+    return parsed.astimezone(UTC)
 
 
 def _int_query(name: str, default: int, *, low: int, high: int) -> int:
@@ -150,6 +171,48 @@ class OrderBookOut(WireModel):
     bids: list[list[str]]
     asks: list[list[str]]
     checksum: int = Field(ge=0, description="CRC32 of the top 10 levels each side (DESIGN 6)")
+
+
+PERCENT = r"^-?[0-9]+\.[0-9]{2}$"
+OptionalPrice = Field(pattern=DECIMAL, description="Null when the pair never traded")
+
+
+class StatsOut(WireModel):
+    """A pair's last 24 hours ``(now - 24h, now]``, exact decimal strings."""
+
+    model_config = ConfigDict(title="PairStats")
+
+    open: str | None = OptionalPrice
+    high: str | None = OptionalPrice
+    low: str | None = OptionalPrice
+    last: str | None = OptionalPrice
+    volume: str = Field(pattern=DECIMAL, description="Base tokens traded")
+    quote_volume: str = Field(pattern=DECIMAL, description="Quote tokens traded")
+    change_percent: str | None = Field(
+        pattern=PERCENT, description="(last - open) / open x 100, 2 places half away from zero"
+    )
+
+
+class StatsItemOut(StatsOut):
+    """One pair's entry of ``GET /trading/stats``."""
+
+    model_config = ConfigDict(title="PairStatsItem")
+
+    pair: str = Field(description="The pair's id")
+    symbol: str
+
+
+class CandleOut(WireModel):
+    """One interval of a pair's trades (only intervals with trades have a candle)."""
+
+    model_config = ConfigDict(title="Candle")
+
+    open_time: str = DateTime
+    open: str = Price
+    high: str = Price
+    low: str = Price
+    close: str = Price
+    volume: str = Size
 
 
 class _Body(BaseModel):
@@ -250,6 +313,28 @@ class DepthQuery(BaseModel):
     depth: int = Field(default=50, ge=1, le=500)
 
 
+class CandlesQuery(BaseModel):
+    """``GET /api/v1/trading/pairs/{pair}/candles``"""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    interval: Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=MAX_TIME_CHARS,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 with a zone; bounds openTime, inclusive",
+    )
+    to: str | None = Field(
+        default=None,
+        max_length=MAX_TIME_CHARS,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 with a zone; bounds openTime, inclusive",
+    )
+    limit: int = Field(default=500, ge=1, le=MAX_CANDLES)
+
+
 PairEnvelope = envelope(PairOut)
 PairListEnvelope = envelope(PairOut, many=True)
 OrderEnvelope = envelope(OrderOut)
@@ -257,6 +342,9 @@ OrderPageEnvelope = envelope(OrderOut, many=True, paginated=True)
 TradeListEnvelope = envelope(TradeOut, many=True)
 UserTradePageEnvelope = envelope(UserTradeOut, many=True, paginated=True)
 OrderBookEnvelope = envelope(OrderBookOut)
+StatsEnvelope = envelope(StatsOut)
+StatsListEnvelope = envelope(StatsItemOut, many=True)
+CandleListEnvelope = envelope(CandleOut, many=True)
 
 
 def dump_trade(pair: Pair, trade: Trade) -> dict[str, Any]:
@@ -371,6 +459,39 @@ async def orderbook(pair: str) -> Response:
             "checksum": book.checksum,
         }
     )
+
+
+# -- market data -------------------------------------------------------------------------------
+
+
+@trading.get("/stats")
+@documented(StatsListEnvelope)
+@public
+async def all_stats() -> Response:
+    """Every pair's 24h stats, with its id (``pair``) and ``symbol``, sorted by pair id."""
+    return ok(await service().all_stats())
+
+
+@trading.get("/pairs/<pair>/stats")
+@documented(StatsEnvelope, errors=[404, 422], path=PAIR_PATH)
+@public
+async def pair_stats(pair: str) -> Response:
+    """The pair's last 24 hours: open, high, low, last, volumes and change. With no trade in
+    the window the prices are the last one before it; a pair that never traded has nulls."""
+    return ok(await service().pair_stats(pair))
+
+
+@trading.get("/pairs/<pair>/candles")
+@documented(CandleListEnvelope, errors=[404, 422], query=CandlesQuery, path=PAIR_PATH)
+@public
+async def pair_candles(pair: str) -> Response:
+    """The pair's candles of one interval, oldest first. ``from``/``to`` bound ``openTime``
+    (inclusive); without ``from``, the newest ``limit`` candles up to ``to``."""
+    interval = query_text("interval", max_length=8)
+    start = _time_query("from")
+    end = _time_query("to")
+    limit = _int_query("limit", 500, low=1, high=MAX_CANDLES)
+    return ok(await service().pair_candles(pair, interval, start=start, end=end, limit=limit))
 
 
 # -- orders ------------------------------------------------------------------------------------
