@@ -59,9 +59,20 @@ class Session:
         self.page.wait_for_selector("#signed-in-as")
         assert "token=" not in self.page.url, "the sign-in link's token stays in the address bar"
 
-    def sign_in_by_form(self) -> None:
+    def sign_in_by_form(self, out: Any = None) -> None:
+        """Through the form; with ``out``, the sign-in page is checked by axe-core first and a
+        pasted non-token is refused next to the field."""
         self.page.goto(f"{self.server.base_url}/")
-        self.page.get_by_label("Bearer token").fill(self.token)
+        field = self.page.get_by_label("Bearer token")
+        if out is not None:
+            assert_accessible(self.page, "sign-in", out)
+            field.fill("not-a-token")
+            self.page.get_by_role("button", name="Sign in").click()
+            self.page.locator("#signin-token-error").filter(
+                has_text="not a bearer token"
+            ).wait_for()
+            assert field.get_attribute("aria-invalid") == "true"
+        field.fill(self.token)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_selector("#signed-in-as")
 
@@ -154,7 +165,7 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         issuer.shot(out, "02-issuer-pending")
 
         # The admin signs in through the form and approves from the queue.
-        admin.sign_in_by_form()
+        admin.sign_in_by_form(out)
         admin.open("Admin")
         row = admin.page.locator(f"#approval-queue tr[data-market-id='{market_id}']")
         row.wait_for()
@@ -192,6 +203,13 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         admin.shot(out, "05-admin-markets")
         events = http.get(f"/api/v1/markets/{market_id}/events?order=asc").json()["data"]
         assert [e["eventType"] for e in events][-2:] == ["market.paused", "market.resumed"]
+
+        # Signing out forgets the token: the sign-in form is back, also after a reload.
+        admin.page.get_by_role("button", name="Sign out").click()
+        admin.page.get_by_label("Bearer token").wait_for()
+        assert admin.page.evaluate("sessionStorage.length") == 0
+        admin.page.reload()
+        admin.page.get_by_label("Bearer token").wait_for()
     finally:
         http.close()
         issuer.close(out)
