@@ -56,6 +56,18 @@ def wait_for_token_paused(api: MarketsApi, market_id: str, paused: bool) -> None
         time.sleep(0.1)
 
 
+def wait_for_pair_status(http: httpx.Client, symbol: str, status: str) -> dict[str, object]:
+    """The market's pair ``{SYMBOL}-USDC`` once it has ``status`` (it follows the market
+    through an outbox reaction, so a moment after the market's answer)."""
+    deadline = time.monotonic() + 30
+    while True:
+        pair: dict[str, object] = data_of(http.get(f"/api/v1/trading/pairs/{symbol}-USDC"), 200)
+        if pair["status"] == status:
+            return pair
+        assert time.monotonic() < deadline, f"pair still {pair['status']}, not {status}: {pair}"
+        time.sleep(0.1)
+
+
 # -- a. the happy path on the embedded profile ----------------------------------------------
 
 
@@ -98,6 +110,12 @@ def test_embedded_lifecycle_register_approve_activate_pause_resume_archive(
     assert onchain["paused"] is False, onchain
     assert (onchain["symbol"], onchain["name"]) == (body["tokenSymbol"], body["tokenName"])
 
+    # activation made the pair {SYMBOL}-USDC in the same unit of work
+    symbol = str(body["tokenSymbol"])
+    pair = data_of(http.get(f"/api/v1/trading/pairs/{symbol}-USDC"), 200)
+    assert pair["status"] == "trading" and pair["marketId"] == market_id, pair
+    assert pair["symbol"] == f"{symbol}-USDC", pair
+
     events = api.events(market_id)
     assert event_types(events) == HAPPY_EVENTS, events
     actors = [e["actorId"] for e in events]
@@ -124,11 +142,15 @@ def test_embedded_lifecycle_register_approve_activate_pause_resume_archive(
     paused = data_of(api.action(market_id, "pause"), 200)
     assert paused["status"] == "paused", paused
     wait_for_token_paused(api, market_id, True)  # the token-pause job mirrors it on chain
+    wait_for_pair_status(http, symbol, "halted")
     resumed = data_of(api.action(market_id, "resume"), 200)
     assert resumed["status"] == "active", resumed
     wait_for_token_paused(api, market_id, False)
+    wait_for_pair_status(http, symbol, "trading")
     archived = data_of(api.action(market_id, "archive"), 200)
     assert archived["status"] == "archived", archived
+    wait_for_token_paused(api, market_id, True)  # archive pauses the token for good
+    wait_for_pair_status(http, symbol, "closed")
 
     again = api.action(market_id, "archive")
     error = error_of(again, 409)
