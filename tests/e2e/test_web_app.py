@@ -42,6 +42,27 @@ class Session:
         self.log = PageLog(self.page, server.base_url)
         self.token = server.token(sub, role)
         self.server = server
+        # Every WebSocket of the page goes through Playwright (forwarded to the server as is),
+        # so a test can drop one as a failing network would.
+        self.ws_routes: list[Any] = []
+        self.ws_refused = 0
+        self.network_down = False
+        self.page.route_web_socket(re.compile(r".*/api/v1/ws$"), self._forward)
+
+    def _forward(self, route: Any) -> None:
+        if self.network_down:  # refused at once, as an unreachable server would be
+            self.ws_refused += 1
+            route.close(code=1011, reason="network down (test)")
+            return
+        route.connect_to_server()
+        self.ws_routes.append(route)
+
+    def drop_live_connection(self, *, keep_down: bool = False) -> None:
+        """Close the page's side of its newest WebSocket, as if the server had gone away;
+        with ``keep_down`` new connections are refused until ``network_down`` is False."""
+        assert self.ws_routes, "the page opened no WebSocket"
+        self.network_down = keep_down
+        self.ws_routes[-1].close(code=1012, reason="dropped by the test")
 
     def sign_in_by_link(self) -> None:
         """Open the link ``rwa-market token --link`` prints with the server's settings."""
@@ -163,6 +184,23 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         assert details["regulatoryInfo"]["exemption"] == "Reg D 506(c)"
         assert page.locator("#followed-contract").inner_text() == "not deployed yet"
         issuer.shot(out, "02-issuer-pending")
+
+        # The live connection drops: the page says so, reconnects, subscribes again and is
+        # live once the fresh snapshot of the markets channel arrives.
+        detail = page.locator("#market-detail")
+        detail.filter(has_text="live (markets channel)").wait_for()
+        state = page.locator("#connection-state")
+        issuer.drop_live_connection(keep_down=True)
+        state.filter(has_text="reconnecting").wait_for()
+        detail.filter(has_text="polled every").wait_for()  # REST meanwhile
+        page.wait_for_timeout(2000)  # the page retries (0.5 s, then 1 s) and is refused
+        assert issuer.ws_refused >= 1
+        assert "reconnecting" in state.inner_text()
+        issuer.shot(out, "02b-issuer-reconnecting")
+        issuer.network_down = False
+        state.filter(has_text="connected").wait_for(timeout=30_000)
+        detail.filter(has_text="live (markets channel)").wait_for()
+        assert len(issuer.ws_routes) >= 2
 
         # The admin signs in through the form and approves from the queue.
         admin.sign_in_by_form(out)

@@ -284,6 +284,11 @@ export function mount(section, who) {
     pollTimer = setTimeout(tick, POLL_MS);
   }
 
+  // the "Updates" line follows the connection: polled while it is down, live after a snapshot
+  live.onState(() => {
+    if (visible) renderFollowed();
+  });
+
   return {
     show() {
       visible = true;
