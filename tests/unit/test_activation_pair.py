@@ -11,7 +11,8 @@ from core.ports.deployments import DeploymentState
 from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.trading.service import create_pair_for_market
 from tests.unit.conftest import bearer
-from tests.unit.test_deployment_records import ADMIN, FlakyChain, World
+from tests.unit.doubles import FlakyChain
+from tests.unit.test_deployment_records import ADMIN, World
 from tests.unit.test_http_markets import REGISTER, body
 
 TRADING = "/api/v1/trading"

@@ -12,9 +12,10 @@ import pytest
 from dependency_injector import providers
 
 import bootstrap
-from bootstrap import Runtime, Settings
+from bootstrap import Runtime
 from core.markets.stablecoin import EmbeddedStablecoin
 from core.ports.clock import Clock
+from settings import Settings
 from tests.unit.conftest import SECRET, bearer
 from tests.unit.test_activation_pair import activated, settle
 
