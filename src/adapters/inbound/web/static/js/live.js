@@ -132,7 +132,7 @@ export class LiveSocket {
   // onDown(): the connection dropped; a fresh snapshot follows the reconnect.
   subscribe(params, handler, { onUnavailable, onDown } = {}) {
     const key = LiveSocket.key(params);
-    this.subs.set(key, { params, handler, onUnavailable, onDown, live: false });
+    this.subs.set(key, { params, handler, onUnavailable, onDown, live: false, aliases: new Set([params.pair]) });
     this.sendSubscribe(key);
     return () => this.unsubscribe(key);
   }
@@ -177,10 +177,15 @@ export class LiveSocket {
     }
     if (!frame.channel) return; // pong, heartbeat, authenticated, ack: nothing to route
     if (frame.reqId !== undefined) this.pending.delete(frame.reqId);
-    for (const sub of this.subs.values()) {
+    const candidates = [...this.subs.values()].filter((sub) => sub.params.channel === frame.channel);
+    // A frame may name its pair by id where the subscription named the symbol: with one
+    // subscription of the channel, that name becomes an alias of it.
+    if (frame.pair && candidates.length === 1 && !candidates[0].aliases.has(frame.pair)) {
+      candidates[0].aliases.add(frame.pair);
+    }
+    for (const sub of candidates) {
       const p = sub.params;
-      if (p.channel !== frame.channel) continue;
-      if (p.pair && frame.pair && p.pair !== frame.pair) continue;
+      if (p.pair && frame.pair && !sub.aliases.has(frame.pair)) continue;
       if (p.interval && frame.interval && p.interval !== frame.interval) continue;
       if (frame.type === "snapshot") sub.live = true;
       if (frame.type === "unsubscribed") sub.live = false; // the service ended it (token expired)

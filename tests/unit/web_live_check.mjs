@@ -1,0 +1,50 @@
+// Driven by test_web_live.py: node web_live_check.mjs <the web app's js folder>
+const sockets = [];
+class FakeSocket {
+  static OPEN = 1;
+  constructor(url) { this.url = url; this.sent = []; this.readyState = 0; this.listeners = {}; sockets.push(this); }
+  addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); }
+  emit(type, event = {}) { for (const fn of this.listeners[type] || []) fn(event); }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close() { this.readyState = 3; this.emit("close", {}); }
+  open() { this.readyState = 1; this.emit("open"); }
+  frame(obj) { this.emit("message", { data: JSON.stringify(obj) }); }
+}
+const store = new Map([["rwa.token", "a.b.c"]]);
+globalThis.WebSocket = FakeSocket;
+globalThis.location = { protocol: "http:", host: "127.0.0.1:8000" };
+globalThis.sessionStorage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k) };
+const { pathToFileURL } = await import("node:url");
+const { LiveSocket } = await import(pathToFileURL(`${process.argv[2]}/live.js`).href);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const live = new LiveSocket();
+const states = [];
+live.onState((s) => states.push(s));
+const got = { markets: [], book: [], refused: [], downs: 0 };
+live.subscribe({ channel: "markets" }, (f) => got.markets.push(f.type), { onDown: () => { got.downs += 1; } });
+live.subscribe({ channel: "book", pair: "LUX-USDC", depth: 25 }, (f) => got.book.push([f.type, f.seq]),
+  { onUnavailable: (code) => got.refused.push(code) });
+live.start();
+const first = sockets[0];
+first.open();
+const firstSent = first.sent.map((f) => [f.op, f.channel ?? null, f.token ?? null]);
+const bookReq = first.sent.find((f) => f.channel === "book").reqId;
+first.frame({ type: "subscribed", channel: "markets" });
+first.frame({ type: "snapshot", channel: "markets", markets: [] });
+first.frame({ type: "snapshot", channel: "book", pair: "pair-id-7", seq: 4, bids: [], asks: [] });
+first.frame({ type: "update", channel: "book", pair: "pair-id-7", seq: 5, bids: [], asks: [] });
+const liveBefore = [live.isLive({ channel: "markets" }), live.isLive({ channel: "book", pair: "LUX-USDC", depth: 25 })];
+first.frame({ type: "error", reqId: bookReq, code: "channel_unavailable", message: "not yet" });
+first.frame({ type: "heartbeat" });
+first.close();
+const liveAfterDrop = live.isLive({ channel: "markets" });
+await sleep(700);
+const second = sockets[1];
+second.open();
+const secondSent = second.sent.map((f) => [f.op, f.channel ?? null]);
+second.frame({ type: "snapshot", channel: "markets", markets: [] });
+const downsBeforeStop = got.downs;
+live.stop();
+console.log(JSON.stringify({ downsBeforeStop, url: first.url, states, got, firstSent, secondSent, liveBefore, liveAfterDrop,
+  liveAgain: live.isLive({ channel: "markets" }), sockets: sockets.length }));
