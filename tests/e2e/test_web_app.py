@@ -445,6 +445,31 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             state.filter(has_text="connected").wait_for(timeout=30_000)
             seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
 
+            # A market buy of 2 takes from the ask (6 -> 4); a stop-limit waits for its trigger
+            # in the buyer's open orders until the buyer cancels it.
+            ticket = buyer.page.locator("#order-ticket")
+            ticket.get_by_label("Buy", exact=True).check()
+            ticket.get_by_label("Type").select_option("MARKET")
+            assert ticket.get_by_label("Price", exact=True).is_hidden()
+            ticket.get_by_label("Quantity").fill("2")
+            ticket.get_by_role("button", name="Place order").click()
+            buyer.page.locator("#order-status").filter(has_text="MARKET").filter(
+                has_text="FILLED"
+            ).wait_for()
+            buyer.page.locator("#book-asks tr[data-price='25.00'][data-size='4']").wait_for()
+            ticket.get_by_label("Type").select_option("STOP_LIMIT")
+            ticket.get_by_label("Stop price").fill("30.00")
+            ticket.get_by_label("Price", exact=True).fill("30.00")
+            ticket.get_by_label("Quantity").fill("1")
+            ticket.get_by_role("button", name="Place order").click()
+            buyer.page.locator("#order-status").filter(has_text="PENDING_TRIGGER").wait_for()
+            stop_row = buyer.page.locator("#open-orders tr[data-order-id]")
+            stop_row.filter(has_text="PENDING_TRIGGER").wait_for()
+            buyer.shot(out, "05-buyer-stop-order")
+            stop_row.get_by_role("button", name=re.compile("^Cancel")).click()
+            buyer.page.locator("#open-orders").filter(has_text="No open orders").wait_for()
+            _wait_balance(buyer.page, symbol, "6", "0")
+
             # The seller cancels the rest: the ask leaves both books, the funds unlock.
             seller.page.locator("#open-orders").get_by_role(
                 "button", name=re.compile("^Cancel")
@@ -452,8 +477,8 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             seller.page.locator("#order-status").filter(has_text="cancelled").wait_for()
             seller.page.locator("#open-orders").filter(has_text="No open orders").wait_for()
             buyer.page.locator("#book-asks tr[data-price='25.00']").wait_for(state="detached")
-            _wait_balance(seller.page, symbol, "96", "0")
-            seller.shot(out, "05-seller-cancelled")
+            _wait_balance(seller.page, symbol, "94", "0")
+            seller.shot(out, "06-seller-cancelled")
         finally:
             seller.close(out)
             buyer.close(out)
