@@ -242,6 +242,27 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         events = http.get(f"/api/v1/markets/{market_id}/events?order=asc").json()["data"]
         assert [e["eventType"] for e in events][-2:] == ["market.paused", "market.resumed"]
 
+        # A second market: rejecting it needs a reason, given next to it; then it is rejected.
+        body = market_body(tokenSymbol=unique_symbol("R"))
+        second = http.post("/api/v1/markets/register", json=body, headers=bearer(issuer.token))
+        second_id = second.json()["data"]["market"]["id"]
+        row = admin.page.locator(f"#approval-queue tr[data-market-id='{second_id}']")
+        row.get_by_role("button", name=f"Reject {body['name']}").click()
+        row.get_by_text("A rejection needs a reason.").wait_for()
+        row.get_by_label(f"Reason for {body['name']}").fill("valuation report missing")
+        row.get_by_role("button", name=f"Reject {body['name']}").click()
+        row.wait_for(state="detached")
+        rejected = http.get(f"/api/v1/markets/{second_id}").json()["data"]
+        assert (rejected["status"], rejected["rejectedReason"]) == (
+            "rejected",
+            "valuation report missing",
+        )
+
+        # The first is archived: the issuer's page follows.
+        market_row.get_by_role("button", name=f"archive {markets[0]['name']}").click()
+        market_row.locator(".status").filter(has_text="archived").wait_for()
+        status.filter(has_text="archived").wait_for()
+
         # Signing out forgets the token: the sign-in form is back, also after a reload.
         admin.page.get_by_role("button", name="Sign out").click()
         admin.page.get_by_label("Bearer token").wait_for()
