@@ -149,6 +149,45 @@ class TokenCall:
     amount: int = 0
 
 
+class IdentityCallKind(enum.StrEnum):
+    """What the platform does to a user's ONCHAINID identity (``IdentityCall``)."""
+
+    DEPLOY = "deploy"  # a new Identity whose management key is the platform's
+    REGISTER = "register"  # registerIdentity(holder, identity, country) in a token's registry
+    UPDATE_COUNTRY = "update_country"  # updateCountry(holder, country) in a token's registry
+    DELETE = "delete"  # deleteIdentity(holder) from a token's registry
+    ADD_CLAIM = "add_claim"  # a claim on ``topic`` signed by the platform's claim key
+    REMOVE_CLAIM = "remove_claim"  # the platform ClaimIssuer's claim on ``topic``
+
+
+@attrs.frozen
+class IdentityCall:
+    """One identity or identity-registry transaction of the compliance mirror.
+
+    ``token``: the T-REX token whose identity registry is changed (REGISTER, UPDATE_COUNTRY,
+    DELETE); ``holder``: the user's address there; ``identity``: the user's Identity contract
+    (REGISTER, ADD_CLAIM, REMOVE_CLAIM); ``country``: ISO 3166-1 alpha-2, stored as its
+    numeric code; ``claim_issuer``: the platform's ClaimIssuer (claims); ``topic``: the claim
+    topic (``KYC_TOPIC``, ``ACCREDITATION_TOPIC``).
+    """
+
+    kind: IdentityCallKind
+    token: str | None = None
+    holder: str | None = None
+    identity: str | None = None
+    country: str | None = None
+    claim_issuer: str | None = None
+    topic: int = 0
+
+
+@attrs.frozen
+class RegisteredIdentity:
+    """A holder's entry in a token's identity registry."""
+
+    identity: str  # checksummed
+    country: str  # ISO 3166-1 alpha-2
+
+
 @attrs.frozen
 class SignedTransaction:
     """A signed transaction that has not necessarily been sent."""
@@ -215,6 +254,11 @@ class Chain(abc.ABC):
     @abc.abstractmethod
     async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
         """Sign an agent function of a deployed T-REX token (refusals: see ``TokenCall``)."""
+
+    @abc.abstractmethod
+    async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:
+        """Sign one identity or registry transaction (``IdentityCall``); refused like the
+        contract would refuse it (a holder registered twice, a caller without the role)."""
 
     @abc.abstractmethod
     async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
@@ -307,6 +351,17 @@ class Chain(abc.ABC):
     async def is_verified(self, token_address: str, holder: str) -> bool:
         """Whether the token's identity registry verifies ``holder`` (identity registered,
         the required claims present from a trusted issuer)."""
+
+    @abc.abstractmethod
+    async def registered_identity(
+        self, token_address: str, holder: str
+    ) -> RegisteredIdentity | None:
+        """The holder's identity and country in the token's identity registry; None when the
+        holder is not registered there."""
+
+    @abc.abstractmethod
+    async def has_claim(self, identity: str, claim_issuer: str, topic: int) -> bool:
+        """Whether ``identity`` holds a claim of ``claim_issuer`` on ``topic``."""
 
     @abc.abstractmethod
     async def custody_address(self) -> str:

@@ -36,6 +36,7 @@ from adapters.outbound.chain.trex.steps import (
     SUITE_CONTRACTS,
     check_amount,
     check_spec,
+    country_alpha2,
     country_number,
     distinct,
 )
@@ -43,7 +44,10 @@ from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
     PLATFORM_STEPS,
     Chain,
+    IdentityCall,
+    IdentityCallKind,
     PreparedTransaction,
+    RegisteredIdentity,
     SignedTransaction,
     SuiteSpec,
     TokenCall,
@@ -134,6 +138,34 @@ class MemoryChain(Chain):
         else:
             args = [_account(call), str(check_amount(call.amount))]
         return self._prepare({"op": "call", "to": token, "fn": f"token.{call.kind}", "args": args})
+
+    async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:
+        self._check_open()
+        if call.kind is IdentityCallKind.DEPLOY:
+            return self._prepare({"op": "deploy", "kind": TrexContract.IDENTITY.value})
+        if call.kind in (IdentityCallKind.ADD_CLAIM, IdentityCallKind.REMOVE_CLAIM):
+            identity = checksum_address(_needed(call.identity, "identity"), "identity")
+            issuer = checksum_address(_needed(call.claim_issuer, "claim issuer"), "claim issuer")
+            fn = "identity.claim" if call.kind is IdentityCallKind.ADD_CLAIM else "identity.unclaim"
+            return self._prepare(
+                {"op": "call", "to": identity, "fn": fn, "args": [issuer, int(call.topic)]}
+            )
+        token = self._token(_needed(call.token, "token"))
+        if "registry" not in token:
+            raise ChainError(f"{call.token} is not a T-REX token")
+        holder = checksum_address(_needed(call.holder, "holder"), "holder")
+        args: list[Any] = [holder]
+        if call.kind is IdentityCallKind.REGISTER:
+            identity = checksum_address(_needed(call.identity, "identity"), "identity")
+            args = [holder, identity, country_number(_needed(call.country, "country"))]
+        elif call.kind is IdentityCallKind.UPDATE_COUNTRY:
+            args = [holder, country_number(_needed(call.country, "country"))]
+        fn = {
+            IdentityCallKind.REGISTER: "registry.register",
+            IdentityCallKind.UPDATE_COUNTRY: "registry.update_country",
+            IdentityCallKind.DELETE: "registry.delete",
+        }[call.kind]
+        return self._prepare({"op": "call", "to": token["registry"], "fn": fn, "args": args})
 
     async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
         self._check_open()
@@ -281,8 +313,21 @@ class MemoryChain(Chain):
                 if user in st["identities"]:
                     raise _revert("address stored already")
                 st["identities"][user] = [identity, int(country)]
-            case "identity.claim":
-                st.setdefault("claims", []).append([args[0], int(args[1])])
+            case "identity.claim":  # a claim of the same issuer and topic is replaced
+                claims = [c for c in st.get("claims", []) if c != [args[0], int(args[1])]]
+                st["claims"] = [*claims, [args[0], int(args[1])]]
+            case "identity.unclaim":
+                if [args[0], int(args[1])] not in st.get("claims", []):
+                    raise _revert("NonExisting: There is no claim with this ID")
+                st["claims"] = [c for c in st["claims"] if c != [args[0], int(args[1])]]
+            case "registry.update_country" | "registry.delete":
+                self._agent(st)
+                if args[0] not in st["identities"]:
+                    raise _revert("address not stored yet")
+                if fn == "registry.delete":
+                    del st["identities"][args[0]]
+                else:
+                    st["identities"][args[0]][1] = int(args[1])
             case _:
                 self._token_call(contracts, st, fn, args)
 
@@ -518,6 +563,26 @@ class MemoryChain(Chain):
         registry = self._contracts[st["registry"]].state
         return self._verified(self._contracts, registry, checksum_address(holder, "holder"))
 
+    async def registered_identity(
+        self, token_address: str, holder: str
+    ) -> RegisteredIdentity | None:
+        st = self._token(token_address)
+        if "registry" not in st:
+            raise ChainError(f"{token_address} is not a T-REX token")
+        registry = self._contracts[st["registry"]].state
+        entry = registry.get("identities", {}).get(checksum_address(holder, "holder"))
+        if entry is None:
+            return None
+        return RegisteredIdentity(identity=entry[0], country=country_alpha2(int(entry[1])))
+
+    async def has_claim(self, identity: str, claim_issuer: str, topic: int) -> bool:
+        self._check_open()
+        found = self._contracts.get(checksum_address(identity, "identity"))
+        if found is None:
+            return False
+        wanted = [checksum_address(claim_issuer, "claim issuer"), int(topic)]
+        return wanted in found.state.get("claims", [])
+
     async def custody_address(self) -> str:
         self._check_open()
         return self._custody
@@ -546,6 +611,12 @@ def _created(created: Mapping[str, str], step: str) -> str:
     if address is None:
         raise ChainError(f"step {step!r} has not created its contract yet")
     return checksum_address(address, step)
+
+
+def _needed(value: str | None, what: str) -> str:
+    if value is None:
+        raise ChainError(f"this identity call needs its {what}")
+    return value
 
 
 def _account(call: TokenCall) -> str:

@@ -27,7 +27,10 @@ from web3.types import TxReceipt
 
 from adapters.outbound.chain.errors import to_chain_error
 from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
+from adapters.outbound.chain.trex.claims import claim_id
 from adapters.outbound.chain.trex.steps import (
+    country_alpha2,
+    identity_call,
     platform_call,
     stablecoin_constructor,
     suite_call,
@@ -38,7 +41,9 @@ from adapters.outbound.chain.trex.transactor import all_error_selectors
 from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
     Chain,
+    IdentityCall,
     PreparedTransaction,
+    RegisteredIdentity,
     SignedTransaction,
     SuiteSpec,
     TokenCall,
@@ -96,6 +101,12 @@ class Web3ChainBase(Chain):
 
     async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
         return await self._run(lambda: self._sign(token_call(self._w3, call)))
+
+    async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:
+        platform = str(self._account.address)
+        return await self._run(
+            lambda: self._sign(identity_call(self._w3, platform, self._account, call))
+        )
 
     async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
         owner = str(self._account.address)
@@ -213,6 +224,35 @@ class Web3ChainBase(Chain):
                 self._w3, TrexContract.IDENTITY_REGISTRY, token.functions.identityRegistry().call()
             )
             return bool(registry.functions.isVerified(owner).call())
+
+        return await self._run(read)
+
+    async def registered_identity(
+        self, token_address: str, holder: str
+    ) -> RegisteredIdentity | None:
+        token = self._token(token_address)
+        owner = checksum_address(holder, "holder")
+
+        def read() -> RegisteredIdentity | None:
+            registry = contract_at(
+                self._w3, TrexContract.IDENTITY_REGISTRY, token.functions.identityRegistry().call()
+            )
+            if not registry.functions.contains(owner).call():
+                return None
+            identity = checksum_address(registry.functions.identity(owner).call())
+            country = int(registry.functions.investorCountry(owner).call())
+            return RegisteredIdentity(identity=identity, country=country_alpha2(country))
+
+        return await self._run(read)
+
+    async def has_claim(self, identity: str, claim_issuer: str, topic: int) -> bool:
+        target = checksum_address(identity, "identity")
+        issuer = checksum_address(claim_issuer, "claim issuer")
+
+        def read() -> bool:
+            contract = contract_at(self._w3, TrexContract.IDENTITY, target)
+            found = contract.functions.getClaim(claim_id(issuer, topic)).call()
+            return int(found[0]) == topic and checksum_address(found[2]) == issuer
 
         return await self._run(read)
 

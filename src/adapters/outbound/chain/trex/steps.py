@@ -20,12 +20,14 @@ from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 
 from adapters.outbound.chain.trex.artifacts import TrexContract, stablecoin_artifact, trex_artifact
-from adapters.outbound.chain.trex.claims import ECDSA_SCHEME, sign_claim
+from adapters.outbound.chain.trex.claims import ECDSA_SCHEME, claim_id, sign_claim
 from adapters.outbound.chain.trex.suite import contract_at
 from adapters.outbound.chain.validation import MAX_UINT256, ZERO_ADDRESS, checksum_address
 from core.ports.chain import (
     MAX_TOKEN_DECIMALS,
     PLATFORM_STEPS,
+    IdentityCall,
+    IdentityCallKind,
     SuiteSpec,
     TokenCall,
     TokenCallKind,
@@ -57,6 +59,14 @@ def country_number(alpha2: str) -> int:
     if country is None or len(alpha2) != 2:
         raise ChainError(f"{alpha2!r} is not an ISO 3166-1 alpha-2 country code")
     return int(country.numeric)
+
+
+def country_alpha2(number: int) -> str:
+    """The alpha-2 code of an ISO 3166-1 numeric code (``ChainError`` for an unknown one)."""
+    country = pycountry.countries.get(numeric=f"{number:03d}")
+    if country is None:
+        raise ChainError(f"{number} is not an ISO 3166-1 numeric country code")
+    return str(country.alpha_2)
 
 
 def check_spec(spec: SuiteSpec) -> None:
@@ -211,6 +221,42 @@ def token_call(w3: Web3, call: TokenCall) -> ContractFunction:
         case TokenCallKind.TRANSFER:  # ERC-20 transfer(address,uint256): T-REX and the stablecoin
             return functions.transfer(_account(call), check_amount(call.amount))
     raise ChainError(f"unknown token call {call.kind!r}")  # pragma: no cover
+
+
+def identity_call(w3: Web3, platform: str, claim_signer: LocalAccount, call: IdentityCall) -> Call:
+    """The call behind an ``IdentityCall``; ``ChainError`` when one of its inputs is missing."""
+    if call.kind is IdentityCallKind.DEPLOY:  # the platform holds its management key
+        return _deploy(w3, TrexContract.IDENTITY, platform, False)
+    if call.kind in (IdentityCallKind.ADD_CLAIM, IdentityCallKind.REMOVE_CLAIM):
+        identity = checksum_address(_needed(call.identity, "identity"), "identity")
+        issuer = checksum_address(_needed(call.claim_issuer, "claim issuer"), "claim issuer")
+        contract = contract_at(w3, TrexContract.IDENTITY, identity).functions
+        if call.kind is IdentityCallKind.REMOVE_CLAIM:
+            return contract.removeClaim(claim_id(issuer, call.topic))
+        signature = sign_claim(claim_signer, identity, call.topic, b"")
+        return contract.addClaim(call.topic, ECDSA_SCHEME, issuer, signature, b"", "")
+    token = checksum_address(_needed(call.token, "token"), "token")
+    holder = checksum_address(_needed(call.holder, "holder"), "holder")
+    registry_address = (
+        contract_at(w3, TrexContract.TOKEN, token).functions.identityRegistry().call()
+    )
+    registry = contract_at(w3, TrexContract.IDENTITY_REGISTRY, registry_address).functions
+    match call.kind:
+        case IdentityCallKind.REGISTER:
+            identity = checksum_address(_needed(call.identity, "identity"), "identity")
+            country = country_number(_needed(call.country, "country"))
+            return registry.registerIdentity(holder, identity, country)
+        case IdentityCallKind.UPDATE_COUNTRY:
+            return registry.updateCountry(holder, country_number(_needed(call.country, "country")))
+        case IdentityCallKind.DELETE:
+            return registry.deleteIdentity(holder)
+    raise ChainError(f"unknown identity call {call.kind!r}")  # pragma: no cover
+
+
+def _needed(value: str | None, what: str) -> str:
+    if value is None:
+        raise ChainError(f"this identity call needs its {what}")
+    return value
 
 
 def _account(call: TokenCall) -> str:
