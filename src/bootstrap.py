@@ -23,6 +23,7 @@ from dependency_injector import containers, providers
 from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
+from adapters.inbound.http.order_rate_limit import OrderRateLimit
 from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.pollers.gauges import GaugeSampler, PoolUsage
 from adapters.inbound.pollers.permissions import PermissionEventPoller
@@ -625,6 +626,15 @@ class Runtime:
                     trusted_proxies=self.settings.trusted_proxies,
                 )
                 if self.settings.http_rate_limit > 0
+                else None
+            ),
+            order_rate_limit=(
+                OrderRateLimit(
+                    c.rate_limiter(),
+                    self.settings.order_rate_limit,
+                    self.settings.order_rate_window_seconds,
+                )
+                if self.settings.order_rate_limit > 0
                 else None
             ),
             webhooks=WebhookDependencies(

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     http_rate_limit: int = Field(default=600, ge=0)  # per window and client; 0 turns it off
     http_rate_window_seconds: float = Field(default=60.0, gt=0)
+    order_rate_limit: int = Field(default=120, ge=0)  # orders per window and user; 0: off
+    order_rate_window_seconds: float = Field(default=60.0, gt=0)
     ws_send_queue: int = Field(default=1024, ge=1)  # frames waiting per WebSocket connection
     ws_max_message_bytes: int = Field(default=16 * 1024, ge=256)  # larger: close 1009
     ws_rate_per_second: float = Field(default=20.0, gt=0)  # client frames, per connection

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import attrs
 
 from adapters.inbound.http.auth import TokenIssuer
+from adapters.inbound.http.order_rate_limit import OrderRateLimit
 from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.ws.gateway import Gateway
@@ -35,6 +36,8 @@ class HttpDependencies:
     max_body_bytes: int = 64 * 1024
     webhooks: WebhookDependencies | None = None  # None: no webhook endpoints
     rate_limit: HttpRateLimit | None = None  # None: no request limits
+    # per-user limit on order submission; None: no such limit
+    order_rate_limit: OrderRateLimit | None = attrs.field(default=None, kw_only=True)
     wallets: WalletUseCases = attrs.field(kw_only=True)
     audit: AuditQueries = attrs.field(kw_only=True)
     token_use_cases: TokenUseCases = attrs.field(kw_only=True)

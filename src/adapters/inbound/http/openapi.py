@@ -62,8 +62,8 @@ STATUS_DESCRIPTIONS = {
     415: "A body that is not sent as `application/json` (code `unsupported_media_type`)",
     422: "A field is invalid (code `validation_failed`, `details.fields` maps each field to "
     "what is wrong)",
-    429: "Too many requests from this client (code `rate_limited`); retry after `Retry-After` "
-    "seconds",
+    429: "Too many requests from this client, or (order submission) too many orders from this "
+    "user (code `rate_limited`, `details.retryAfterSeconds`); retry after `Retry-After` seconds",
     503: "A dependency (database, chain, job queue, permissions service) cannot answer; retry",
 }
 

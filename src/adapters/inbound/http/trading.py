@@ -21,6 +21,7 @@ from quart import Blueprint, Response, current_app, jsonify
 from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.guard import current_actor, guarded, public, query_text, read_body
 from adapters.inbound.http.openapi import DateTime, WireModel, documented, envelope
+from adapters.inbound.http.order_rate_limit import refuse_if_over
 from core.ports.marketdata import MAX_CANDLES
 from core.shared.errors import ValidationFailed
 from core.trading.orders import CANCEL, READ_ANY, SUBMIT, OrderStatus, OrderType, Trade
@@ -498,12 +499,18 @@ async def pair_candles(pair: str) -> Response:
 
 
 @trading.post("/orders")
-@documented(OrderEnvelope, 201, auth=True, body=SubmitOrderIn, errors=[404, 409])
+@documented(OrderEnvelope, 201, auth=True, body=SubmitOrderIn, errors=[404, 409, 429])
 @guarded(SUBMIT)
 async def submit_order() -> Response:
     """Place an order. Answered once the order, its locks and its fills are committed. A
     re-submit with the same ``clientOrderId`` answers the original order. A post-only order
-    that would cross is stored ``REJECTED`` with its reason."""
+    that would cross is stored ``REJECTED`` with its reason. At most
+    ``RWA_ORDER_RATE_LIMIT`` submissions per ``RWA_ORDER_RATE_WINDOW_SECONDS`` per user: over
+    it 429 ``rate_limited`` with ``Retry-After``."""
+    deps: HttpDependencies = current_app.config["RWA_DEPS"]
+    refused = await refuse_if_over(deps.order_rate_limit, current_actor().id)
+    if refused is not None:
+        return refused
     body = await read_body(SubmitOrderIn)
     result = await service().submit(
         current_actor(),
