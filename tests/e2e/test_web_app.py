@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.api import bearer, describe, market_body, unique_symbol
 from tests.e2e.browser import ARTIFACTS, PageLog, artifact_dir, assert_accessible, launch_chromium
-from tests.e2e.server import RwaServer, poll, rwa_market_command
+from tests.e2e.server import RwaServer, make_token, poll, rwa_market_command
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 ACTIVATION_TIMEOUT_MS = 90_000
@@ -201,6 +201,12 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         state.filter(has_text="connected").wait_for(timeout=30_000)
         detail.filter(has_text="live (markets channel)").wait_for()
         assert len(issuer.ws_routes) >= 2
+
+        # A token the service refuses (another secret) sends the page back to sign-in.
+        forged = make_token("admin-web", "admin", secret="another-secret-0123456789abcdefghijkl")
+        admin.page.goto(f"{embedded_server.base_url}/#token={forged}")
+        admin.page.locator("#signin-token-error").filter(has_text="refused this token").wait_for()
+        assert admin.page.evaluate("sessionStorage.length") == 0
 
         # The admin signs in through the form and approves from the queue.
         admin.sign_in_by_form(out)

@@ -73,6 +73,10 @@ export async function call(method, path, { body, headers = {}, auth = true } = {
   }
   if (!response.ok) {
     const error = (payload && payload.error) || {};
+    if (response.status === 401 && auth && token) {
+      // the token is bad or expired: the page goes back to the sign-in form (main.js)
+      window.dispatchEvent(new CustomEvent("rwa:unauthenticated", { detail: error.message || "" }));
+    }
     throw new ApiError(response.status, error.code || "error", error.message || response.statusText, error.details);
   }
   return payload;

@@ -41,11 +41,11 @@ function renderWho(who) {
   replace(
     box,
     h("span", { id: "signed-in-as", text: `Signed in as ${who.sub} (${who.roles.join(", ") || "no role"})` }),
-    h("button", { type: "button", class: "small", on: { click: signOut } }, "Sign out"),
+    h("button", { type: "button", class: "small", on: { click: () => signOut() } }, "Sign out"),
   );
 }
 
-function signOut() {
+function signOut(message = "") {
   clearToken();
   live.stop();
   for (const view of mounted.values()) view.hide();
@@ -54,6 +54,7 @@ function signOut() {
   current = null;
   location.hash = "#/";
   route();
+  setFieldError($("#signin-token"), message);
 }
 
 async function route() {
@@ -110,6 +111,9 @@ function boot() {
   });
   $("#signin-form").addEventListener("submit", signIn);
   window.addEventListener("hashchange", route);
+  window.addEventListener("rwa:unauthenticated", (event) => {
+    if (getToken()) signOut(`The service refused this token (${event.detail || "unauthenticated"}); sign in again.`);
+  });
   route();
 }
 
