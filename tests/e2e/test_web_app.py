@@ -310,12 +310,9 @@ def _active_market_with_pair(server: RwaServer, http: httpx.Client, symbol: str)
         what=f"market {symbol} active",
         context=server.log_tail,
     )
-    pair_symbol = f"{symbol}-USDC"
-    if http.get(f"/api/v1/trading/pairs/{pair_symbol}").status_code == 404:
-        # activation does not make the pair yet in this tree: the admin makes it
-        pair = {"baseToken": symbol, "quoteToken": "USDC", "tickSize": "0.01", "lotSize": "1"}
-        _ok(http.post("/api/v1/trading/pairs", json=pair, headers=admin), 201)
-    assert _ok(http.get(f"/api/v1/trading/pairs/{pair_symbol}"), 200)["status"] == "trading"
+    pair_symbol = f"{symbol}-USDC"  # activation makes the pair in its unit of work
+    pair = _ok(http.get(f"/api/v1/trading/pairs/{pair_symbol}"), 200)
+    assert (pair["status"], pair["tickSize"], pair["lotSize"]) == ("trading", "0.01", "1"), pair
     return pair_symbol
 
 
@@ -437,7 +434,11 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
                 page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
                 page.locator("#fills tr[data-price='25.00'][data-quantity='4']").wait_for()
                 page.locator("#candle-chart[data-candles='1']").wait_for()
-                assert "close 25.00" in page.locator("#candle-summary").inner_text()
+                summary = page.locator("#candle-summary").inner_text()
+                assert "close 25.00" in summary and "built from" not in summary, summary
+                page.locator("#pair-stats").filter(has_text="last 25.00").filter(
+                    has_text="24 h change"
+                ).wait_for()
                 assert "checksum verified" in page.locator("#book-state").inner_text()
             after = {
                 user: {
