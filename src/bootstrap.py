@@ -75,6 +75,8 @@ from core.shared.commit_signal import SignallingStorage
 from core.shared.lease import StorageLease
 from core.shared.outbox_relay import OutboxRelay
 from core.tokens.chain_mirror import ChainMirror
+from core.tokens.compliance_chain import ComplianceVerifier, VerifyComplianceJob
+from core.tokens.compliance_use_cases import CHANGED as COMPLIANCE_CHANGED
 from core.tokens.compliance_use_cases import ComplianceUseCases
 from core.tokens.deposits import DepositUseCases
 from core.tokens.jobs import (
@@ -340,6 +342,7 @@ class Container(containers.DeclarativeContainer):
         jobs,
         sync_seconds=providers.Callable(lambda s: s.deposit_sync_seconds, settings),
         reconcile_seconds=providers.Callable(lambda s: s.reconcile_seconds, settings),
+        compliance_seconds=providers.Callable(lambda s: s.compliance_sweep_seconds, settings),
         lease=providers.Singleton(
             StorageLease,
             storage,
@@ -395,6 +398,15 @@ class Container(containers.DeclarativeContainer):
             settings,
         ),
     )
+    # verify-compliance: compliance records mirrored on chain (identities, registries, claims)
+    compliance_verifier = providers.Singleton(
+        ComplianceVerifier,
+        storage,
+        chain_mirror,
+        clock,
+        jobs,
+        deployment.provided.platform_contracts,
+    )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
     candle_aggregator = providers.Singleton(CandleAggregator, storage)
     gauges = providers.Singleton(
@@ -432,6 +444,7 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
     jobs.register(SyncBlockchainJob, c.deposit_use_cases().handle)
     jobs.register(ReconcileJob, c.reconciliation().handle)
+    jobs.register(VerifyComplianceJob, c.compliance_verifier().handle)
 
 
 async def resume_token_jobs(c: Container) -> None:
@@ -469,6 +482,7 @@ class Runtime:
         for event_type in ("market.paused", "market.resumed", "market.archived"):
             relay.on(event_type, c.trading().on_market_event)  # the pair follows its market
         relay.on(TRADE_EXECUTED, c.candle_aggregator().on_trade_executed)  # aggregate-candles
+        relay.on(COMPLIANCE_CHANGED, c.compliance_verifier().on_compliance_changed)
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()

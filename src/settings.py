@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     chain_confirmations: int | None = Field(default=None, ge=0)  # None: 0 in-process, else 12
     deposit_sync_seconds: float = Field(default=0.0, ge=0)  # sync-blockchain; 0: not scheduled
     reconcile_seconds: float = Field(default=0.0, ge=0)  # reconcile job; 0: not scheduled
+    # scheduled verify-compliance (expiries mirrored on chain); 0: not scheduled
+    compliance_sweep_seconds: float = Field(default=0.0, ge=0)
     custody_mnemonic: str = Field(default=DEV_CUSTODY_MNEMONIC, min_length=1, repr=False)
     quote_symbol: str = Field(default="USDC", pattern=r"^[A-Z0-9]{2,12}$")
     quote_token_address: str | None = None

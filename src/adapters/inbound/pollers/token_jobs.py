@@ -1,5 +1,6 @@
 """Scheduled token jobs: ``sync-blockchain`` every ``RWA_DEPOSIT_SYNC_SECONDS`` and
-``reconcile`` every ``RWA_RECONCILE_SECONDS`` (0 turns either off).
+``reconcile`` every ``RWA_RECONCILE_SECONDS``, the ``verify-compliance`` sweep of expiries every
+``RWA_COMPLIANCE_SWEEP_SECONDS`` (0 turns any of them off).
 
 With a ``lease`` (a ``StorageLease`` in the shared database) only the process holding it
 enqueues, so several API processes schedule each run once. The jobs themselves are safe to
@@ -16,6 +17,7 @@ import time
 
 from core.ports.jobs import Job, JobQueue
 from core.shared.lease import StorageLease
+from core.tokens.compliance_chain import VerifyComplianceJob
 from core.tokens.jobs import ReconcileJob, SyncBlockchainJob
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class TokenJobScheduler:
         *,
         sync_seconds: float,
         reconcile_seconds: float,
+        compliance_seconds: float = 0.0,
         lease: StorageLease | None = None,
     ) -> None:
         self._jobs = jobs
@@ -36,6 +39,7 @@ class TokenJobScheduler:
             for seconds, job in (
                 (sync_seconds, SyncBlockchainJob()),
                 (reconcile_seconds, ReconcileJob()),
+                (compliance_seconds, VerifyComplianceJob()),
             )
             if seconds > 0
         ]
