@@ -401,3 +401,4 @@ async def test_connections_are_counted(app: Any, runtime: Runtime) -> None:
         await asyncio.sleep(0.02)
     counters = gateway.counters.as_dict()
     assert counters["connections_open"] == 0 and counters["connections_total"] == 2
+    assert counters["messages_in"] == 2 and counters["messages_out"] >= 2

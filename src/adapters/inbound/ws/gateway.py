@@ -67,6 +67,8 @@ class GatewayCounters:
 
     connections_open: int = 0
     connections_total: int = 0
+    messages_in: int = 0  # client frames received
+    messages_out: int = 0  # frames sent, heartbeats included
     slow_consumer_closes: int = 0
     rate_limited_closes: int = 0
     oversized_closes: int = 0
@@ -181,8 +183,10 @@ class Connection:
                         await self._wake.wait()
                 except TimeoutError:
                     self.check_auth_expiry()
+                    self.gateway.counters.messages_out += 1
                     await self._send(HEARTBEAT_TEXT)
                 continue
+            self.gateway.counters.messages_out += 1
             await self._send(message.text)
             self.gateway.metrics.ws_messages("out")
 
@@ -191,6 +195,7 @@ class Connection:
     async def receive(self, data: str | bytes) -> None:
         """Handle one client frame. Never raises for anything the client sent: an error frame
         is queued, or a close is requested."""
+        self.gateway.counters.messages_in += 1
         self.gateway.metrics.ws_messages("in")
         size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
         if size > self.limits.max_message_bytes:
