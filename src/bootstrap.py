@@ -50,6 +50,8 @@ from adapters.outbound.jobs.taskiq import TaskiqJobQueue
 from adapters.outbound.metrics.memory import MemoryMetrics
 from adapters.outbound.metrics.pool import pool_usage
 from adapters.outbound.metrics.prometheus import PrometheusMetrics
+from adapters.outbound.notifications.log import LogNotifier
+from adapters.outbound.notifications.webhook import WebhookNotifier
 from adapters.outbound.permissions.feed import HttpPermissionEventFeed, MemoryPermissionEventFeed
 from adapters.outbound.permissions.http import HttpPermissions
 from adapters.outbound.permissions.local import LocalPolicyPermissions
@@ -69,6 +71,7 @@ from core.markets.queries import MarketQueries
 from core.markets.stablecoin import EmbeddedStablecoin
 from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob, TokenPauseJob
+from core.ports.notifications import Notifier
 from core.shared.audit import AuditQueries
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
@@ -93,8 +96,10 @@ from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
+from core.trading.notifications import SendTradeNotificationJob, TradeNotifications
 from core.trading.pairs import PairDefaults
 from core.trading.service import TradingService
+from core.trading.settlement import SettleTradesJob, TradeSettlement
 from settings import DEV_CUSTODY_MNEMONIC, ConfigurationError, Settings
 from settings import DEV_JWT_SECRET as DEV_JWT_SECRET
 from settings import DEV_WEBHOOK_SECRETS as DEV_WEBHOOK_SECRETS
@@ -104,6 +109,17 @@ log = logging.getLogger(__name__)
 
 POLLER_LEASE = "entity-permissions-core.poller"
 GAUGE_SECONDS = 15.0  # markets per status, queue depth, pool use: sampled this often
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    """send-trade-notification's adapter: a signed webhook when configured, else log lines."""
+    if settings.notification_webhook_url and settings.notification_webhook_secret:
+        return WebhookNotifier(
+            settings.notification_webhook_url,
+            settings.notification_webhook_secret,
+            timeout_seconds=settings.notification_timeout_seconds,
+        )
+    return LogNotifier()
 
 
 def storage_pool_usage(storage: Any) -> PoolUsage | None:
@@ -409,6 +425,18 @@ class Container(containers.DeclarativeContainer):
     )
     relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
     candle_aggregator = providers.Singleton(CandleAggregator, storage)
+    # execute-blockchain-settlement: trades' RWA leg moved on chain in batches
+    trade_settlement = providers.Singleton(
+        TradeSettlement,
+        storage,
+        chain_mirror,
+        jobs,
+        clock,
+        batch_size=providers.Callable(lambda s: s.settlement_batch_size, settings),
+        retry_seconds=providers.Callable(lambda s: s.settlement_retry_seconds, settings),
+    )
+    notifier = providers.Singleton(build_notifier, settings)
+    trade_notifications = providers.Singleton(TradeNotifications, storage, notifier, jobs)
     gauges = providers.Singleton(
         GaugeSampler,
         storage,
@@ -444,6 +472,8 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
     jobs.register(SyncBlockchainJob, c.deposit_use_cases().handle)
     jobs.register(ReconcileJob, c.reconciliation().handle)
+    jobs.register(SettleTradesJob, c.trade_settlement().handle)
+    jobs.register(SendTradeNotificationJob, c.trade_notifications().handle)
     jobs.register(VerifyComplianceJob, c.compliance_verifier().handle)
 
 
@@ -482,6 +512,8 @@ class Runtime:
         for event_type in ("market.paused", "market.resumed", "market.archived"):
             relay.on(event_type, c.trading().on_market_event)  # the pair follows its market
         relay.on(TRADE_EXECUTED, c.candle_aggregator().on_trade_executed)  # aggregate-candles
+        relay.on(TRADE_EXECUTED, c.trade_settlement().on_trade_executed)  # coalesced per pair
+        relay.on(TRADE_EXECUTED, c.trade_notifications().on_trade_executed)
         relay.on(COMPLIANCE_CHANGED, c.compliance_verifier().on_compliance_changed)
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
@@ -498,6 +530,7 @@ class Runtime:
             await resume_token_jobs(c)
         c.token_job_scheduler().start()  # sync-blockchain and reconcile, when configured
         await c.trading().start()  # every pair's book rebuilt from storage
+        await c.trade_settlement().resume()  # trades not yet settled on chain
         relay.start()
         if self.settings.poll_permissions_in_process:
             c.permission_poller().start()
@@ -524,6 +557,7 @@ class Runtime:
             ("permission feed", c.permission_feed().close),
             ("sns gateway", c.sns_gateway().close),
             ("rate limiter", c.rate_limiter().close),
+            ("notifier", c.notifier().close),
             ("cache", c.cache().close),
             ("storage", c.storage().close),
             ("metrics", self.close_metrics),

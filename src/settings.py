@@ -42,6 +42,7 @@ SECRET_FIELDS = frozenset(
         "custody_mnemonic",
         "permissions_api_key",
         "webhook_secrets",
+        "notification_webhook_secret",
     }
 )
 # Read elsewhere: the migrations directory override (tests, packaging).
@@ -162,6 +163,11 @@ class Settings(BaseSettings):
     http_rate_window_seconds: float = Field(default=60.0, gt=0)
     order_rate_limit: int = Field(default=120, ge=0)  # orders per window and user; 0: off
     order_rate_window_seconds: float = Field(default=60.0, gt=0)
+    settlement_batch_size: int = Field(default=50, ge=1, le=200)  # trades per batchForcedTransfer
+    settlement_retry_seconds: float = Field(default=30.0, ge=0)  # 0: no automatic retry
+    notification_webhook_url: str | None = None  # None: notifications are log lines
+    notification_webhook_secret: str | None = Field(default=None, repr=False)
+    notification_timeout_seconds: float = Field(default=5.0, gt=0)
     ws_send_queue: int = Field(default=1024, ge=1)  # frames waiting per WebSocket connection
     ws_max_message_bytes: int = Field(default=16 * 1024, ge=256)  # larger: close 1009
     ws_rate_per_second: float = Field(default=20.0, gt=0)  # client frames, per connection
@@ -255,7 +261,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {str(value)[:20]!r}")
         return level
 
-    @field_validator("permissions_base_url", "chain_rpc_url")
+    @field_validator("permissions_base_url", "chain_rpc_url", "notification_webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -376,6 +382,10 @@ class Settings(BaseSettings):
             raise ConfigurationError("RWA_WEBHOOK_SECRETS: must name at least one secret")
         if self.chain_rpc_url and not self.chain_private_key:
             raise ConfigurationError("RWA_CHAIN_PRIVATE_KEY: RWA_CHAIN_RPC_URL needs a signer key")
+        if self.notification_webhook_url and not self.notification_webhook_secret:
+            raise ConfigurationError(
+                "RWA_NOTIFICATION_WEBHOOK_SECRET: RWA_NOTIFICATION_WEBHOOK_URL needs a secret"
+            )
         if self.profile != "production":
             return
         if not self.database_url:

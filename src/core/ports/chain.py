@@ -35,7 +35,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -161,6 +161,19 @@ class IdentityCallKind(enum.StrEnum):
 
 
 @attrs.frozen
+class ForcedTransfer:
+    """One line of a token agent's ``batchForcedTransfer``: ``amount`` base units from
+    ``sender`` to ``receiver`` (distinct addresses; the receiver must be verified)."""
+
+    sender: str
+    receiver: str
+    amount: int
+
+
+MAX_BATCH_TRANSFERS = 200  # lines of one batchForcedTransfer (gas stays well under a block)
+
+
+@attrs.frozen
 class IdentityCall:
     """One identity or identity-registry transaction of the compliance mirror.
 
@@ -254,6 +267,15 @@ class Chain(abc.ABC):
     @abc.abstractmethod
     async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
         """Sign an agent function of a deployed T-REX token (refusals: see ``TokenCall``)."""
+
+    @abc.abstractmethod
+    async def prepare_batch_forced_transfer(
+        self, token: str, transfers: Sequence[ForcedTransfer]
+    ) -> PreparedTransaction:
+        """Sign the agent's ``batchForcedTransfer`` of a T-REX token: every line or none
+        (one line that would revert refuses the whole batch before it is signed). Refused
+        like ``FORCED_TRANSFER``: a sender that is its receiver, an amount outside
+        ``1 .. 2**256 - 1``; and an empty batch or one over ``MAX_BATCH_TRANSFERS``."""
 
     @abc.abstractmethod
     async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:

@@ -25,6 +25,7 @@ from core.ports.operations import (
     TransferRepository,
     WithdrawalRepository,
 )
+from core.ports.settlement import SettlementRepository
 from core.ports.tokens import ComplianceRepository, TokenRepository
 from core.ports.trading import OrderRepository, PairRepository, TradeRepository
 from core.ports.wallets import WalletRepository
@@ -154,6 +155,7 @@ class UnitOfWork(abc.ABC):
     pairs: PairRepository
     orders: OrderRepository
     trades: TradeRepository
+    settlements: SettlementRepository  # each trade's on-chain settlement
     market_data: MarketDataRepository
     reference_prices: ReferencePriceRepository
     valuations: ValuationRepository

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from adapters.outbound.chain.trex.artifacts import TrexContract, stablecoin_artifact, trex_artifact
+from adapters.outbound.chain.trex.batch import batch_lines
 from adapters.outbound.chain.trex.steps import (
     PLATFORM_CONTRACTS,
     SUITE_CONTRACTS,
@@ -44,6 +45,7 @@ from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
     PLATFORM_STEPS,
     Chain,
+    ForcedTransfer,
     IdentityCall,
     IdentityCallKind,
     PreparedTransaction,
@@ -138,6 +140,16 @@ class MemoryChain(Chain):
         else:
             args = [_account(call), str(check_amount(call.amount))]
         return self._prepare({"op": "call", "to": token, "fn": f"token.{call.kind}", "args": args})
+
+    async def prepare_batch_forced_transfer(
+        self, token: str, transfers: Sequence[ForcedTransfer]
+    ) -> PreparedTransaction:
+        self._check_open()
+        address = checksum_address(token, "token")
+        args = [[s, r, str(a)] for s, r, a in batch_lines(transfers)]
+        return self._prepare(
+            {"op": "call", "to": address, "fn": "token.batch_forced_transfer", "args": args}
+        )
 
     async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:
         self._check_open()
@@ -379,6 +391,18 @@ class MemoryChain(Chain):
                 balances[sender] -= amount
                 balances[to] = balances.get(to, 0) + amount
                 self._log(st, sender, to, amount)
+            case "token.batch_forced_transfer":  # all lines or none, in order
+                moves = []
+                for sender, to, text in args:
+                    amount = int(text)
+                    if balances.get(sender, 0) < amount:
+                        raise _revert("sender balance too low")
+                    self._receivable(contracts, st, to)
+                    balances[sender] -= amount
+                    balances[to] = balances.get(to, 0) + amount
+                    moves.append((sender, to, amount))
+                for sender, to, amount in moves:
+                    self._log(st, sender, to, amount)
             case _:
                 raise _revert(f"{fn} is not a function of this contract")
         st["balances"] = {k: str(v) for k, v in balances.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from web3.types import TxReceipt
 
 from adapters.outbound.chain.errors import to_chain_error
 from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
+from adapters.outbound.chain.trex.batch import batch_forced_transfer_call
 from adapters.outbound.chain.trex.claims import claim_id
 from adapters.outbound.chain.trex.steps import (
     country_alpha2,
@@ -41,6 +42,7 @@ from adapters.outbound.chain.trex.transactor import all_error_selectors
 from adapters.outbound.chain.validation import checksum_address, create_address
 from core.ports.chain import (
     Chain,
+    ForcedTransfer,
     IdentityCall,
     PreparedTransaction,
     RegisteredIdentity,
@@ -101,6 +103,13 @@ class Web3ChainBase(Chain):
 
     async def prepare_token_call(self, call: TokenCall) -> PreparedTransaction:
         return await self._run(lambda: self._sign(token_call(self._w3, call)))
+
+    async def prepare_batch_forced_transfer(
+        self, token: str, transfers: Sequence[ForcedTransfer]
+    ) -> PreparedTransaction:
+        return await self._run(
+            lambda: self._sign(batch_forced_transfer_call(self._w3, token, transfers))
+        )
 
     async def prepare_identity_call(self, call: IdentityCall) -> PreparedTransaction:
         platform = str(self._account.address)

@@ -24,6 +24,7 @@ from adapters.outbound.storage.memory.repositories import (
     MemoryOutbox,
     MemoryProcessedEventRepository,
 )
+from adapters.outbound.storage.memory.settlement import MemorySettlementRepository
 from adapters.outbound.storage.memory.state import ChangeSet, MemoryState
 from adapters.outbound.storage.memory.tokens import (
     MemoryComplianceRepository,
@@ -74,6 +75,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.pairs = MemoryPairRepository(trading, staged_trading)
         self.orders = MemoryOrderRepository(trading, staged_trading)
         self.trades = MemoryTradeRepository(trading, staged_trading)
+        self.settlements = MemorySettlementRepository(trading, staged_trading)
         md, md_staged = self._state.marketdata, changes.marketdata
         self.market_data = MemoryMarketDataRepository(md, md_staged)
         self.reference_prices = MemoryReferencePriceRepository(md, md_staged)

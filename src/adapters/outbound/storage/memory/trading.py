@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from core.ports.settlement import SettlementStatus, TradeSettlement
 from core.ports.trading import (
     DuplicateClientOrderId,
     OrderRepository,
@@ -31,6 +32,8 @@ class TradingChanges:
     new_orders: set[str] = attrs.Factory(set)
     order_bases: dict[str, int] = attrs.Factory(dict)
     trades: list[Trade] = attrs.Factory(list)
+    # trade id -> (the status it must still have at commit, its new settlement)
+    settlements: dict[str, tuple[SettlementStatus, TradeSettlement]] = attrs.Factory(dict)
 
 
 class MemoryTradingState:
@@ -41,6 +44,11 @@ class MemoryTradingState:
         self.live: dict[str, dict[str, Order]] = {}  # pair -> live orders by id
         self.trades: dict[str, list[Trade]] = {}  # pair -> trades in seq order
         self.user_trades: dict[str, list[Trade]] = {}
+        self.settlements: dict[str, TradeSettlement] = {}  # absent: PENDING
+
+    def settlement_status(self, trade_id: str) -> SettlementStatus:
+        found = self.settlements.get(trade_id)
+        return SettlementStatus.PENDING if found is None else found.status
 
     def check(self, changes: TradingChanges) -> None:
         for pair_id, pair in changes.pairs.items():
@@ -65,6 +73,9 @@ class MemoryTradingState:
                     raise DuplicateClientOrderId("the client order id is taken")
             elif stored_order is None or stored_order.version != changes.order_bases[order_id]:
                 raise ConcurrentModification(f"order {order_id} changed since it was read")
+        for trade_id, (expected, _) in changes.settlements.items():
+            if self.settlement_status(trade_id) is not expected:
+                raise ConcurrentModification(f"trade {trade_id}'s settlement changed")
 
     def apply(self, changes: TradingChanges) -> None:
         self.pairs.update(changes.pairs)
@@ -81,6 +92,8 @@ class MemoryTradingState:
             self.trades.setdefault(trade.pair_id, []).append(trade)
             self.user_trades.setdefault(trade.maker_user_id, []).append(trade)
             self.user_trades.setdefault(trade.taker_user_id, []).append(trade)
+        for trade_id, (_, settlement) in changes.settlements.items():
+            self.settlements[trade_id] = settlement
 
 
 class MemoryPairRepository(PairRepository):

@@ -33,6 +33,7 @@ from adapters.outbound.storage.sql.repositories import (
     SqlOutbox,
     SqlProcessedEventRepository,
 )
+from adapters.outbound.storage.sql.settlement import SqlSettlementRepository
 from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
 from adapters.outbound.storage.sql.tokens import SqlComplianceRepository, SqlTokenRepository
 from adapters.outbound.storage.sql.trading import (
@@ -120,6 +121,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.pairs = SqlPairRepository(conn)
         self.orders = SqlOrderRepository(conn)
         self.trades = SqlTradeRepository(conn)
+        self.settlements = SqlSettlementRepository(conn)
         self.market_data = SqlMarketDataRepository(conn)
         self.reference_prices = SqlReferencePriceRepository(conn)
         self.valuations = SqlValuationRepository(conn)

@@ -667,7 +667,18 @@ trades = sa.Table(
     sa.Column("maker_fee", Uint256, nullable=False),
     sa.Column("taker_fee", Uint256, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # on-chain settlement (core/ports/settlement.py; migration 0013)
+    sa.Column("settlement_status", sa.String(8), nullable=False, server_default="PENDING"),
+    sa.Column("settlement_batch_id", sa.String(36), nullable=True),
+    sa.Column("settlement_tx_hash", sa.String(66), nullable=True),
+    sa.Column("settlement_error", sa.Text, nullable=True),
+    sa.Column("settlement_updated_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("pair_id", "seq", name="uq_trades_pair_id_seq"),
     sa.Index("ix_trades_maker_user_id_id", "maker_user_id", "id"),
     sa.Index("ix_trades_taker_user_id_id", "taker_user_id", "id"),
+    sa.Index("ix_trades_settlement", "pair_id", "settlement_status", "seq"),
+    sa.Index("ix_trades_settlement_batch_id", "settlement_batch_id"),
+    sa.CheckConstraint(
+        "settlement_status IN ('PENDING', 'SENT', 'SETTLED', 'FAILED')", name="settlement_status"
+    ),
 )

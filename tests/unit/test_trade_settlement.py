@@ -1,0 +1,194 @@
+"""execute-blockchain-settlement on the test profile (memory chain): trades on an activated
+market's pair end with the buyer's and the seller's on-chain balances equal to the ledger
+(reconcile finds no drift), each trade SETTLED with its batch's hash; a crash between the
+broadcast and the record of its outcome settles once; a failed batch marks its trades FAILED
+and is retried (the same batch, by the job itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+import bootstrap
+from adapters.outbound.chain.memory import MemoryChain
+from bootstrap import Runtime
+from core.ledger.model import AccountRef
+from core.markets.stablecoin import EmbeddedStablecoin
+from core.ports.chain import ForcedTransfer, PreparedTransaction
+from core.ports.settlement import SettlementStatus, TradeSettlement
+from core.shared.errors import ChainError
+from core.trading.orders import Trade
+from settings import Settings
+from tests.unit.conftest import SECRET
+from tests.unit.test_activation_pair import activated, settle
+from tests.unit.test_http_marketdata import BUYER, SELLER, fund, trade
+
+BATCH_FN = "token.batch_forced_transfer"
+
+
+class SettlementChain(MemoryChain):
+    """A memory chain that can refuse the next batches (as a revert would, before anything
+    is signed) or lose the connection right after the node accepted a batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse_batches = 0
+        self.drop_after_send = 0
+        self.batches: list[str] = []  # hashes of batch transactions the node accepted
+        self._batch_raw: set[str] = set()
+
+    async def prepare_batch_forced_transfer(
+        self, token: str, transfers: Sequence[ForcedTransfer]
+    ) -> PreparedTransaction:
+        if self.refuse_batches > 0:
+            self.refuse_batches -= 1
+            raise ChainError("transaction reverted: sender balance too low (injected)")
+        prepared = await super().prepare_batch_forced_transfer(token, transfers)
+        self._batch_raw.add(prepared.transaction.raw_transaction)
+        return prepared
+
+    async def send_raw_transaction(self, raw_transaction: str) -> str:
+        tx_hash = await super().send_raw_transaction(raw_transaction)
+        if raw_transaction in self._batch_raw:
+            if tx_hash not in self.batches:
+                self.batches.append(tx_hash)
+            if self.drop_after_send > 0:
+                self.drop_after_send -= 1
+                raise ChainError("connection lost after the node took it (injected)")
+        return tx_hash
+
+
+def build(chain: SettlementChain, retry_seconds: float = 0.0) -> Runtime:
+    settings = Settings(
+        profile="test",
+        jwt_secret=SECRET,
+        deploy_backoff_seconds=0.01,
+        settlement_retry_seconds=retry_seconds,
+        settlement_batch_size=50,
+    )
+    built = bootstrap.build(settings)
+    c = built.container
+    c.chain.override(providers.Object(chain))
+    c.embedded_stablecoin.override(
+        providers.Singleton(EmbeddedStablecoin, c.storage, c.chain, c.clock, symbol="USDC")
+    )
+    return built
+
+
+@pytest.fixture
+def chain() -> SettlementChain:
+    return SettlementChain()
+
+
+@pytest.fixture
+def runtime(chain: SettlementChain) -> Runtime:
+    return build(chain)
+
+
+async def trades_of(runtime: Runtime) -> list[tuple[Trade, TradeSettlement]]:
+    async with runtime.container.storage().unit_of_work(read_only=True) as uow:
+        pair = await uow.pairs.by_symbol("MDX-USDC")
+        assert pair is not None
+        found = []
+        for t in sorted(await uow.trades.for_pair(pair.id, limit=100), key=lambda t: t.seq):
+            settlement = await uow.settlements.get(t.id)
+            assert settlement is not None
+            found.append((t, settlement))
+    return found
+
+
+async def assert_chain_matches_ledger(runtime: Runtime, chain: MemoryChain) -> None:
+    c = runtime.container
+    async with c.storage().unit_of_work(read_only=True) as uow:
+        token = await uow.tokens.by_symbol("MDX")
+        assert token is not None and token.contract_address is not None
+        ledger = {
+            user: await uow.ledger.balance(AccountRef.user(user, token.id))
+            for user in (SELLER, BUYER)
+        }
+    for user, balance in ledger.items():
+        address = await c.chain_mirror().user_address(user)
+        on_chain = await chain.balance_of(token.contract_address, address)
+        assert on_chain == balance.available + balance.locked, (user, on_chain, balance)
+    report = await c.reconciliation().run()
+    assert report.drifts == [], report.drifts
+
+
+async def market(client: Any, runtime: Runtime) -> None:
+    await activated(client, runtime, tokenSymbol="MDX", tickSize="0.01", lotSize="1")
+    await fund(client, runtime)
+
+
+async def test_trades_settle_on_chain_and_the_balances_match_the_ledger(
+    client: Any, runtime: Runtime, chain: SettlementChain
+) -> None:
+    await market(client, runtime)
+    await trade(client, runtime, "100.50", "2")
+    await trade(client, runtime, "101.25", "3")
+    await settle(runtime)
+    settled = await trades_of(runtime)
+    assert len(settled) == 2
+    for _, s in settled:
+        assert s.status is SettlementStatus.SETTLED, s
+        assert s.tx_hash in chain.batches and s.batch_id is not None and s.error is None
+    assert 1 <= len(chain.batches) <= 2  # coalesced: one job settles what is pending
+    await assert_chain_matches_ledger(runtime, chain)
+    # a second run finds nothing to do and sends nothing
+    report = await runtime.container.trade_settlement().settle_pair(settled[0][0].pair_id)
+    assert report.settled == 0 and len(chain.batches) <= 2
+
+
+async def test_a_crash_between_broadcast_and_record_settles_once(
+    client: Any, runtime: Runtime, chain: SettlementChain
+) -> None:
+    await market(client, runtime)
+    chain.drop_after_send = 1
+    await trade(client, runtime, "100.00", "4")
+    await settle(runtime)
+    [(t, s)] = await trades_of(runtime)
+    assert s.status is SettlementStatus.SENT  # the batch is in flight, its hash recorded
+    assert s.tx_hash == chain.batches[0]
+    # the next run follows the recorded transaction: no second batch
+    report = await runtime.container.trade_settlement().settle_pair(t.pair_id)
+    assert report.settled == 1
+    [(_, s)] = await trades_of(runtime)
+    assert s.status is SettlementStatus.SETTLED and s.tx_hash == chain.batches[0]
+    assert len(chain.batches) == 1
+    await assert_chain_matches_ledger(runtime, chain)
+
+
+async def test_a_failed_batch_marks_its_trades_failed_and_is_retried(
+    client: Any, runtime: Runtime, chain: SettlementChain
+) -> None:
+    await market(client, runtime)
+    chain.refuse_batches = 1
+    await trade(client, runtime, "100.00", "1")
+    await settle(runtime)
+    [(t, s)] = await trades_of(runtime)
+    assert s.status is SettlementStatus.FAILED and "reverted" in (s.error or "")
+    assert chain.batches == []
+    batch_id = s.batch_id
+    report = await runtime.container.trade_settlement().settle_pair(t.pair_id)
+    assert report.settled == 1
+    [(_, s)] = await trades_of(runtime)
+    assert s.status is SettlementStatus.SETTLED and s.batch_id == batch_id  # the same batch
+    assert s.tx_hash == chain.batches[0] and len(chain.batches) == 1
+    await assert_chain_matches_ledger(runtime, chain)
+
+
+async def test_the_job_retries_a_failed_batch_by_itself() -> None:
+    chain = SettlementChain()
+    runtime = build(chain, retry_seconds=0.05)
+    async with runtime.http_app().test_app() as app:
+        client = app.test_client()
+        await market(client, runtime)
+        chain.refuse_batches = 2
+        await trade(client, runtime, "99.00", "2")
+        await settle(runtime)  # the job fails twice, queueing itself after 0.05 s and 0.1 s
+        await runtime.container.jobs().join(timeout=10)
+        [(_, s)] = await trades_of(runtime)
+        assert s.status is SettlementStatus.SETTLED and len(chain.batches) == 1
+        await assert_chain_matches_ledger(runtime, chain)
