@@ -22,7 +22,14 @@ from adapters.outbound.jobs.memory import MemoryJobQueue
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.storage.memory import MemoryStorage
 from core.ports.audit import AuditFilter
-from core.ports.chain import TOKEN_STEP, Chain, SuiteSpec, TokenCall, TokenCallKind
+from core.ports.chain import (
+    TOKEN_STEP,
+    Chain,
+    PlatformContracts,
+    SuiteSpec,
+    TokenCall,
+    TokenCallKind,
+)
 from core.ports.clock import Clock
 from core.ports.deployments import DeploymentState
 from core.shared.authorization import Authorizer
@@ -80,6 +87,7 @@ class Env:
     transfers: TransferUseCases
     mints: MintUseCases
     gold: Token
+    platform: PlatformContracts
 
     @property
     def token(self) -> str:
@@ -123,7 +131,7 @@ async def build(chain: Chain) -> Env:
     mirror = ChainMirror(storage, chain, clock, keys)
     platform = await chain.deploy_platform()
 
-    async def platform_contracts() -> object:
+    async def platform_contracts() -> PlatformContracts:
         return platform
 
     spec = SuiteSpec(
@@ -146,14 +154,16 @@ async def build(chain: Chain) -> Env:
     async with storage.unit_of_work() as uow:
         await uow.tokens.add(gold)
         await uow.commit()
-    verifier = ComplianceVerifier(storage, mirror, clock, jobs, platform_contracts)  # type: ignore[arg-type]
+    verifier = ComplianceVerifier(storage, mirror, clock, jobs, platform_contracts)
     transfers = TransferUseCases(storage, authorizer, clock, jobs, mirror)
     mints = MintUseCases(storage, authorizer, clock, jobs, mirror)
     jobs.register(VerifyComplianceJob, verifier.handle)
     jobs.register(MintTokenJob, mints.handle)
     await jobs.start()
     compliance = ComplianceUseCases(storage, authorizer, clock)
-    return Env(storage, chain, clock, jobs, mirror, compliance, verifier, transfers, mints, gold)
+    return Env(
+        storage, chain, clock, jobs, mirror, compliance, verifier, transfers, mints, gold, platform
+    )
 
 
 @pytest.fixture(params=["memory", "evm"])
@@ -314,3 +324,58 @@ async def build_paused(chain: MemoryChain) -> Env:
     env = await build(chain)
     chain.auto_mine = False
     return env
+
+
+async def add_accredited_token(env: Env) -> Token:
+    """A second RWA token whose market is for accredited investors only (claim topics 1, 2)."""
+    from tests.contract.storage_suite import make_asset, make_market
+
+    market = make_market(accredited_investors_only=True, token_symbol="BOND")
+    spec = SuiteSpec(
+        name="Bond",
+        symbol="BOND",
+        decimals=0,
+        supply=1_000,
+        issuer=await env.chain.custody_address(),
+        issuer_country="PT",
+        platform=env.platform,
+        accredited_only=True,
+    )
+    bond = Token(
+        symbol="BOND",
+        name="Bond",
+        type=TokenType.RWA,
+        decimals=0,
+        created_at=T0,
+        contract_address=(await env.chain.deploy_suite(spec))[TOKEN_STEP],
+        market_id=market.id,
+    )
+    async with env.storage.unit_of_work() as uow:
+        await uow.markets.add(market, make_asset(market))
+        await uow.tokens.add(bond)
+        await uow.commit()
+    return bond
+
+
+async def test_the_accreditation_claim_follows_the_accredited_market(env: Env) -> None:
+    bond = await add_accredited_token(env)
+    assert bond.contract_address is not None
+    address = await env.mirror.user_address("alice")
+    await approve_and_verify(env, "alice")  # not accredited: GOLD only
+    assert await env.verified("alice")
+    assert not await env.chain.is_verified(bond.contract_address, address)
+    assert await env.chain.registered_identity(bond.contract_address, address) is None
+    await approve_and_verify(env, "alice", accredited=True)
+    assert await env.chain.is_verified(bond.contract_address, address)
+    registered = await env.chain.registered_identity(bond.contract_address, address)
+    assert registered is not None
+    assert registered == await env.chain.registered_identity(env.token, address)  # one identity
+    await env.chain.call_token(
+        TokenCall(TokenCallKind.TRANSFER, bond.contract_address, account=address, amount=3)
+    )
+    await approve_and_verify(env, "alice", accredited=False)
+    assert not await env.chain.is_verified(bond.contract_address, address)
+    assert await env.verified("alice")  # GOLD needs no accreditation
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        steps = [r.step for r in await uow.deployments.for_subject(compliance_subject("alice"))]
+    assert "claim:2#0" in steps and "unclaim:2#0" in steps
