@@ -6,6 +6,7 @@ and is retried (the same batch, by the job itself)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,3 +193,46 @@ async def test_the_job_retries_a_failed_batch_by_itself() -> None:
         [(_, s)] = await trades_of(runtime)
         assert s.status is SettlementStatus.SETTLED and len(chain.batches) == 1
         await assert_chain_matches_ledger(runtime, chain)
+
+
+async def test_both_sides_hear_of_the_trade_through_the_signed_webhook() -> None:
+    from tests.contract.test_notifications import SECRET as HOOK_SECRET
+    from tests.contract.test_notifications import Receiver
+
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        chain = SettlementChain()
+        settings = Settings(
+            profile="test",
+            jwt_secret=SECRET,
+            deploy_backoff_seconds=0.01,
+            notification_webhook_url=receiver.url,
+            notification_webhook_secret=HOOK_SECRET,
+        )
+        runtime = bootstrap.build(settings)
+        c = runtime.container
+        c.chain.override(providers.Object(chain))
+        c.embedded_stablecoin.override(
+            providers.Singleton(EmbeddedStablecoin, c.storage, c.chain, c.clock, symbol="USDC")
+        )
+        async with runtime.http_app().test_app() as app:
+            client = app.test_client()
+            await market(client, runtime)
+            await trade(client, runtime, "100.50", "2")
+            await settle(runtime)
+            [(t, _)] = await trades_of(runtime)
+        by_user = {}
+        for headers, raw in receiver.requests:
+            assert receiver.verify(headers, raw)
+            sent = json.loads(raw)
+            by_user[sent["userId"]] = sent
+        assert set(by_user) == {SELLER, BUYER}
+        assert by_user[BUYER]["data"]["side"] == "BUY" and by_user[BUYER]["data"]["role"] == "taker"
+        assert by_user[SELLER]["data"]["side"] == "SELL"
+        for user, sent in by_user.items():
+            assert sent["id"] == f"trade:{t.id}:{user}" and sent["type"] == "trade.executed"
+            assert sent["data"]["price"] == "100.50" and sent["data"]["quantity"] == "2"
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
