@@ -44,7 +44,12 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("serving profile=%s on http://%s:%s", settings.profile, settings.host, settings.port)
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+
+    async def shutdown() -> None:
+        await stop.wait()
+        runtime.container.ws_gateway().close_connections()  # 1001 now, not after the grace
+
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown)
 
 
 async def _reconcile(settings: Settings) -> int:

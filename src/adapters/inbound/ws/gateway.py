@@ -434,9 +434,14 @@ class Gateway:
             self.ready = asyncio.Event()
             self._pump_task = asyncio.create_task(self._pump(), name="ws-gateway-pump")
 
-    async def stop(self) -> None:
+    def close_connections(self) -> None:
+        """Close every connection with 1001 (the server is going away): called when a
+        shutdown begins, so the server's grace period does not wait on open WebSockets."""
         for conn in list(self._connections):
             conn.request_close(CLOSE_GOING_AWAY, "server shutting down", None)
+
+    async def stop(self) -> None:
+        self.close_connections()
         if self._pump_task is not None:
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
