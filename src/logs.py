@@ -14,6 +14,7 @@ error loggers propagate to it):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -85,6 +86,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=True, default=str)
 
 
+class CancellationFilter(logging.Filter):
+    """A task cancelled while the service stops is expected, not an error: a record whose
+    exception is a ``CancelledError`` (taskiq logs one, with a traceback, for every job it
+    sees cancelled) becomes one WARNING line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError):
+            record.msg = f"{record.getMessage()} (cancelled)"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def formatter(kind: str) -> logging.Formatter:
     if kind == "json":
         return JsonFormatter()
@@ -98,6 +116,7 @@ def configure_logging(level: str, kind: str, stream: IO[str] | None = None) -> N
     that installed handlers of their own (hypercorn's, taskiq's) are brought to it."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(kind))
+    handler.addFilter(CancellationFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

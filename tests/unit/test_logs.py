@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from logs import EscapingFormatter, JsonFormatter, configure_logging, escape
+from logs import CancellationFilter, EscapingFormatter, JsonFormatter, configure_logging, escape
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,22 @@ def test_configure_logging_brings_hypercorn_to_the_root_handler() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_a_cancelled_task_is_one_warning_line() -> None:
+    try:
+        raise asyncio.CancelledError
+    except asyncio.CancelledError:
+        record = logging.LogRecord(
+            "taskiq.receiver.receiver",
+            logging.ERROR,
+            __file__,
+            1,
+            "Exception found while executing function.",
+            (),
+            sys.exc_info(),
+        )
+    assert CancellationFilter().filter(record)
+    line = EscapingFormatter().format(record)
+    assert "\n" not in line and "Traceback" not in line
+    assert "WARNING" in line and line.endswith("function. (cancelled)")

@@ -161,6 +161,29 @@ class TaskiqJobQueue(JobQueue):
         await asyncio.gather(*(cancel_until_done(job) for job in jobs))
         return len(jobs)
 
+    async def _drain_in_memory(self, broker: InMemoryBroker) -> None:
+        """In-process jobs get the grace period to finish; the ones still running then are
+        cancelled: this queue is not durable, and interrupted deployments are resumed from
+        storage at the next start. (Waiting for all of them could outlast the server's
+        shutdown deadline, and the loop would then be torn down under them.)"""
+        drained = asyncio.ensure_future(broker.wait_all())
+        try:
+            await asyncio.wait_for(asyncio.shield(drained), timeout=self._stop_grace)
+            return
+        except TimeoutError:
+            pass
+        cancelled = await self.abandon_running()
+        log.warning(
+            "%d in-process jobs still running after %.1fs were cancelled; they resume at the "
+            "next start",
+            cancelled,
+            self._stop_grace,
+        )
+        try:
+            await asyncio.wait_for(drained, timeout=self._stop_grace)
+        except TimeoutError:
+            log.warning("in-process jobs did not finish after cancellation; left behind")
+
     async def stop(self) -> None:
         for task in self._delayed:
             task.cancel()
@@ -174,7 +197,7 @@ class TaskiqJobQueue(JobQueue):
             return
         await self._stop_receiver()
         if isinstance(self.broker, InMemoryBroker):
-            await self.broker.wait_all()
+            await self._drain_in_memory(self.broker)
         await self.broker.shutdown()
         self.broker.is_worker_process = False
 
