@@ -18,12 +18,12 @@ from adapters.outbound.chain.memory import MemoryChain
 from bootstrap import Runtime
 from core.ledger.model import AccountRef
 from core.markets.stablecoin import EmbeddedStablecoin
-from core.ports.chain import ForcedTransfer, PreparedTransaction
+from core.ports.chain import Chain, ForcedTransfer, PreparedTransaction
 from core.ports.settlement import SettlementStatus, TradeSettlement
 from core.shared.errors import ChainError
 from core.trading.orders import Trade
 from settings import Settings
-from tests.unit.conftest import SECRET
+from tests.unit.conftest import SECRET, bearer
 from tests.unit.test_activation_pair import activated, settle
 from tests.unit.test_http_marketdata import BUYER, SELLER, fund, trade
 
@@ -101,7 +101,7 @@ async def trades_of(runtime: Runtime) -> list[tuple[Trade, TradeSettlement]]:
     return found
 
 
-async def assert_chain_matches_ledger(runtime: Runtime, chain: MemoryChain) -> None:
+async def assert_chain_matches_ledger(runtime: Runtime, chain: Chain) -> None:
     c = runtime.container
     async with c.storage().unit_of_work(read_only=True) as uow:
         token = await uow.tokens.by_symbol("MDX")
@@ -119,7 +119,23 @@ async def assert_chain_matches_ledger(runtime: Runtime, chain: MemoryChain) -> N
 
 
 async def market(client: Any, runtime: Runtime) -> None:
+    """An activated MDX market; both traders approved and mirrored on chain first (their
+    verify-compliance jobs done), then funded (a transfer from the issuer, a USDC mint)."""
     await activated(client, runtime, tokenSymbol="MDX", tickSize="0.01", lotSize="1")
+    admin = bearer(runtime, "adm", "admin")
+    record = {
+        "kycStatus": "APPROVED",
+        "whitelisted": True,
+        "accredited": True,
+        "jurisdiction": "US",
+        "expiresAt": "2099-12-31T00:00:00Z",
+    }
+    for user in ("iss-pair", SELLER, BUYER):
+        response = await client.post(
+            f"/api/v1/tokens/compliance/{user}", json=record, headers=admin
+        )
+        assert response.status_code in (200, 201), await response.get_json()
+    await settle(runtime)
     await fund(client, runtime)
 
 
@@ -236,3 +252,31 @@ async def test_both_sides_hear_of_the_trade_through_the_signed_webhook() -> None
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+async def test_trades_settle_on_the_in_process_evm() -> None:
+    """The real T-REX contracts: batchForcedTransfer by the agent from the seller's
+    custodial address to the buyer's."""
+    from adapters.outbound.chain.evm import EvmChain
+
+    evm = EvmChain()
+    settings = Settings(profile="test", jwt_secret=SECRET, deploy_backoff_seconds=0.01)
+    runtime = bootstrap.build(settings)
+    c = runtime.container
+    c.chain.override(providers.Object(evm))
+    c.embedded_stablecoin.override(
+        providers.Singleton(EmbeddedStablecoin, c.storage, c.chain, c.clock, symbol="USDC")
+    )
+    async with runtime.http_app().test_app() as app:
+        client = app.test_client()
+        await market(client, runtime)
+        await trade(client, runtime, "100.50", "2")
+        await trade(client, runtime, "101.00", "3")
+        await settle(runtime)
+        settled = await trades_of(runtime)
+        assert [s.status for _, s in settled] == [SettlementStatus.SETTLED] * 2
+        for _, s in settled:
+            assert s.tx_hash is not None
+            receipt = await evm.transaction_receipt(s.tx_hash)
+            assert receipt is not None and receipt.succeeded
+        await assert_chain_matches_ledger(runtime, evm)
