@@ -18,8 +18,9 @@ the subject ``settlement:<batch id>``. Its outcome:
   the next run follows the recorded transaction (never a second one while it may be mined).
 
 The job is enqueued by the reaction to ``trade.executed`` and coalesces: one job settles
-every pending trade of the pair, and while a job of a pair is queued another is not. A run
-that leaves a batch unsettled queues the job again after ``retry_seconds``.
+every pending trade of the pair, and while a job of a pair is queued (not yet started) in
+this process another is not. A run that leaves a batch unsettled queues the job again after
+``retry_seconds`` (doubling).
 
 A base token without per-user addresses on chain (the stablecoin or a crypto token held in
 the omnibus) has nothing to move: its trades are ``SETTLED`` without a transaction.
@@ -111,15 +112,20 @@ class TradeSettlement:
     async def on_trade_executed(self, event: DomainEvent) -> None:
         await self.request(event.aggregate_id)
 
-    async def request(self, pair_id: str, *, attempt: int = 1, delay: float = 0.0) -> None:
-        """Queue the pair's job unless one is already queued here (coalescing)."""
+    async def request(self, pair_id: str) -> None:
+        """Queue the pair's job unless one is already queued and not started (coalescing).
+
+        Only an in-process queue can tell when its job starts; with a durable queue (jobs
+        run in worker processes) every request queues a job, and a job that finds nothing
+        pending sends nothing."""
+        if self._jobs.durable:
+            await self._jobs.enqueue(SettleTradesJob(pair_id=pair_id))
+            return
         if pair_id in self._queued:
             return
         self._queued.add(pair_id)
         try:
-            await self._jobs.enqueue(
-                SettleTradesJob(pair_id=pair_id, attempt=attempt), delay_seconds=delay
-            )
+            await self._jobs.enqueue(SettleTradesJob(pair_id=pair_id))
         except BaseException:
             self._queued.discard(pair_id)
             raise
@@ -155,7 +161,10 @@ class TradeSettlement:
                 )
                 return
             delay = self._retry_seconds * min(2 ** (job.attempt - 1), 16)
-            await self.request(job.pair_id, attempt=job.attempt + 1, delay=delay)
+            # not coalesced: a new trade meanwhile queues its own job at once
+            await self._jobs.enqueue(
+                SettleTradesJob(pair_id=job.pair_id, attempt=job.attempt + 1), delay_seconds=delay
+            )
 
     async def settle_pair(self, pair_id: str) -> SettlementReport:
         """Follow or retry the pair's unfinished batches, then settle its pending trades."""
