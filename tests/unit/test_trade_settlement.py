@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,11 +20,16 @@ from bootstrap import Runtime
 from core.ledger.model import AccountRef
 from core.markets.stablecoin import EmbeddedStablecoin
 from core.ports.chain import Chain, ForcedTransfer, PreparedTransaction
+from core.ports.notifications import Notification, NotificationFailed, Notifier
 from core.ports.settlement import SettlementStatus, TradeSettlement
 from core.shared.errors import ChainError
+from core.shared.events import DomainEvent
+from core.trading.notifications import SendTradeNotificationJob, TradeNotifications
 from core.trading.orders import Trade
-from settings import Settings
+from core.trading.settlement import TradeSettlement as TradeSettlementService
+from settings import ConfigurationError, Settings
 from tests.unit.conftest import SECRET, bearer
+from tests.unit.doubles import RecordingJobQueue
 from tests.unit.test_activation_pair import activated, settle
 from tests.unit.test_http_marketdata import BUYER, SELLER, fund, trade
 
@@ -153,6 +159,8 @@ async def test_trades_settle_on_chain_and_the_balances_match_the_ledger(
         assert s.tx_hash in chain.batches and s.batch_id is not None and s.error is None
     assert 1 <= len(chain.batches) <= 2  # coalesced: one job settles what is pending
     await assert_chain_matches_ledger(runtime, chain)
+    lags = runtime.container.metrics().settlement["trade"]  # the metrics port, per trade
+    assert len(lags) == 2 and all(lag >= 0 for lag in lags)
     # a second run finds nothing to do and sends nothing
     report = await runtime.container.trade_settlement().settle_pair(settled[0][0].pair_id)
     assert report.settled == 0 and len(chain.batches) <= 2
@@ -280,3 +288,70 @@ async def test_trades_settle_on_the_in_process_evm() -> None:
             receipt = await evm.transaction_receipt(s.tx_hash)
             assert receipt is not None and receipt.succeeded
         await assert_chain_matches_ledger(runtime, evm)
+
+
+class FailingNotifier(Notifier):
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[Notification] = []
+
+    async def send(self, notification: Notification) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise NotificationFailed("webhook answered 503")
+        self.sent.append(notification)
+
+
+async def test_a_failed_notification_is_sent_again_by_its_job(
+    client: Any, runtime: Runtime, chain: SettlementChain
+) -> None:
+    await market(client, runtime)
+    await trade(client, runtime, "100.00", "1")
+    await settle(runtime)
+    [(t, _)] = await trades_of(runtime)
+    queue = RecordingJobQueue()
+    notifier = FailingNotifier(failures=1)
+    notifications = TradeNotifications(
+        runtime.container.storage(), notifier, queue, retry_seconds=7
+    )
+    await notifications.handle(SendTradeNotificationJob(trade_id=t.id))
+    assert len(notifier.sent) == 1  # one side failed, the other went through
+    [(again, delay)] = queue.jobs
+    assert isinstance(again, SendTradeNotificationJob) and delay == 7
+    assert again.attempt == 2 and len(again.user_ids) == 1
+    await notifications.handle(again)
+    assert {n.user_id for n in notifier.sent} == {SELLER, BUYER}
+    assert len(queue.jobs) == 1  # nothing more to retry
+
+
+class DurableRecordingQueue(RecordingJobQueue):
+    @property
+    def durable(self) -> bool:
+        return True
+
+
+async def test_the_reaction_coalesces_jobs_only_on_an_in_process_queue(
+    runtime: Runtime,
+) -> None:
+    c = runtime.container
+    event = DomainEvent(
+        type="trade.executed",
+        aggregate_id="pair-1",
+        actor_id="matching",
+        actor_type="system",
+        occurred_at=datetime.now(UTC),
+    )
+    for queue, expected in ((RecordingJobQueue(), 1), (DurableRecordingQueue(), 3)):
+        settlement = TradeSettlementService(c.storage(), c.chain_mirror(), queue, c.clock())
+        for _ in range(3):
+            await settlement.on_trade_executed(event)
+        assert [j.pair_id for j, _ in queue.jobs] == ["pair-1"] * expected  # type: ignore[attr-defined]
+
+
+def test_a_notification_webhook_needs_its_secret() -> None:
+    with pytest.raises(ConfigurationError, match="RWA_NOTIFICATION_WEBHOOK_SECRET"):
+        Settings(
+            profile="test", jwt_secret=SECRET, notification_webhook_url="https://hooks.example/t"
+        ).check()
+    with pytest.raises(ConfigurationError, match="RWA_NOTIFICATION_WEBHOOK_URL"):
+        Settings(profile="test", jwt_secret=SECRET, notification_webhook_url="ftp://x/")
