@@ -28,7 +28,7 @@ class Metrics(abc.ABC):
     @abc.abstractmethod
     def settlement_lag(self, kind: str, seconds: float) -> None:
         """From an operation's ledger commit to its confirmed transaction (mint, transfer,
-        withdrawal)."""
+        withdrawal, trade: its batch's ``batchForcedTransfer``)."""
 
     @abc.abstractmethod
     def deployment_attempt(self, outcome: str) -> None:
