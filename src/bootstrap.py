@@ -462,6 +462,7 @@ class Container(containers.DeclarativeContainer):
         token_use_cases,
         providers.Callable(ws_limits, settings),
         metrics,
+        trading=trading,
     )
 
 

@@ -41,6 +41,7 @@ from core.shared.ids import new_id
 from core.shared.roles import roles_allow_any
 from core.tokens.compliance_use_cases import require_compliant
 from core.tokens.model import Token
+from core.trading import book as book_format
 from core.trading import commands as c
 from core.trading.engine import MatchingEngine
 from core.trading.orders import (
@@ -638,7 +639,24 @@ class _Batch:
             await self._conclude(order_id, ended.get(order_id), actor)
         if levels:
             assert book_seq is not None
-            self.event("book.changed", actor, {"seq": book_seq, "changes": levels})
+            self.event(
+                "book.changed",
+                actor,
+                {"seq": book_seq, "changes": levels, "checksum": self._book_checksum()},
+            )
+
+    def _book_checksum(self) -> int:
+        """The checksum of the engine's book now (the REST and WebSocket book's, DESIGN §6)."""
+        pair = self.pair
+        bids, asks = self.engine.depth(book_format.CHECKSUM_LEVELS)
+        return book_format.book_checksum(
+            bids,
+            asks,
+            tick=pair.tick // 10 ** (pair.quote_decimals - pair.price_decimals),
+            price_decimals=pair.price_decimals,
+            lot=pair.lot // 10 ** (pair.base_decimals - pair.size_decimals),
+            size_decimals=pair.size_decimals,
+        )
 
     def _new_id(self, seq: int) -> str:
         """The order just submitted: the only touched order not yet known to the book."""
@@ -725,6 +743,11 @@ class _Batch:
                 "takerSide": taker_side,
                 "makerOrderId": maker.id,
                 "takerOrderId": taker.id,
+                "makerUserId": maker.user_id,
+                "takerUserId": taker.user_id,
+                "makerFee": pair.quote_text(maker_fee),
+                "takerFee": pair.quote_text(taker_fee),
+                "at": _iso(self.now),
             },
         )
 

@@ -198,12 +198,13 @@ async def test_private_channels_and_order_ops_need_auth_first(app: Any, runtime:
             assert answer["code"] == "auth_required" and answer["reqId"] == 5
         answer = await ask(ws, {"op": "auth", "token": token(runtime, "u-1", "trader"), "reqId": 1})
         assert answer == {"type": "authenticated", "userId": "u-1", "reqId": 1}
-        for op in ("order.submit", "order.cancel"):
-            answer = await ask(ws, {"op": op, "reqId": 6})
-            assert answer["code"] == "op_unavailable" and answer["reqId"] == 6
+        # past auth the order ops and private channels are live (tests/unit/ws/test_ws_trading.py)
+        answer = await ask(ws, {"op": "order.cancel", "reqId": 6})
+        assert answer["code"] == "invalid_params" and answer["reqId"] == 6
         for channel in ("orders", "fills"):
             answer = await ask(ws, {"op": "subscribe", "channel": channel})
-            assert answer["code"] == "channel_unavailable"
+            assert answer["type"] == "subscribed"
+            assert (await recv(ws))["type"] == "snapshot"
 
 
 async def test_auth_refuses_bad_and_expired_tokens_and_a_second_user(
@@ -355,6 +356,12 @@ async def test_trading_channels_answer_channel_unavailable(app: Any) -> None:
         for frame in (
             {"channel": "book", "pair": "HVO-USDC", "depth": 25},
             {"channel": "trades", "pair": "HVO-USDC"},
+        ):  # live channels: a pair that does not exist
+            answer = await ask(ws, {"op": "subscribe", **frame})
+            assert answer["code"] == "pair_not_found", frame
+        bad_depth = {"channel": "book", "pair": "HVO-USDC", "depth": 7}
+        assert (await ask(ws, {"op": "subscribe", **bad_depth}))["code"] == "invalid_params"
+        for frame in (
             {"channel": "ticker"},
             {"channel": "ticker", "pair": "HVO-USDC"},
             {"channel": "candles", "pair": "HVO-USDC", "interval": "1h"},

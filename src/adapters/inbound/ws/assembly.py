@@ -7,18 +7,38 @@ from adapters.inbound.ws.channels import ChannelRegistry, trading_placeholders
 from adapters.inbound.ws.gateway import Gateway, WsLimits
 from adapters.inbound.ws.markets import MarketsChannel
 from adapters.inbound.ws.private import BalancesChannel
+from adapters.inbound.ws.trading import (
+    BookChannel,
+    FillsChannel,
+    OrdersChannel,
+    TradesChannel,
+    order_ops,
+)
 from core.markets.queries import MarketQueries
 from core.ports.event_bus import EventBus
 from core.ports.metrics import NO_METRICS, Metrics
 from core.tokens.use_cases import TokenUseCases
+from core.trading.service import TradingService
 
 
-def standard_registry(markets: MarketQueries, tokens: TokenUseCases) -> ChannelRegistry:
-    """Live: ``markets`` and private ``balances``; the trading channels answer
-    ``channel_unavailable`` until the trading engine registers its own."""
-    return ChannelRegistry(
+def standard_registry(
+    markets: MarketQueries, tokens: TokenUseCases, trading: TradingService | None = None
+) -> ChannelRegistry:
+    """Live: ``markets``, private ``balances`` and, with ``trading``, ``book``, ``trades``
+    and private ``orders``, ``fills``; ``ticker`` and ``candles`` answer
+    ``channel_unavailable``."""
+    registry = ChannelRegistry(
         [*trading_placeholders(), MarketsChannel(markets), BalancesChannel(tokens)]
     )
+    if trading is not None:
+        for channel in (
+            BookChannel(trading),
+            TradesChannel(trading),
+            OrdersChannel(trading),
+            FillsChannel(trading),
+        ):
+            registry.register(channel)
+    return registry
 
 
 def build_gateway(
@@ -28,5 +48,13 @@ def build_gateway(
     tokens: TokenUseCases,
     limits: WsLimits,
     metrics: Metrics = NO_METRICS,
+    trading: TradingService | None = None,
 ) -> Gateway:
-    return Gateway(bus, standard_registry(markets, tokens), issuer, limits, metrics=metrics)
+    return Gateway(
+        bus,
+        standard_registry(markets, tokens, trading),
+        issuer,
+        limits,
+        metrics=metrics,
+        ops=None if trading is None else order_ops(trading),
+    )

@@ -52,6 +52,22 @@ class Channel(abc.ABC):
     def update(self, request: SubscribeRequest, event: DomainEvent) -> Outgoing | None:
         """The message for one event of the topic, or None when it is not for this channel."""
 
+    # A channel whose updates carry a ``seq`` that must be the previous one plus 1 (``book``):
+    # the gateway drops updates its snapshot already holds and answers a jump with a fresh
+    # snapshot.
+    sequenced: bool = False
+
+    async def resolve_topic(self, request: SubscribeRequest, actor: Actor | None) -> str:
+        """``topic``, for channels that must read storage to name it (a pair's id)."""
+        return self.topic(request, actor)
+
+    def update_for(
+        self, request: SubscribeRequest, event: DomainEvent, actor: Actor | None
+    ) -> Outgoing | None:
+        """The message for one subscriber: a private channel whose topic carries other users'
+        events filters them here (the gateway builds it once per user, never shares it)."""
+        return self.update(request, event)
+
 
 class UnavailableChannel(Channel):
     """A channel of DESIGN §6 whose source does not exist yet: checked like the real one,

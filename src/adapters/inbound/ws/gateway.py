@@ -102,6 +102,7 @@ class ChannelSubscription:
         self.held: list[Outgoing] | None = None
         self.held_dropped = 0
         self.active = True
+        self.seq: int | None = None  # the last seq sent, for a sequenced channel
 
     def deliver(self, message: Outgoing) -> None:
         if not self.active:
@@ -112,10 +113,29 @@ class ChannelSubscription:
             else:
                 self.held_dropped += 1
             return
+        if self.channel.sequenced and not self.in_sequence(message):
+            return
         self.conn.enqueue(message)
+
+    def in_sequence(self, message: Outgoing) -> bool:
+        """Whether ``message`` follows the last seq sent; an older one is dropped (the
+        snapshot holds it) and a jump asks for a fresh snapshot."""
+        seq = message.payload.get("seq")
+        if not isinstance(seq, int) or self.seq is None:
+            return True
+        if seq <= self.seq:
+            return False
+        first = message.payload.get("fromSeq", seq)
+        if first > self.seq + 1:
+            self.conn.resnapshot(self)
+            return False
+        self.seq = seq
+        return True
 
 
 SendText = Callable[[str], Awaitable[None]]
+# An op past ``auth`` (``order.submit``): the actor and the frame; its answer (``reqId`` added)
+OpHandler = Callable[[Actor, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 
 
 class Connection:
@@ -241,6 +261,11 @@ class Connection:
             await self._subscribe(subscribe_request(frame), req_id)
         elif op == "unsubscribe":
             self._unsubscribe(subscribe_request(frame), req_id)
+        elif op in self.gateway.ops:
+            if self.actor is None:
+                raise ClientError("auth_required", f"{op} needs an auth op first")
+            answer = await self.gateway.ops[op](self.actor, frame)
+            self.enqueue(_with_req_id(dict(answer), req_id))
         elif op in self.gateway.unavailable_ops:
             if self.actor is None:
                 raise ClientError("auth_required", f"{op} needs an auth op first")
@@ -295,7 +320,8 @@ class Connection:
                 "too_many_subscriptions",
                 f"at most {self.limits.max_subscriptions} subscriptions a connection",
             )
-        sub = ChannelSubscription(self, channel, request, channel.topic(request, self.actor))
+        topic = await channel.resolve_topic(request, self.actor)
+        sub = ChannelSubscription(self, channel, request, topic)
         sub.held = []
         self.subs[request.key] = sub
         self.gateway.attach(sub)
@@ -338,9 +364,14 @@ class Connection:
             if gap is not None:
                 self.enqueue({"type": "gap", **sub.request.describe(), "dropped": gap})
             self.enqueue(Outgoing({**snapshot, **_pair_fields(sub.request)}))
+            seq = snapshot.get("seq")
+            sub.seq = seq if sub.channel.sequenced and isinstance(seq, int) else None
             held, sub.held = sub.held or [], None
             for message in held:
-                self.enqueue(message)
+                if not sub.channel.sequenced or sub.in_sequence(message):
+                    self.enqueue(message)
+                if sub.held is not None:  # a jump: a fresh snapshot is coming
+                    break
             if sub.held_dropped:
                 dropped, sub.held_dropped = sub.held_dropped, 0
                 self.resync(dropped)
@@ -349,6 +380,13 @@ class Connection:
         self.subs.pop(sub.request.key, None)
         self.gateway.detach(sub)
         self.enqueue({"type": "unsubscribed", **sub.request.describe()})
+
+    def resnapshot(self, sub: ChannelSubscription) -> None:
+        """A seq jump on one subscription: hold its updates and send it a fresh snapshot."""
+        if sub.held is None:
+            sub.held = []
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.create_task(self._resync())
 
     def resync(self, dropped: int) -> None:
         """Events were lost (the bus overflowed or reconnected): every subscription gets a
@@ -409,6 +447,7 @@ class Gateway:
         limits: WsLimits | None = None,
         *,
         unavailable_ops: Mapping[str, str] = UNAVAILABLE_OPS,
+        ops: Mapping[str, OpHandler] | None = None,
         retry_seconds: float = 1.0,
         metrics: Metrics = NO_METRICS,
     ) -> None:
@@ -417,7 +456,8 @@ class Gateway:
         self.registry = registry
         self.tokens = tokens
         self.limits = limits or WsLimits()
-        self.unavailable_ops = dict(unavailable_ops)
+        self.ops: dict[str, OpHandler] = dict(ops or {})
+        self.unavailable_ops = {k: v for k, v in unavailable_ops.items() if k not in self.ops}
         self.counters = GatewayCounters()
         self._topics: dict[str, set[ChannelSubscription]] = {}
         self._connections: set[Connection] = set()
@@ -513,16 +553,18 @@ class Gateway:
     def dispatch(self, event: DomainEvent) -> None:
         """Route one event to every subscription of its stream or stream family. Each
         distinct (channel, request) is encoded once."""
-        made: dict[tuple[int, SubscribeRequest], Outgoing | None] = {}
+        made: dict[tuple[int, SubscribeRequest, str | None], Outgoing | None] = {}
         for sub in self._subscribers(event.stream):
+            actor = None
             if sub.channel.private:
                 sub.conn.check_auth_expiry()
                 if not sub.active:
                     continue
-            key = (id(sub.channel), sub.request)
+                actor = sub.conn.actor
+            key = (id(sub.channel), sub.request, None if actor is None else actor.id)
             if key not in made:
                 try:
-                    made[key] = sub.channel.update(sub.request, event)
+                    made[key] = sub.channel.update_for(sub.request, event, actor)
                 except Exception:
                     log.exception("ws gateway: channel %s failed on an event", sub.channel.name)
                     made[key] = None
