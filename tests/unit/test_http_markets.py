@@ -71,9 +71,7 @@ async def test_register_returns_pending_approval_with_every_field(
     assert asset["complianceDocuments"][0]["documentType"] == "deed"
     assert asset["regulatoryInfo"]["accreditedInvestorsOnly"] is True
     assert asset["attributes"] == {"floors": 12, "leed": "gold"}
-    events = await (
-        await client.get(f"/api/v1/markets/{data['id']}/events?order=asc")
-    ).get_json()
+    events = await (await client.get(f"/api/v1/markets/{data['id']}/events?order=asc")).get_json()
     assert [e["eventType"] for e in events["data"]] == [
         "market.registered",
         "market.approval_requested",
