@@ -156,6 +156,13 @@ def ws_limits(settings: Settings) -> WsLimits:
     )
 
 
+def ws_order_rate_limit(settings: Settings, limiter: Any) -> OrderRateLimit | None:
+    """HTTP's per-user order limit for ``order.submit`` over WebSocket (the same budget)."""
+    if settings.order_rate_limit <= 0:
+        return None
+    return OrderRateLimit(limiter, settings.order_rate_limit, settings.order_rate_window_seconds)
+
+
 class Container(containers.DeclarativeContainer):
     """Adapters chosen by the settings' ``*_kind`` properties; one container per process."""
 
@@ -463,6 +470,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(ws_limits, settings),
         metrics,
         trading=trading,
+        order_rate_limit=providers.Callable(ws_order_rate_limit, settings, rate_limiter),
     )
 
 

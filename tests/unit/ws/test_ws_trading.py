@@ -261,7 +261,7 @@ async def test_order_submit_and_cancel_ack_after_commit_and_refuse_like_http(
         assert poor["type"] == "error"
         assert poor["code"] == (await http.get_json())["error"]["code"]
         bad = await ask(ws, {"op": "order.submit", "reqId": "s4", "side": "UP"})
-        assert bad["type"] == "error" and bad["code"] == "validation_error"
+        assert bad["type"] == "error" and bad["code"] == "validation_failed"
         # cancel by clientOrderId, then by id (already ended: the HTTP 409 code)
         cancelled = await ask(ws, {"op": "order.cancel", "reqId": "x1", "clientOrderId": "c-1"})
         assert cancelled["type"] == "ack" and cancelled["order"]["status"] == "CANCELLED"
@@ -310,3 +310,40 @@ async def test_a_book_seq_jump_seen_by_the_gateway_sends_a_fresh_snapshot(
         assert update["type"] == "update" and update["seq"] == fresh["seq"] + 1
         assert update["bids"] == [["99.00", "2.000"]] and update["asks"] == []
         assert update["checksum"] == (await rest_book(client))["checksum"]
+
+
+async def test_order_submit_shares_the_http_per_user_order_limit() -> None:
+    import bootstrap
+    from settings import Settings
+    from tests.unit.conftest import SECRET
+
+    runtime = bootstrap.build(
+        Settings(
+            profile="test", jwt_secret=SECRET, order_rate_limit=2, order_rate_window_seconds=60
+        )
+    )
+    async with runtime.http_app().test_app() as test_app:
+        client = test_app.test_client()
+        await funded_pair(client, runtime)
+        first = await place(
+            client, runtime, "ann", side="BUY", type="LIMIT", price="90.00", quantity="0.1"
+        )
+        assert first.status_code == 201
+        async with client.websocket(WS) as ws:
+            await auth(ws, runtime, "ann")
+            body = {
+                "tradingPairId": "WETH-USDC",
+                "side": "BUY",
+                "type": "LIMIT",
+                "price": "90.00",
+                "quantity": "0.1",
+            }
+            assert (await ask(ws, {"op": "order.submit", "reqId": 1, **body}))["type"] == "ack"
+            over = await ask(ws, {"op": "order.submit", "reqId": 2, **body})
+            assert over["type"] == "error" and over["code"] == "rate_limited"
+            assert over["reqId"] == 2
+            assert await ask(ws, {"op": "ping"}) == {"type": "pong"}  # the connection goes on
+        http = await place(
+            client, runtime, "ann", side="BUY", type="LIMIT", price="90.00", quantity="0.1"
+        )
+        assert http.status_code == 429

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.inbound.http.auth import TokenIssuer
+from adapters.inbound.http.order_rate_limit import OrderRateLimit
 from adapters.inbound.ws.channels import ChannelRegistry, trading_placeholders
 from adapters.inbound.ws.gateway import Gateway, WsLimits
 from adapters.inbound.ws.markets import MarketsChannel
@@ -49,6 +50,7 @@ def build_gateway(
     limits: WsLimits,
     metrics: Metrics = NO_METRICS,
     trading: TradingService | None = None,
+    order_rate_limit: OrderRateLimit | None = None,
 ) -> Gateway:
     return Gateway(
         bus,
@@ -56,5 +58,5 @@ def build_gateway(
         issuer,
         limits,
         metrics=metrics,
-        ops=None if trading is None else order_ops(trading),
+        ops=None if trading is None else order_ops(trading, order_rate_limit),
     )

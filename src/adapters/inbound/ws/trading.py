@@ -15,11 +15,14 @@ matching engine writes through the outbox.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import pydantic
 
+from adapters.inbound.http.order_rate_limit import OrderRateLimit, order_key
 from adapters.inbound.http.trading import SubmitOrderIn, dump_trade
 from adapters.inbound.ws.channels import Channel
 from adapters.inbound.ws.gateway import OpHandler
@@ -31,6 +34,8 @@ from core.shared.roles import roles_allow_any
 from core.trading.orders import CANCEL, SUBMIT
 from core.trading.service import SubmitOrder, TradingService
 from core.trading.writer import order_view
+
+log = logging.getLogger(__name__)
 
 BOOK_DEPTHS = (10, 25, 100)
 TRADES_SNAPSHOT = 50
@@ -270,18 +275,38 @@ def _require(actor: Actor, action: str) -> None:
         raise PermissionDenied(action, (f"none of the caller's roles grants {action}",))
 
 
-def order_ops(trading: TradingService) -> dict[str, OpHandler]:
+async def _refuse_if_over(config: OrderRateLimit | None, user_id: str) -> None:
+    """HTTP's per-user order limit, counted in the same store (one budget for both)."""
+    if config is None:
+        return
+    try:
+        decision = await config.limiter.hit(order_key(user_id), config.limit, config.window_seconds)
+    except Exception:  # the limiter's store is down: accept, as HTTP does
+        log.warning("order rate limiter unavailable; order allowed")
+        return
+    if not decision.allowed:
+        raise ClientError(
+            "rate_limited",
+            f"more than {config.limit} orders in {config.window_seconds:g} s from this user; "
+            f"retry after {max(1, math.ceil(decision.retry_after_seconds))} s",
+        )
+
+
+def order_ops(
+    trading: TradingService, rate_limit: OrderRateLimit | None = None
+) -> dict[str, OpHandler]:
     """``order.submit`` and ``order.cancel`` over ``trading``."""
 
     async def submit(actor: Actor, frame: dict[str, Any]) -> Mapping[str, Any]:
         _require(actor, SUBMIT)
+        await _refuse_if_over(rate_limit, actor.id)
         fields = {k: v for k, v in frame.items() if k not in _OP_FIELDS}
         try:
             body = SubmitOrderIn.model_validate(fields)
         except pydantic.ValidationError as exc:
             names = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
             raise ClientError(
-                "validation_error", "invalid order fields: " + ", ".join(names)[:200]
+                "validation_failed", "invalid order fields: " + ", ".join(names)[:200]
             ) from None
         result = await trading.submit(
             actor,
