@@ -603,6 +603,7 @@ class _Batch:
         touched: dict[str, None] = {}
         ended: dict[str, tuple[OrderStatus, str | None]] = {}
         levels: list[list[object]] = []
+        emptied: set[str] = set()  # sides where a level was removed
         book_seq: int | None = None
         for event in self.engine.take_events():
             kind = event[0]
@@ -611,6 +612,8 @@ class _Batch:
                 continue
             if kind == c.LEVEL:
                 _, book_seq, side, price, size = event
+                if size == 0:
+                    emptied.add(side)
                 levels.append(
                     [side, pair.price_text(price * pair.tick), pair.size_text(size * pair.lot)]
                 )
@@ -639,16 +642,27 @@ class _Batch:
             await self._conclude(order_id, ended.get(order_id), actor)
         if levels:
             assert book_seq is not None
+            top = self.engine.depth(book_format.CHECKSUM_LEVELS)
+            # a removed level lets deeper ones into the top 10: they come along (absolute
+            # sizes, so repeating one is harmless) and a client subscribed at any depth holds
+            # the levels the checksum covers
+            changed = {(side, price) for side, price, _ in levels}
+            for side, side_levels in ((c.BUY, top[0]), (c.SELL, top[1])):
+                if side not in emptied:
+                    continue
+                for price_ticks, size_lots in side_levels:
+                    price_text = pair.price_text(price_ticks * pair.tick)
+                    if (side, price_text) not in changed:
+                        levels.append([side, price_text, pair.size_text(size_lots * pair.lot)])
             self.event(
                 "book.changed",
                 actor,
-                {"seq": book_seq, "changes": levels, "checksum": self._book_checksum()},
+                {"seq": book_seq, "changes": levels, "checksum": self._book_checksum(*top)},
             )
 
-    def _book_checksum(self) -> int:
-        """The checksum of the engine's book now (the REST and WebSocket book's, DESIGN §6)."""
+    def _book_checksum(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> int:
+        """The checksum of the engine's top levels (the REST and WebSocket book's, §6)."""
         pair = self.pair
-        bids, asks = self.engine.depth(book_format.CHECKSUM_LEVELS)
         return book_format.book_checksum(
             bids,
             asks,

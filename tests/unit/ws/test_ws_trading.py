@@ -100,42 +100,79 @@ async def test_a_client_applying_the_book_holds_the_rest_book(app: Any, runtime:
         response = await place(client, runtime, rng.choice(USERS), **order)
         assert response.status_code in (201, 409, 422), await response.get_json()
 
-    for _ in range(20):  # a book before the subscription
+    for i in range(15):  # a book deeper than 10 levels a side, then random orders
+        for user, side, price in (("ann", "BUY", 97 - i / 10), ("ben", "SELL", 104 + i / 10)):
+            response = await place(
+                client,
+                runtime,
+                user,
+                side=side,
+                type="LIMIT",
+                price=f"{price:.2f}",
+                quantity="0.050",
+            )
+            assert response.status_code == 201
+    for _ in range(20):
         await random_order()
-    async with client.websocket(WS) as ws:
-        sub = await ask(
-            ws,
-            {"op": "subscribe", "channel": "book", "pair": "WETH-USDC", "depth": 100, "reqId": 1},
-        )
-        assert sub["type"] == "subscribed" and sub["depth"] == 100
+    async with client.websocket(WS) as deep, client.websocket(WS) as top:
+        books = [await LocalBook.subscribe(deep, 100), await LocalBook.subscribe(top, 10)]
+        rest = await rest_book(client)
+        assert len(rest["bids"]) > 10 and len(rest["asks"]) > 10
+        for book in books:
+            assert (book.seq, book.snapshot["checksum"]) == (rest["seq"], rest["checksum"])
+        assert books[0].snapshot["bids"] == rest["bids"]
+        assert books[0].snapshot["asks"] == rest["asks"]
+        assert books[1].snapshot["bids"] == rest["bids"][:10]
+        for _ in range(80):
+            await random_order()
+            rest = await rest_book(client)
+            for book in books:
+                await book.catch_up(rest["seq"])
+                assert checksum(book.bids, book.asks) == rest["checksum"]
+            # depth 100 holds the whole book; depth 10 the top 10 levels the checksum covers
+            assert books[0].levels() == (rest["bids"], rest["asks"])
+            assert books[1].levels(10) == (rest["bids"][:10], rest["asks"][:10])
+        assert all(book.updates >= 40 for book in books)
+
+
+class LocalBook:
+    """A client's book: the snapshot, then every update applied (docs/websocket.md)."""
+
+    def __init__(self, ws: Any, snapshot: dict[str, Any]) -> None:
+        self.ws = ws
+        self.snapshot = snapshot
+        self.seq: int = snapshot["seq"]
+        self.bids = {p: s for p, s in snapshot["bids"]}
+        self.asks = {p: s for p, s in snapshot["asks"]}
+        self.updates = 0
+        assert checksum(self.bids, self.asks) == snapshot["checksum"]
+
+    @classmethod
+    async def subscribe(cls, ws: Any, depth: int) -> LocalBook:
+        frame = {"op": "subscribe", "channel": "book", "pair": "WETH-USDC", "depth": depth}
+        sub = await ask(ws, frame)
+        assert sub["type"] == "subscribed" and sub["depth"] == depth
         snapshot = await recv(ws)
         assert snapshot["type"] == "snapshot" and snapshot["channel"] == "book"
         assert snapshot["pair"] == "WETH-USDC"
-        rest = await rest_book(client)
-        assert (snapshot["seq"], snapshot["checksum"]) == (rest["seq"], rest["checksum"])
-        assert snapshot["bids"] == rest["bids"] and snapshot["asks"] == rest["asks"]
-        bids = {p: s for p, s in snapshot["bids"]}
-        asks = {p: s for p, s in snapshot["asks"]}
-        seq = snapshot["seq"]
-        assert checksum(bids, asks) == snapshot["checksum"]
-        updates = 0
-        for _ in range(60):
-            await random_order()
-            rest = await rest_book(client)
-            while seq < rest["seq"]:
-                update = await recv(ws)
-                assert update["type"] == "update" and update["channel"] == "book"
-                assert update.get("fromSeq", update["seq"]) == seq + 1
-                seq = update["seq"]
-                apply(bids, update["bids"])
-                apply(asks, update["asks"])
-                assert checksum(bids, asks) == update["checksum"]
-                updates += 1
-            assert seq == rest["seq"]
-            assert sorted(bids.items()) == sorted((p, s) for p, s in rest["bids"])
-            assert sorted(asks.items()) == sorted((p, s) for p, s in rest["asks"])
-            assert checksum(bids, asks) == rest["checksum"]
-        assert updates >= 30
+        return cls(ws, snapshot)
+
+    async def catch_up(self, seq: int) -> None:
+        while self.seq < seq:
+            update = await recv(self.ws)
+            assert update["type"] == "update" and update["channel"] == "book"
+            assert update.get("fromSeq", update["seq"]) == self.seq + 1
+            self.seq = update["seq"]
+            apply(self.bids, update["bids"])
+            apply(self.asks, update["asks"])
+            assert checksum(self.bids, self.asks) == update["checksum"]
+            self.updates += 1
+        assert self.seq == seq
+
+    def levels(self, n: int = 1000) -> tuple[list[list[str]], list[list[str]]]:
+        bids = sorted(self.bids.items(), key=lambda kv: Decimal(kv[0]), reverse=True)[:n]
+        asks = sorted(self.asks.items(), key=lambda kv: Decimal(kv[0]))[:n]
+        return [list(kv) for kv in bids], [list(kv) for kv in asks]
 
 
 async def test_trades_snapshot_then_each_trade(app: Any, runtime: Runtime) -> None:
