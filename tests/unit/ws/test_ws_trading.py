@@ -384,3 +384,26 @@ async def test_order_submit_shares_the_http_per_user_order_limit() -> None:
             client, runtime, "ann", side="BUY", type="LIMIT", price="90.00", quantity="0.1"
         )
         assert http.status_code == 429
+
+
+def test_conflated_book_updates_apply_like_each_one() -> None:
+    from adapters.inbound.ws.trading import merge_book
+
+    first = {
+        "seq": 5,
+        "bids": [["10.00", "1"], ["9.00", "2"]],
+        "asks": [["11.00", "3"]],
+        "checksum": 1,
+    }
+    second = {"seq": 6, "bids": [["10.00", "0"]], "asks": [["11.50", "4"]], "checksum": 2}
+    third = {"seq": 7, "bids": [["10.00", "5"]], "asks": [["11.00", "0"]], "checksum": 3}
+    merged = merge_book(merge_book(first, second), third)
+    assert (merged["fromSeq"], merged["seq"], merged["checksum"]) == (5, 7, 3)
+    one_by_one: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    for update in (first, second, third):
+        apply(one_by_one[0], update["bids"])  # type: ignore[arg-type]
+        apply(one_by_one[1], update["asks"])  # type: ignore[arg-type]
+    at_once: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    apply(at_once[0], merged["bids"])
+    apply(at_once[1], merged["asks"])
+    assert at_once == one_by_one == ({"10.00": "5", "9.00": "2"}, {"11.50": "4"})

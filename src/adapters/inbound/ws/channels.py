@@ -7,10 +7,10 @@ first message of a subscription (its snapshot, read from storage) and turns each
 topic into an update. Every update carries the ``stream`` and ``seq`` of the event it comes
 from, so a client sees gaps per stream.
 
-Channels the trading engine will feed (``book``, ``trades``, ``ticker``, ``candles``, private
-``orders`` and ``fills``) are registered now as ``UnavailableChannel``: they check their
-parameters (and authentication, for private ones) like the real ones will, then answer
-``channel_unavailable``.
+Channels of DESIGN §6 without a source yet (``ticker``, ``candles``) are registered as
+``UnavailableChannel``: they check their parameters like the real ones will, then answer
+``channel_unavailable``. The trading channels (``book``, ``trades``, private ``orders`` and
+``fills``, in ``trading.py``) are registered over their placeholders.
 """
 
 from __future__ import annotations
