@@ -18,6 +18,7 @@ from hypercorn.config import Config as HypercornConfig
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
 from adapters.inbound.reconcile_cli import run_reconcile
+from core.shared.errors import ChainError, ServiceUnavailable
 from logs import configure_logging
 from settings import ConfigurationError, Settings
 
@@ -264,7 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "serve":
         if args.migrate:
             _migrate(settings)
-        asyncio.run(_serve(settings))
+        try:
+            asyncio.run(_serve(settings))
+        except (ChainError, ServiceUnavailable) as exc:  # a dependency refused at start
+            print(f"cannot start: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
