@@ -84,7 +84,8 @@ async def test_ops_answers_and_bad_input_over_a_real_connection(ws_server: RwaSe
             ({"op": "warp"}, "unknown_op"),
             ({"op": "subscribe", "channel": "balances"}, "auth_required"),
             ({"op": "subscribe", "channel": "book", "pair": "HVO-USDC"}, "pair_not_found"),
-            ({"op": "subscribe", "channel": "ticker"}, "channel_unavailable"),
+            ({"op": "subscribe", "channel": "ticker"}, "invalid_params"),
+            ({"op": "subscribe", "channel": "ticker", "pair": "HVO-USDC"}, "pair_not_found"),
             (
                 {"op": "subscribe", "channel": "book", "pair": "HVO-USDC", "depth": 5},
                 "invalid_params",

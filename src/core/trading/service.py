@@ -555,6 +555,33 @@ class TradingService:
                 for p in pairs
             ]
 
+    async def ticker(self, reference: str) -> dict[str, Any]:
+        """The WebSocket ``ticker`` of one pair: the 24h stats of ``GET .../stats``, the best
+        bid and ask with their sizes (``bid``, ``bidSize``, ``ask``, ``askSize``, null on an
+        empty side) and the book ``seq`` they were read at, the latest accepted reference
+        price of the base token's symbol and the market's latest asset valuation."""
+        book = await self.orderbook(reference, depth=1)
+        pair = book.pair
+        payload = await md.ticker_payload(
+            self._storage,
+            pair_id=pair.id,
+            symbol=pair.symbol,
+            fmt=_format(pair),
+            now=self._clock.now(),
+            reference_symbol=pair.symbol.split("-", 1)[0],
+            market_id=pair.market_id,
+        )
+        bid = book.bids[0] if book.bids else (None, None)
+        ask = book.asks[0] if book.asks else (None, None)
+        payload.update(bid=bid[0], bidSize=bid[1], ask=ask[0], askSize=ask[1], bookSeq=book.seq)
+        return payload
+
+    async def has_market_trade(self, pair_id: str, seq: int) -> bool:
+        """Whether market data (the ``aggregate-candles`` reaction) has stored the trade of
+        event ``seq`` of ``pair:<pair_id>``: candles and stats read after it include it."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            return await uow.market_data.has_trade(pair_id, seq)
+
     async def pair_candles(
         self,
         reference: str,

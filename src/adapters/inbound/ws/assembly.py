@@ -6,6 +6,7 @@ from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.order_rate_limit import OrderRateLimit
 from adapters.inbound.ws.channels import ChannelRegistry, trading_placeholders
 from adapters.inbound.ws.gateway import Gateway, WsLimits
+from adapters.inbound.ws.marketdata import CandlesChannel, TickerChannel
 from adapters.inbound.ws.markets import MarketsChannel
 from adapters.inbound.ws.private import BalancesChannel
 from adapters.inbound.ws.trading import (
@@ -25,9 +26,8 @@ from core.trading.service import TradingService
 def standard_registry(
     markets: MarketQueries, tokens: TokenUseCases, trading: TradingService | None = None
 ) -> ChannelRegistry:
-    """Live: ``markets``, private ``balances`` and, with ``trading``, ``book``, ``trades``
-    and private ``orders``, ``fills``; ``ticker`` and ``candles`` answer
-    ``channel_unavailable``."""
+    """Live: ``markets``, private ``balances`` and, with ``trading``, ``book``, ``trades``,
+    ``ticker``, ``candles`` and private ``orders``, ``fills``."""
     registry = ChannelRegistry(
         [*trading_placeholders(), MarketsChannel(markets), BalancesChannel(tokens)]
     )
@@ -37,6 +37,8 @@ def standard_registry(
             TradesChannel(trading),
             OrdersChannel(trading),
             FillsChannel(trading),
+            TickerChannel(trading),
+            CandlesChannel(trading),
         ):
             registry.register(channel)
     return registry

@@ -16,12 +16,16 @@ Channels of DESIGN §6 without a source yet (``ticker``, ``candles``) are regist
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from adapters.inbound.ws.protocol import ClientError, SubscribeRequest
 from adapters.inbound.ws.send_queue import Outgoing
 from core.shared.events import Actor, DomainEvent
+
+# ``publish(topic, channel, request, message)``: the gateway's way for a channel with state of
+# its own to send a message to every subscription of one request.
+Publish = Callable[[str, "Channel", SubscribeRequest, Outgoing], None]
 
 
 class Channel(abc.ABC):
@@ -67,6 +71,22 @@ class Channel(abc.ABC):
         """The message for one subscriber: a private channel whose topic carries other users'
         events filters them here (the gateway builds it once per user, never shares it)."""
         return self.update(request, event)
+
+    # Hooks for channels that keep state of their own (``ticker``, ``candles``: a value shared
+    # by every subscriber of one request, re-read from storage and pushed with ``publish``).
+
+    def bind(self, publish: Publish) -> None:
+        """Called once by the gateway: ``publish(topic, channel, request, message)`` sends a
+        message to every current subscription of ``request`` on this channel."""
+        return None
+
+    def attached(self, request: SubscribeRequest, actor: Actor | None) -> None:
+        """A subscription of ``request`` was added (before its snapshot is read)."""
+        return None
+
+    def detached(self, request: SubscribeRequest, actor: Actor | None) -> None:
+        """A subscription of ``request`` ended."""
+        return None
 
 
 class UnavailableChannel(Channel):
@@ -135,6 +155,9 @@ class ChannelRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._channels)
+
+    def channels(self) -> list[Channel]:
+        return list(self._channels.values())
 
 
 def trading_placeholders() -> list[Channel]:

@@ -466,6 +466,8 @@ class Gateway:
         self._bus_subscription: Subscription | None = None
         self._retry_seconds = retry_seconds
         self.ready = asyncio.Event()  # set once the bus subscription is live
+        for channel in registry.channels():
+            channel.bind(self.publish)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -537,14 +539,25 @@ class Gateway:
 
     def attach(self, sub: ChannelSubscription) -> None:
         self._topics.setdefault(sub.topic, set()).add(sub)
+        sub.channel.attached(sub.request, sub.conn.actor)
 
     def detach(self, sub: ChannelSubscription) -> None:
         sub.active = False
         subs = self._topics.get(sub.topic)
-        if subs is not None:
+        if subs is not None and sub in subs:
             subs.discard(sub)
             if not subs:
                 del self._topics[sub.topic]
+            sub.channel.detached(sub.request, sub.conn.actor)
+
+    def publish(
+        self, topic: str, channel: Channel, request: SubscribeRequest, message: Outgoing
+    ) -> None:
+        """Send ``message`` to every subscription of ``request`` on ``channel`` listening to
+        ``topic`` (a channel with state of its own, such as ``ticker``, pushes updates here)."""
+        for sub in tuple(self._topics.get(topic, ())):
+            if sub.channel is channel and sub.request == request:
+                sub.deliver(message)
 
     def _subscribers(self, stream: str) -> Iterator[ChannelSubscription]:
         for topic in (stream, topic_family(stream)):
