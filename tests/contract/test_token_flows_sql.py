@@ -36,7 +36,7 @@ from tests.harness.postgres import PostgresServer, unique_database_name
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 ADMIN = Actor(id="admin-1", roles=("admin",))
 ALICE = Actor(id="alice", roles=("trader",))
-TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+TO = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # an outside address
 BIG = "123456789012345678901234567890.123456"  # beyond 64 bits in base units
 
 

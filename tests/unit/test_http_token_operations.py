@@ -16,7 +16,10 @@ from core.ports.chain import TokenCall, TokenCallKind
 from tests.unit.conftest import bearer
 
 API = "/api/v1"
-TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+TO = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # an outside address
+# index 0 and index 1 of the development mnemonic: the platform's own, alice's deposit address
+PLATFORM_INDEX_0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+ALICE_DEPOSIT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 APPROVED = {
     "kycStatus": "APPROVED",
     "whitelisted": True,
@@ -284,6 +287,10 @@ async def test_withdrawal_refusals_leave_no_lock(client: Any, runtime: Runtime) 
         ({"tokenId": "USDX", "amount": "0", "toAddress": TO}, 422, "invalid_amount"),
         ({"tokenId": "NOPE", "amount": "1", "toAddress": TO}, 404, "token_not_found"),
     ]
+    omnibus = await runtime.container.chain().custody_address()
+    for address in (omnibus, PLATFORM_INDEX_0, ALICE_DEPOSIT, ALICE_DEPOSIT.lower()):
+        payload = {"tokenId": "USDX", "amount": "1", "toAddress": address}
+        cases.append((payload, 422, "withdrawal_to_platform_address"))
     for payload, status, code in cases:
         response = await client.post(f"{API}/withdrawals", json=payload, headers=trader(runtime))
         assert response.status_code == status, payload

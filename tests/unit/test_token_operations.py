@@ -31,6 +31,7 @@ from core.shared.events import Actor
 from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance import ComplianceDenied
 from core.tokens.compliance_use_cases import ComplianceUseCases, SetCompliance
+from core.tokens.custodial_addresses import WithdrawalToPlatformAddress
 from core.tokens.deposits import DepositUseCases, cursor_key
 from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
 from core.tokens.mint import MintUseCases
@@ -385,6 +386,38 @@ async def test_withdrawal_refusals_leave_no_lock(env: Env) -> None:
         await env.withdrawals.request(ALICE, "GOLD", "0.01", OUTSIDE)
     assert await env.balance("alice", env.usdc) == (1_000_000, 0)
     assert (await env.withdrawals.for_user(ALICE, "alice")).items == []
+
+
+async def test_a_withdrawal_to_a_platform_address_is_refused(env: Env) -> None:
+    await env.mint("alice", env.usdc, "10", "k")
+    await env.mirror.user_address("bob")  # bob's custodial deposit address exists
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        alice_number = (await uow.wallets.get("alice")).user_number  # type: ignore[union-attr]
+        bob_number = (await uow.wallets.get("bob")).user_number  # type: ignore[union-attr]
+    platform = [await env.chain.custody_address(), keys.address_for(0)]
+    custodial = [keys.address_for(alice_number), keys.address_for(bob_number)]
+    before = await env.audit_actions()
+    for address in [*platform, *custodial, custodial[1].lower()]:
+        for token in ("USDC", "GOLD"):
+            with pytest.raises(WithdrawalToPlatformAddress) as refused:
+                await env.withdrawals.request(ALICE, token, "1", address)
+            assert refused.value.code == "withdrawal_to_platform_address"
+            assert refused.value.fields == {"toAddress": refused.value.fields["toAddress"]}
+    # a user given a number after the book was first read is refused too
+    carol = keys.address_for(bob_number + 1)
+    await env.mirror.user_address("carol")
+    with pytest.raises(WithdrawalToPlatformAddress):
+        await env.withdrawals.request(ALICE, "USDC", "1", carol)
+    # nothing locked, no posting, no record, no audit entry
+    assert await env.balance("alice", env.usdc) == (10_000_000, 0)
+    assert (await env.withdrawals.for_user(ALICE, "alice")).items == []
+    assert await env.audit_actions() == before
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        assert await uow.ledger.balance(AccountRef.user("alice", env.gold.id)) is not None
+    # an outside address is still fine
+    accepted = await env.withdrawals.request(ALICE, "USDC", "1", OUTSIDE)
+    assert accepted.status is WithdrawalStatus.PENDING_APPROVAL
 
 
 async def test_a_withdrawal_in_flight_is_followed_not_sent_again(env: Env) -> None:

@@ -28,6 +28,7 @@ from core.ports.custody import KeyDerivation
 from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage
 from core.shared.errors import ChainError, ConcurrentModification
+from core.tokens.custodial_addresses import CustodialAddressBook
 from core.tokens.model import Token, TokenType
 
 OPERATION_STEP = "send"
@@ -57,6 +58,7 @@ class ChainMirror:
         self._metrics = metrics
         self._keys = keys
         self._recorded = RecordedTransactions(storage, chain, clock)
+        self.addresses = CustodialAddressBook(keys, chain)
 
     @property
     def chain(self) -> Chain:

@@ -3,10 +3,11 @@
 - ``POST /withdrawals`` ``{tokenId, amount, toAddress}``: the address (422
   ``invalid_address``), the permissions port (403), the token (404; one with a contract on
   chain, else 409 ``token_not_on_chain``), the amount in its decimals (422), compliance for
-  an RWA token (403); then in one unit of work the amount moves from available to locked
-  (posting set ``withdrawal:<id>:request``; too little is 409 ``insufficient_funds``,
-  nothing written), the withdrawal is stored ``PENDING_APPROVAL`` and ``withdrawal.request``
-  audited.
+  an RWA token (403), an address the platform holds the key of (its own, any user's
+  custodial deposit address: 422 ``withdrawal_to_platform_address``); then in one unit of
+  work the amount moves from available to locked (posting set ``withdrawal:<id>:request``;
+  too little is 409 ``insufficient_funds``, nothing written), the withdrawal is stored
+  ``PENDING_APPROVAL`` and ``withdrawal.request`` audited.
 - approve: ``APPROVED`` (audited ``withdrawal.approve``), and the job is queued; reject:
   the lock goes back to available, ``REJECTED`` (``withdrawal.reject``). Either only from
   ``PENDING_APPROVAL`` (409 ``withdrawal_not_pending``); two admins deciding at once: one wins.
@@ -139,6 +140,7 @@ class WithdrawalUseCases:
             require_on_chain(token)
             units = parse_units(amount, token.decimals)
             await require_compliant(uow, user_id, token, now)
+            await self._mirror.addresses.refuse_platform_address(uow, address)
             withdrawal = Withdrawal(
                 token_id=token.id,
                 user_id=user_id,
