@@ -87,11 +87,13 @@ from core.tokens.jobs import (
     ProcessTransferJob,
     ProcessWithdrawalJob,
     ReconcileJob,
+    SweepDepositJob,
     SyncBlockchainJob,
 )
 from core.tokens.mint import MintUseCases
 from core.tokens.quote import AddressSource, QuoteTokenSetup, fixed_address, no_address
 from core.tokens.reconcile import Reconciliation
+from core.tokens.sweeps import DepositSweeper
 from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import WalletUseCases
@@ -349,6 +351,7 @@ class Container(containers.DeclarativeContainer):
     withdrawal_use_cases = providers.Singleton(
         WithdrawalUseCases, storage, authorizer, clock, jobs, chain_mirror, signature_verifier
     )
+    deposit_sweeper = providers.Singleton(DepositSweeper, storage, chain, clock, custody_keys, jobs)
     deposit_use_cases = providers.Singleton(
         DepositUseCases,
         storage,
@@ -356,6 +359,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         custody_keys,
         confirmations=providers.Callable(lambda s: s.effective_chain_confirmations, settings),
+        sweeper=deposit_sweeper,
     )
     reconciliation = providers.Singleton(
         Reconciliation, storage, chain, clock, custody_keys, metrics=metrics
@@ -480,6 +484,7 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(ProcessTransferJob, c.transfer_use_cases().handle)
     jobs.register(ProcessWithdrawalJob, c.withdrawal_use_cases().handle)
     jobs.register(SyncBlockchainJob, c.deposit_use_cases().handle)
+    jobs.register(SweepDepositJob, c.deposit_sweeper().handle)
     jobs.register(ReconcileJob, c.reconciliation().handle)
     jobs.register(SettleTradesJob, c.trade_settlement().handle)
     jobs.register(SendTradeNotificationJob, c.trade_notifications().handle)
@@ -492,6 +497,7 @@ async def resume_token_jobs(c: Container) -> None:
         ("mints", c.mint_use_cases()),
         ("transfers", c.transfer_use_cases()),
         ("withdrawals", c.withdrawal_use_cases()),
+        ("deposit sweeps", c.deposit_sweeper()),
     ):
         count = await use_cases.resume_interrupted()
         if count:

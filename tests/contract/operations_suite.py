@@ -216,6 +216,29 @@ class OperationsContract:
             assert await uow.deposits.by_event(HASH, 0) == credited
             assert await uow.deposits.by_event(HASH, 2) is None
 
+    async def test_unswept_deposits_are_the_credited_ones_without_a_sweep(
+        self, storage: Storage, token: Token
+    ) -> None:
+        credited = {"status": DepositStatus.CREDITED, "credited_at": T0}
+        made = [deposit(token.id, log_index=i, **credited) for i in range(3)]
+        async with storage.unit_of_work() as uow:
+            for record in made:
+                await uow.deposits.add(record)
+            await uow.deposits.add(deposit(token.id, log_index=9))  # PENDING: not credited
+            await uow.commit()
+        swept = attrs.evolve(made[1], sweep_tx_hash="0x" + "ab" * 32, version=2)
+        async with storage.unit_of_work() as uow:
+            await uow.deposits.update(swept)
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            ordered = sorted([made[0], made[2]], key=lambda d: d.id)
+            assert await uow.deposits.unswept(token.id, limit=10) == ordered
+            assert await uow.deposits.unswept(token.id, limit=1) == ordered[:1]
+            after = await uow.deposits.unswept(token.id, limit=10, after_id=ordered[0].id)
+            assert after == ordered[1:]
+            assert await uow.deposits.unswept("another-token", limit=10) == []
+            assert (await uow.deposits.get(made[1].id)) == swept
+
     async def test_pending_transfers_oldest_first_and_nothing_kept_on_rollback(
         self, storage: Storage, token: Token
     ) -> None:

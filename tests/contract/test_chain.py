@@ -8,7 +8,9 @@ from an address to itself (our code, before signing), pausing a paused token.
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from adapters.outbound.chain.evm import EvmChain
 from adapters.outbound.chain.memory import MemoryChain
 from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
 from adapters.outbound.chain.web3_rpc import Web3Chain
+from adapters.outbound.custody.eth_signatures import EthAccountTransactionSigner
 from core.ports.chain import (
     PLATFORM_STEPS,
     TOKEN_STEP,
@@ -216,6 +219,50 @@ class ChainContract:
             await chain.transfer_logs(coin, sent.block_number + 1, head, frozenset({NOBODY})) == []
         )
 
+    async def test_a_custodial_key_sweeps_its_deposit_once_funded_with_gas(
+        self, chain: Chain
+    ) -> None:
+        async with chain.signing_lock:
+            receipt = await chain.execute(await chain.prepare_stablecoin("USD Coin", "USDC"))
+        coin = receipt.contract_address
+        assert coin is not None
+        omnibus = await chain.custody_address()
+        signer = EthAccountTransactionSigner(secrets.token_bytes(32))  # a fresh deposit key
+        deposit = signer.address
+        await call(chain, TokenCallKind.MINT, coin, omnibus, amount=10)
+        await chain.call_token(TokenCall(TokenCallKind.TRANSFER, coin, deposit, None, 7))
+        assert await chain.native_balance(deposit) == 0
+        with pytest.raises(ChainError):  # no native coin for its gas: refused before signing
+            await chain.prepare_custodial_transfer(signer, coin, omnibus, 7)
+
+        fee = await chain.custodial_transfer_fee(coin, deposit, omnibus, 7)
+        assert fee > 0
+        async with chain.signing_lock:
+            funding = await chain.prepare_native_transfer(deposit, fee)
+            assert funding.transaction.signer == omnibus and funding.contract_address is None
+            await chain.execute(funding)
+        assert await chain.native_balance(deposit) == fee
+        with pytest.raises(ChainError):  # more than the address holds
+            await chain.prepare_custodial_transfer(signer, coin, omnibus, 8)
+
+        prepared = await chain.prepare_custodial_transfer(signer, coin, omnibus, 7)
+        tx = prepared.transaction
+        assert (tx.signer, tx.nonce, prepared.contract_address) == (deposit, 0, None)
+        assert await chain.balance_of(coin, deposit) == 7  # nothing moves until it is sent
+        assert await chain.send_raw_transaction(tx.raw_transaction) == tx.tx_hash
+        swept = await chain.wait_for_receipt(tx.tx_hash)
+        assert swept.succeeded
+        assert await chain.send_raw_transaction(tx.raw_transaction) == tx.tx_hash  # no-op
+        assert await chain.balance_of(coin, deposit) == 0
+        assert await chain.balance_of(coin, omnibus) == 10
+        assert await chain.confirmed_nonce(deposit) == 1
+        assert 0 <= await chain.native_balance(deposit) < fee  # it paid its own gas
+        head = await chain.block_number()
+        logs = await chain.transfer_logs(coin, swept.block_number, head, frozenset({omnibus}))
+        assert [(log.sender, log.amount, log.tx_hash) for log in logs] == [(deposit, 7, tx.tx_hash)]
+        with pytest.raises(ChainError):  # value outside 1 .. 2**256 - 1
+            await chain.prepare_native_transfer(deposit, 0)
+
     async def test_transfer_logs_of_a_t_rex_mint_name_their_receiver(self, chain: Chain) -> None:
         token = await deployed(chain)
         head = await chain.block_number()
@@ -336,6 +383,44 @@ class TestMemoryChain(ChainContract):
         adapter = MemoryChain()
         yield adapter
         await adapter.close()
+
+    async def test_a_transaction_is_sent_only_with_its_senders_signature(self) -> None:
+        chain = MemoryChain()
+        async with chain.signing_lock:
+            receipt = await chain.execute(await chain.prepare_stablecoin("USD Coin", "USDC"))
+        coin = receipt.contract_address or ""
+        holder, thief = (EthAccountTransactionSigner(secrets.token_bytes(32)) for _ in range(2))
+        omnibus = await chain.custody_address()
+        await call(chain, TokenCallKind.MINT, coin, omnibus, amount=5)
+        await chain.call_token(TokenCall(TokenCallKind.TRANSFER, coin, holder.address, None, 5))
+        for who in (holder, thief):
+            async with chain.signing_lock:
+                fee = await chain.custodial_transfer_fee(coin, who.address, omnibus, 5)
+                await chain.execute(await chain.prepare_native_transfer(who.address, fee))
+        prepared = await chain.prepare_custodial_transfer(holder, coin, omnibus, 5)
+        raw = bytes.fromhex(prepared.transaction.raw_transaction[2:]).decode()
+        # the thief's signature on the holder's transaction, or the holder's bytes claimed
+        # for the platform: both refused
+        body = json.loads(raw[raw.index("{") :])
+        signature = body.pop("signature")
+        forged = {**body, "signature": thief.sign_message(json.dumps(body, sort_keys=True))}
+        platform = {**body, "from": omnibus}
+        for wrong in (
+            forged,
+            platform,
+            {
+                **body,
+                "signature": signature[:10]
+                + ("0" if signature[10] != "0" else "1")
+                + signature[11:],
+            },
+        ):
+            text = raw[: raw.index("{")] + json.dumps(wrong, sort_keys=True)
+            with pytest.raises(ChainError):
+                await chain.send_raw_transaction("0x" + text.encode().hex())
+        assert await chain.balance_of(coin, holder.address) == 5
+        await chain.send_raw_transaction(prepared.transaction.raw_transaction)
+        assert await chain.balance_of(coin, omnibus) == 5
 
 
 class TestEvmChain(ChainContract):

@@ -24,19 +24,26 @@ from core.ports.audit import AuditFilter
 from core.ports.chain import TOKEN_STEP, SuiteSpec, TokenCall, TokenCallKind
 from core.ports.clock import Clock
 from core.ports.custody import MalformedAddress
+from core.ports.deployments import DeploymentRecord, DeploymentState
 from core.ports.jobs import Job
 from core.shared.authorization import Authorizer
-from core.shared.errors import PermissionDenied, ValidationFailed
+from core.shared.errors import ChainError, PermissionDenied, ValidationFailed
 from core.shared.events import Actor
 from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance import ComplianceDenied
 from core.tokens.compliance_use_cases import ComplianceUseCases, SetCompliance
 from core.tokens.custodial_addresses import WithdrawalToPlatformAddress
 from core.tokens.deposits import DepositUseCases, cursor_key
-from core.tokens.jobs import MintTokenJob, ProcessTransferJob, ProcessWithdrawalJob
+from core.tokens.jobs import (
+    MintTokenJob,
+    ProcessTransferJob,
+    ProcessWithdrawalJob,
+    SweepDepositJob,
+)
 from core.tokens.mint import MintUseCases
 from core.tokens.model import Token, TokenType, UserNotFound
 from core.tokens.operations import (
+    Deposit,
     DepositStatus,
     IdempotencyKeyReused,
     Mint,
@@ -47,6 +54,7 @@ from core.tokens.operations import (
     WithdrawalStatus,
 )
 from core.tokens.reconcile import Reconciliation
+from core.tokens.sweeps import DepositSweeper, sweep_subject
 from core.tokens.transfers import TransferUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
 from settings import DEV_CUSTODY_MNEMONIC
@@ -537,6 +545,121 @@ async def test_the_platforms_own_transactions_are_not_deposits(env: Env) -> None
     assert await env.balance("alice", env.gold) == (201, 0)
 
 
+def _sweeping(env: Env) -> tuple[DepositUseCases, DepositSweeper]:
+    keys = BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    sweeper = DepositSweeper(env.storage, env.chain, StepClock(), keys, env.jobs)
+    env.jobs.register(SweepDepositJob, sweeper.handle)
+    scanner = DepositUseCases(
+        env.storage, env.chain, StepClock(), keys, confirmations=0, sweeper=sweeper
+    )
+    return scanner, sweeper
+
+
+async def _usdc_deposits(env: Env, scanner: DepositUseCases) -> list[Deposit]:
+    page = await scanner.deposits(ADMIN, "alice")
+    return [d for d in page.items if d.token_id == env.usdc.id]
+
+
+async def _sweep_records(env: Env, deposit_id: str) -> dict[str, DeploymentRecord]:
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        records = await uow.deployments.for_subject(sweep_subject(deposit_id))
+    return {r.step: r for r in records}
+
+
+async def test_a_stablecoin_deposit_is_swept_to_the_omnibus_once(env: Env) -> None:
+    scanner, _ = _sweeping(env)
+    usdc = env.usdc.contract_address or ""
+    omnibus = await env.chain.custody_address()
+    alice = await env.mirror.user_address("alice")
+    await _outside_transfer(env, alice, 7_000_000)
+    before = await env.chain.balance_of(usdc, omnibus)
+    await scanner.sync()
+    await env.jobs.join(5)
+
+    [deposit] = await _usdc_deposits(env, scanner)
+    assert deposit.status is DepositStatus.CREDITED and deposit.sweep_tx_hash is not None
+    assert await env.balance("alice", env.usdc) == (7_000_000, 0)  # the ledger: unchanged
+    assert await env.chain.balance_of(usdc, alice) == 0
+    assert await env.chain.balance_of(usdc, omnibus) == before + 7_000_000
+    records = await _sweep_records(env, deposit.id)
+    assert set(records) == {"fund#0", "sweep"}
+    assert all(r.state is DeploymentState.MINED for r in records.values())
+    assert (records["fund#0"].signer, records["sweep"].signer) == (omnibus, alice)
+    assert records["sweep"].tx_hash == deposit.sweep_tx_hash and records["sweep"].nonce == 0
+    assert "deposit.sweep" in await env.audit_actions()
+    async with env.storage.unit_of_work(read_only=True) as uow:
+        supply = await uow.ledger.supply(env.usdc.id)
+    assert supply.deposited == 7_000_000
+
+    # the same blocks read again: nothing credited, nothing swept, nothing sent
+    async with env.storage.unit_of_work() as uow:
+        await uow.cursors.set(cursor_key(env.usdc.id), "-1", T0)
+        await uow.commit()
+    sent = len(env.chain.sent)
+    again = await scanner.sync()
+    await env.jobs.join(5)
+    assert [r.credited for r in again if r.token_id == env.usdc.id] == [0]
+    await env.jobs.enqueue(SweepDepositJob(deposit_id=deposit.id))  # a redelivery
+    await env.jobs.join(5)
+    assert len(env.chain.sent) == sent
+    assert await env.balance("alice", env.usdc) == (7_000_000, 0)
+
+    # a second deposit at the same address: its own funding and the address's next nonce
+    await _outside_transfer(env, alice, 2_000_000)
+    await scanner.sync()
+    await env.jobs.join(5)
+    second = next(d for d in await _usdc_deposits(env, scanner) if d.id != deposit.id)
+    assert (await _sweep_records(env, second.id))["sweep"].nonce == 1
+    assert await env.chain.balance_of(usdc, omnibus) == before + 9_000_000
+    report = await Reconciliation(
+        env.storage, env.chain, StepClock(), BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    ).run()
+    assert report.drifts == []
+
+
+async def test_an_rwa_deposit_is_not_swept(env: Env) -> None:
+    scanner, sweeper = _sweeping(env)
+    await scanner.sync()  # the untracked supply of GOLD at alice's address is a deposit
+    await env.jobs.join(5)
+    [deposit] = (await scanner.deposits(ADMIN, "alice")).items
+    assert deposit.token_id == env.gold.id and deposit.sweep_tx_hash is None
+    assert await sweeper.enqueue_unswept(env.gold) == 0
+    assert await _sweep_records(env, deposit.id) == {}
+
+
+async def test_a_sweep_in_flight_is_followed_not_sent_again(env: Env) -> None:
+    scanner, sweeper = _sweeping(env)
+    usdc = env.usdc.contract_address or ""
+    alice = await env.mirror.user_address("alice")
+    await _outside_transfer(env, alice, 4_000_000)
+    env.chain.auto_mine = False  # the funding and the sweep wait in the mempool
+    await scanner.sync()
+    await env.jobs.join(5)  # the job stops: no receipt for the funding
+    [deposit] = await _usdc_deposits(env, scanner)
+    assert deposit.sweep_tx_hash is None
+    # reconcile meanwhile counts the deposit address (a deposit not swept yet)
+    reconcile = Reconciliation(
+        env.storage, env.chain, StepClock(), BipUtilsKeyDerivation(DEV_CUSTODY_MNEMONIC)
+    )
+    assert (await reconcile.run()).drifts == []
+    env.chain.mine()
+    with pytest.raises(ChainError):  # the funding is mined now; the sweep is sent, pending
+        await sweeper.handle(SweepDepositJob(deposit_id=deposit.id))
+    sweep = (await _sweep_records(env, deposit.id))["sweep"]
+    assert sweep.state in (DeploymentState.SIGNED, DeploymentState.SENT)
+    env.chain.drop_pending()  # and the node lost it: the recorded bytes are sent again
+    env.chain.auto_mine = True
+    assert await sweeper.resume_interrupted() == 1
+    await env.jobs.join(5)
+    [done] = await _usdc_deposits(env, scanner)
+    assert done.sweep_tx_hash == sweep.tx_hash
+    assert env.chain.sent.count(sweep.tx_hash) == 2  # the same bytes, mined once
+    assert await env.chain.balance_of(usdc, alice) == 0
+    assert await env.chain.confirmed_nonce(alice) == 1
+    assert set(await _sweep_records(env, deposit.id)) == {"fund#0", "sweep"}
+    assert (await reconcile.run()).drifts == []
+
+
 # -- reconciliation ----------------------------------------------------------------------------
 
 
@@ -550,7 +673,10 @@ async def test_reconciliation_reports_drift_per_address_and_in_total(env: Env) -
 
     await env.mint("alice", env.gold, "2", "g")  # alice's address also holds the untracked 1
     bob = await env.mirror.user_address("bob")
-    await _outside_transfer(env, bob, 3)  # USDC at bob's deposit address, not yet synced
+    await _outside_transfer(env, bob, 5)  # at bob's deposit address, not synced: not counted
+    omnibus = await env.chain.custody_address()
+    usdc = env.usdc.contract_address or ""
+    await env.chain.call_token(TokenCall(TokenCallKind.MINT, usdc, account=omnibus, amount=3))
     seen: list[tuple[str, int]] = []
     report = await reconciliation.run(progress=lambda symbol, n: seen.append((symbol, n)))
     alice = await env.mirror.user_address("alice")

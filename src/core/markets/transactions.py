@@ -61,11 +61,14 @@ class RecordedTransactions:
         *,
         holder: str | None = None,
         for_market: bool = True,
+        signer: str | None = None,
     ) -> TransactionReceipt:
         """The successful receipt of (subject, step)'s transaction: the recorded one, or a new
         one recorded before it is sent. ``ChainError`` when it reverted or cannot be sent.
         ``for_market=False``: the subject is not a market (a mint's or a withdrawal's id), so
-        the record names no market."""
+        the record names no market. ``signer``: the address ``prepare`` signs with when it is
+        not the platform's (a custodial key's sweep): its own unmined records are sent again
+        first, as the platform's are."""
         for _ in range(3):
             record = await self._open_record(subject, step)
             if record is not None:
@@ -75,7 +78,7 @@ class RecordedTransactions:
             async with self._chain.signing_lock:
                 if await self._open_record(subject, step) is not None:
                     continue  # a concurrent job recorded one meanwhile: follow it
-                await self._resend_unmined(await self._chain.custody_address())
+                await self._resend_unmined(signer or await self._chain.custody_address())
                 prepared = await prepare()
                 record = self._new_record(subject, step, prepared, holder, for_market)
                 async with self._storage.unit_of_work() as uow:

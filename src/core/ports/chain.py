@@ -27,6 +27,10 @@ preparations of one process never get the same nonce. A transaction whose nonce 
 ``confirmed_nonce`` and that has no receipt was replaced by another one with that nonce and
 can never be mined any more: only then may a caller sign a replacement.
 
+Nonces are per signing address: the platform's (``custody_address``) for everything it
+signs, and a custodial address's own for the transfers signed with that address's key
+(``prepare_custodial_transfer``: deposit sweeps).
+
 Every failure surfaces as ``ChainError``.
 """
 
@@ -39,6 +43,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from core.ports.custody import TransactionSigner
 from core.shared.errors import ChainError
 
 # Claim topics the platform issues (DESIGN §9): KYC always, accreditation when required.
@@ -286,6 +291,33 @@ class Chain(abc.ABC):
     async def prepare_stablecoin(self, name: str, symbol: str) -> PreparedTransaction:
         """Sign the deployment of the quote stablecoin (an OpenZeppelin ERC-20, 6 decimals,
         owned by the platform). Chains that have no stablecoin of ours refuse it."""
+
+    @abc.abstractmethod
+    async def prepare_native_transfer(self, receiver: str, value: int) -> PreparedTransaction:
+        """Sign a plain transfer of ``value`` wei of the chain's native coin from the platform's
+        address to ``receiver`` (the gas a custodial address needs to send its own
+        transaction). ``value`` outside ``1 .. 2**256 - 1`` is refused."""
+
+    @abc.abstractmethod
+    async def prepare_custodial_transfer(
+        self, signer: TransactionSigner, token: str, receiver: str, amount: int
+    ) -> PreparedTransaction:
+        """Sign, with a custodial key, an ERC-20 ``transfer(receiver, amount)`` of ``token``
+        from the signer's own address (a deposit sweep), with that address's next nonce
+        (pending included) and the gas price ``custodial_transfer_fee`` assumed. Refused
+        before signing (``ChainError``) when it would revert or when the address holds less
+        native coin than its gas costs."""
+
+    @abc.abstractmethod
+    async def custodial_transfer_fee(
+        self, token: str, sender: str, receiver: str, amount: int
+    ) -> int:
+        """The native coin (wei) ``sender`` needs for ``prepare_custodial_transfer`` of these
+        arguments at the current gas price, with headroom for a rising price."""
+
+    @abc.abstractmethod
+    async def native_balance(self, address: str) -> int:
+        """The native coin (wei) held by ``address``."""
 
     @abc.abstractmethod
     async def send_raw_transaction(self, raw_transaction: str) -> str:

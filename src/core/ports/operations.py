@@ -70,3 +70,10 @@ class DepositRepository(OperationRepository[Deposit]):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Deposit]:
         """The user's deposits, newest first, below ``before_id``."""
+
+    @abc.abstractmethod
+    async def unswept(
+        self, token_id: str, *, limit: int, after_id: str | None = None
+    ) -> list[Deposit]:
+        """The token's ``CREDITED`` deposits without a sweep transaction yet, oldest first,
+        above ``after_id`` (what the sweep still has to move into the omnibus address)."""

@@ -15,10 +15,9 @@ and credits nothing: the database refuses a second record and the ledger a secon
 set.
 
 Logs are read only after the confirmation depth, so a deposit is never stored ``PENDING``
-here. Sweeping stablecoin deposits from the deposit addresses into the omnibus address is
-not done yet (each needs a transaction signed by the deposit address's own key and gas on
-it): until then reconciliation counts the stablecoin over the omnibus and every deposit
-address.
+here. After each token's pass, every credited stablecoin deposit not swept yet gets a
+``sweep-deposit`` job (``core.tokens.sweeps``): it moves the deposit into the omnibus
+address; the ledger does not change.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from core.shared.events import Actor
 from core.tokens.jobs import SyncBlockchainJob
 from core.tokens.model import Token, TokenType, check_user_id
 from core.tokens.operations import Deposit, DepositStatus
+from core.tokens.sweeps import DepositSweeper
 from core.tokens.use_cases import require_reader
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def deposit_view(deposit: Deposit) -> dict[str, object]:
         "logIndex": deposit.log_index,
         "blockNumber": deposit.block_number,
         "status": deposit.status.value,
+        "sweepTxHash": deposit.sweep_tx_hash,
     }
 
 
@@ -95,6 +96,7 @@ class DepositUseCases:
         keys: KeyDerivation,
         *,
         confirmations: int,
+        sweeper: DepositSweeper | None = None,
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations must not be negative")
@@ -103,6 +105,7 @@ class DepositUseCases:
         self._clock = clock
         self._keys = keys
         self._confirmations = confirmations
+        self._sweeper = sweeper
 
     async def deposits(
         self, actor: Actor, user_id: str, *, limit: int = 20, cursor: str | None = None
@@ -135,6 +138,8 @@ class DepositUseCases:
         results = []
         for token in tokens:
             results.append(await self._sync_token(token, holders, safe))
+            if self._sweeper is not None:  # this run's stablecoin deposits, and any left over
+                await self._sweeper.enqueue_unswept(token)
         return results
 
     async def _custodial_addresses(self, uow: UnitOfWork) -> dict[str, str]:

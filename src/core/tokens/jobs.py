@@ -48,3 +48,12 @@ class ReconcileJob(Job):
 
     name: ClassVar[str] = "reconcile"
     reason: str = "scheduled"
+
+
+@attrs.frozen
+class SweepDepositJob(Job):
+    """Move a credited stablecoin deposit from its deposit address into the omnibus address
+    (``core.tokens.sweeps``)."""
+
+    name: ClassVar[str] = "sweep-deposit"
+    deposit_id: str

@@ -6,7 +6,10 @@ job).
   registered, else their custodial one) must be equal.
 - The stablecoin (and any other token the platform holds in its omnibus address) is
   compared in total: the ledger's sum over all accounts against the omnibus balance plus
-  every custodial deposit address (deposits are not swept yet).
+  the balance of every deposit address that holds a credited deposit not swept yet
+  (``uow.deposits.unswept``; ``core.tokens.sweeps``). Stablecoin sitting at a deposit
+  address that no credited deposit explains (a transfer not yet confirmed or synced) is in
+  neither figure.
 
 Every difference is a ``Drift`` (``chain - ledger`` in base units). A run with drift appends
 one ``reconcile.drift`` audit entry per drift (subject ``token:<id>``, before the ledger's
@@ -28,7 +31,6 @@ from core.ports.custody import KeyDerivation
 from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.events import Actor
-from core.tokens.deposits import WALLET_PAGE
 from core.tokens.jobs import ReconcileJob
 from core.tokens.model import Token, TokenType
 
@@ -178,19 +180,23 @@ class Reconciliation:
         omnibus = await self._chain.custody_address()
         on_chain = await self._chain.balance_of(token.contract_address, omnibus)
         checked = 1
-        after = 0
-        while True:
+        if progress is not None:
+            progress(token.symbol, 1)
+        seen: set[str] = {omnibus}
+        after: str | None = None
+        while True:  # the deposit addresses still holding a deposit not swept yet
             async with self._storage.unit_of_work(read_only=True) as uow:
-                page = await uow.wallets.numbered(after_number=after, limit=WALLET_PAGE)
-            for record in page:
-                address = self._keys.address_for(record.user_number)
+                page = await uow.deposits.unswept(token.id, limit=PAGE, after_id=after)
+            fresh = sorted({d.address for d in page} - seen)
+            seen.update(fresh)
+            for address in fresh:
                 on_chain += await self._chain.balance_of(token.contract_address, address)
-            checked += len(page)
-            if progress is not None:
-                progress(token.symbol, len(page) + (1 if after == 0 else 0))
-            if len(page) < WALLET_PAGE:
+            checked += len(fresh)
+            if progress is not None and fresh:
+                progress(token.symbol, len(fresh))
+            if len(page) < PAGE:
                 break
-            after = page[-1].user_number
+            after = page[-1].id
         if on_chain == total.total:
             return [], checked
         return [

@@ -62,7 +62,7 @@ async def test_reconciliation_sets_each_tokens_drift(env: Env) -> None:
     await env.mint("alice", env.usdc, "10", "k")
     await reconciliation.run()
     assert metrics.drift == {"USDC": 0, "GOLD": 0}
-    bob = await env.mirror.user_address("bob")
-    await _outside_transfer(env, bob, 3)  # on chain, not in the ledger
+    omnibus = await env.chain.custody_address()
+    await _outside_transfer(env, omnibus, 3)  # on chain in the omnibus, not in the ledger
     await reconciliation.run()
     assert metrics.drift == {"USDC": 3, "GOLD": 0}

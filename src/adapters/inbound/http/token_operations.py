@@ -143,6 +143,12 @@ class DepositOut(WireModel):
     block_number: int = Field(ge=0)
     status: DepositStatus
     credited_at: str | None = DateTime
+    sweep_tx_hash: str | None = Field(
+        default=None,
+        pattern=HASH_PATTERN,
+        description="A stablecoin deposit's sweep into the omnibus address; null until mined "
+        "(and always for RWA tokens, which stay at the holder's address)",
+    )
 
 
 class _Body(BaseModel):
@@ -425,6 +431,7 @@ def dump_deposit(deposit: Deposit, token: Token) -> dict[str, Any]:
         "blockNumber": deposit.block_number,
         "status": deposit.status.value,
         "creditedAt": None if deposit.credited_at is None else _iso(deposit.credited_at),
+        "sweepTxHash": deposit.sweep_tx_hash,
     }
 
 

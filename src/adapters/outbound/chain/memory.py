@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -59,6 +61,7 @@ from core.ports.chain import (
     TransferLog,
     suite_steps,
 )
+from core.ports.custody import TransactionSigner
 from core.shared.errors import ChainError
 
 DEFAULT_CUSTODY = to_checksum_address(keccak(b"rwa-market memory custody")[-20:])
@@ -67,6 +70,16 @@ ZERO_ADDRESS = "0x" + "00" * 20
 _EMITTED = "emitted"  # Transfer events of the transaction being mined, in a contract's state
 _MARKER = b"rwa-memory-tx:"
 STABLECOIN_DECIMALS = 6
+PLATFORM_NATIVE = 10**24  # the platform signer's native coin (wei) at genesis
+GAS_PRICE = 10**9  # wei per gas, fixed
+CUSTODIAL_TRANSFER_GAS = 60_000  # the gas of an ERC-20 transfer signed by a custodial key
+FEE_HEADROOM_PERCENT = 125  # as the web3 adapters: funding covers a price rising 25 %
+
+
+def _fee(sender: str, platform: str) -> int:
+    """Gas paid by a transaction: the platform's are free here (it starts rich and never
+    runs out in a test); every other address pays a fixed ERC-20 transfer's gas."""
+    return 0 if sender == platform else CUSTODIAL_TRANSFER_GAS * GAS_PRICE
 
 
 @attrs.define
@@ -94,11 +107,13 @@ class MemoryChain(Chain):
 
     def __init__(self, custody_address: str | None = None, *, auto_mine: bool = True) -> None:
         self._custody = checksum_address(custody_address or DEFAULT_CUSTODY, "custody address")
-        self._confirmed = 0  # mined transactions of the signer
+        self._nonces: dict[str, int] = {}  # mined transactions per signing address
         self._block = 0
         self._contracts: dict[str, _Contract] = {}
         self._mined: dict[str, TransactionReceipt] = {}
-        self._pending: dict[int, tuple[str, dict[str, Any]]] = {}  # nonce -> (hash, body)
+        # (signer, nonce) -> (hash, body), in the order they were sent
+        self._pending: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+        self._native: dict[str, int] = {self._custody: PLATFORM_NATIVE}  # wei per address
         self._logs: list[TransferLog] = []  # Transfer events, in chain order
         self.auto_mine = auto_mine
         self._closed = False
@@ -185,24 +200,33 @@ class MemoryChain(Chain):
             raise ChainError("stablecoin name and symbol must not be empty")
         return self._prepare({"op": "deploy", "kind": "Stablecoin", "args": [name, symbol]})
 
-    def _prepare(self, body: dict[str, Any]) -> PreparedTransaction:
-        nonce = self._confirmed + len(self._pending)
-        body = {**body, "chainId": MEMORY_CHAIN_ID, "from": self._custody, "nonce": nonce}
+    def _next_nonce(self, signer: str) -> int:
+        return self._nonces.get(signer, 0) + sum(1 for s, _ in self._pending if s == signer)
+
+    def _prepare(
+        self, body: dict[str, Any], signer: TransactionSigner | None = None
+    ) -> PreparedTransaction:
+        sender = self._custody if signer is None else checksum_address(signer.address, "signer")
+        nonce = self._next_nonce(sender)
+        body = {**body, "chainId": MEMORY_CHAIN_ID, "from": sender, "nonce": nonce}
         # like estimating gas: run it on a copy of the state as it will be once the pending
         # transactions are mined; a revert is refused before anything is signed
         trial = copy.deepcopy(self._contracts)
-        for _, pending in sorted(self._pending.items()):
+        for _, pending in self._pending.values():
             with contextlib.suppress(ChainError):
-                self._execute(trial, pending[1])
+                self._execute(trial, pending)
         try:
             self._execute(trial, body)
         except _Revert as exc:
             raise ChainError(f"transaction reverted: {exc}") from None
-        raw = _MARKER + json.dumps(body, sort_keys=True).encode()
+        text = json.dumps(body, sort_keys=True)
+        if signer is not None:  # only the key's holder can sign for its address
+            text = json.dumps({**body, "signature": signer.sign_message(text)}, sort_keys=True)
+        raw = _MARKER + text.encode()
         creation = body["op"] == "deploy"
         return PreparedTransaction(
             transaction=SignedTransaction(
-                signer=self._custody,
+                signer=sender,
                 nonce=nonce,
                 tx_hash="0x" + keccak(raw).hex(),
                 raw_transaction="0x" + raw.hex(),
@@ -257,7 +281,10 @@ class MemoryChain(Chain):
 
     def _execute(self, contracts: dict[str, _Contract], body: dict[str, Any]) -> str | None:
         """Apply one transaction to ``contracts``; the created address, if any. ``_Revert``
-        (leaving ``contracts`` as it was) when the contract would revert."""
+        (leaving ``contracts`` as it was) when the contract would revert. Native coin moves
+        when the transaction is mined (``mine``), not here."""
+        if body["op"] == "value":
+            return None
         if body["op"] == "deploy":
             address = create_address(self._custody, int(body["nonce"]))
             kind = str(body["kind"])
@@ -273,7 +300,7 @@ class MemoryChain(Chain):
             raise _revert(f"no contract at {body['to']}")
         fn, args = str(body["fn"]), list(body["args"])
         trial = copy.deepcopy(target.state)
-        self._call(contracts, target.kind, trial, fn, args)
+        self._call(contracts, target.kind, trial, fn, args, str(body["from"]))
         target.state = trial
         return None
 
@@ -284,6 +311,7 @@ class MemoryChain(Chain):
         st: dict[str, Any],
         fn: str,
         args: list[Any],
+        sender: str,
     ) -> None:
         name = fn.partition(".")[2]
         if name == "init" or name == "initialize":
@@ -341,15 +369,20 @@ class MemoryChain(Chain):
                 else:
                     st["identities"][args[0]][1] = int(args[1])
             case _:
-                self._token_call(contracts, st, fn, args)
+                self._token_call(contracts, st, fn, args, sender)
 
     def _token_call(
-        self, contracts: dict[str, _Contract], st: dict[str, Any], fn: str, args: list[Any]
+        self,
+        contracts: dict[str, _Contract],
+        st: dict[str, Any],
+        fn: str,
+        args: list[Any],
+        sender: str,
     ) -> None:
         if fn == "token.transfer" and "registry" in st:
             self._receivable(contracts, st, args[0])
         if fn == "token.transfer" or ("registry" not in st and "balances" in st):
-            self._erc20_call(st, fn, args)
+            self._erc20_call(st, fn, args, sender)
             return
         if "registry" not in st or "balances" not in st:
             raise _revert(f"{fn} is not a function of this contract")
@@ -407,8 +440,8 @@ class MemoryChain(Chain):
                 raise _revert(f"{fn} is not a function of this contract")
         st["balances"] = {k: str(v) for k, v in balances.items()}
 
-    def _erc20_call(self, st: dict[str, Any], fn: str, args: list[Any]) -> None:
-        """The stablecoin's owner ``mint``, and a plain ``transfer`` from the platform's own
+    def _erc20_call(self, st: dict[str, Any], fn: str, args: list[Any], sender: str) -> None:
+        """The stablecoin's owner ``mint``, and a plain ``transfer`` from the sender's own
         address (on a T-REX token too, where the receiver must be verified)."""
         if "balances" not in st:
             raise _revert(f"{fn} is not a function of this contract")
@@ -422,14 +455,14 @@ class MemoryChain(Chain):
         elif fn == "token.transfer":
             if st.get("paused"):
                 raise _revert("Pausable: paused")
-            if balances.get(self._custody, 0) < amount:
+            if balances.get(sender, 0) < amount:
                 raise _revert("ERC20InsufficientBalance")
-            balances[self._custody] -= amount
+            balances[sender] -= amount
             balances[to] = balances.get(to, 0) + amount
         else:
             raise _revert(f"{fn} is not a function of this contract")
         st["balances"] = {k: str(v) for k, v in balances.items()}
-        self._log(st, self._custody if fn == "token.transfer" else ZERO_ADDRESS, to, amount)
+        self._log(st, sender if fn == "token.transfer" else ZERO_ADDRESS, to, amount)
 
     def _log(self, st: dict[str, Any], sender: str, receiver: str, amount: int) -> None:
         """A Transfer event of the transaction being executed (numbered when mined)."""
@@ -471,34 +504,76 @@ class MemoryChain(Chain):
         try:
             body = json.loads(raw[len(_MARKER) :])
             nonce = int(body["nonce"])
+            sender = str(body["from"])
         except (ValueError, KeyError, TypeError):
             raise ChainError("cannot decode the raw transaction") from None
-        if body.get("chainId") != MEMORY_CHAIN_ID or body.get("from") != self._custody:
-            raise ChainError("the raw transaction is for another chain or signer")
-        expected = self._confirmed + len(self._pending)
+        if body.get("chainId") != MEMORY_CHAIN_ID:
+            raise ChainError("the raw transaction is for another chain")
+        self._check_signature(body, sender)
+        expected = self._next_nonce(sender)
         if nonce < expected:
             raise ChainError(f"nonce too low: {nonce}, the signer's next nonce is {expected}")
         if nonce > expected:
             raise ChainError(f"nonce gap: {nonce}, the signer's next nonce is {expected}")
-        self._pending[nonce] = (tx_hash, body)
+        cost = _fee(sender, self._custody) + int(body.get("value", 0))
+        if self._native.get(sender, 0) < cost:
+            raise ChainError(
+                f"insufficient funds for gas * price + value: {sender} has "
+                f"{self._native.get(sender, 0)}, needs {cost}"
+            )
+        self._pending[(sender, nonce)] = (tx_hash, body)
         self.sent.append(tx_hash)
         if self.auto_mine:
             self.mine()
         return tx_hash
 
+    def _check_signature(self, body: dict[str, Any], sender: str) -> None:
+        """The platform's transactions are this adapter's own; any other address's must carry
+        its key's signature of the transaction (``TransactionSigner.sign_message``)."""
+        signature = body.pop("signature", None)
+        if sender == self._custody:
+            if signature is not None:
+                raise ChainError("the raw transaction is for another chain or signer")
+            return
+        text = json.dumps(body, sort_keys=True)
+        try:
+            recovered = Account.recover_message(encode_defunct(text=text), signature=signature)
+        except Exception:
+            recovered = None
+        if recovered != sender:
+            raise ChainError(f"the raw transaction is not signed by {sender}")
+
+    def _next_ready(self) -> tuple[str, int] | None:
+        """The first pending transaction (in send order) whose nonce is its signer's next."""
+        for signer, nonce in self._pending:
+            if nonce == self._nonces.get(signer, 0):
+                return signer, nonce
+        return None
+
     def mine(self) -> int:
-        """Mine every pending transaction, one block each; how many were mined. A
-        transaction the contracts refuse now is mined with status 0 (its nonce is used)."""
+        """Mine every pending transaction that can be, one block each; how many were mined.
+        A transaction the contracts refuse now is mined with status 0 (its nonce is used,
+        its gas paid)."""
         count = 0
-        while self._confirmed in self._pending:
-            tx_hash, body = self._pending.pop(self._confirmed)
-            self._confirmed += 1
+        while (ready := self._next_ready()) is not None:
+            tx_hash, body = self._pending.pop(ready)
+            signer = ready[0]
+            self._nonces[signer] = ready[1] + 1
             self._block += 1
+            value = int(body.get("value", 0))
+            funds = self._native.get(signer, 0) - _fee(signer, self._custody)
             try:
+                if funds < value:
+                    raise _revert("insufficient funds")
                 address = self._execute(self._contracts, body)
                 receipt = TransactionReceipt(tx_hash, self._block, True, address)
+                if value:
+                    funds -= value
+                    to = str(body["to"])
+                    self._native[to] = self._native.get(to, 0) + value
             except ChainError:
                 receipt = TransactionReceipt(tx_hash, self._block, False, None)
+            self._native[signer] = max(funds, 0)
             for token, contract in self._contracts.items():
                 for index, (sender, receiver, amount) in enumerate(
                     contract.state.pop(_EMITTED, [])
@@ -536,7 +611,46 @@ class MemoryChain(Chain):
 
     async def confirmed_nonce(self, address: str) -> int:
         self._check_open()
-        return self._confirmed if checksum_address(address) == self._custody else 0
+        return self._nonces.get(checksum_address(address), 0)
+
+    async def prepare_native_transfer(self, receiver: str, value: int) -> PreparedTransaction:
+        self._check_open()
+        to = checksum_address(receiver, "receiver")
+        amount = check_amount(value, "value")
+        if self._native.get(self._custody, 0) < amount + sum(
+            int(b.get("value", 0)) for s, b in self._pending.values()
+        ):
+            raise ChainError("insufficient funds for the transfer")
+        return self._prepare({"op": "value", "to": to, "value": str(amount)})
+
+    async def prepare_custodial_transfer(
+        self, signer: TransactionSigner, token: str, receiver: str, amount: int
+    ) -> PreparedTransaction:
+        self._check_open()
+        contract = checksum_address(token, "token")
+        to = checksum_address(receiver, "receiver")
+        units = check_amount(amount)
+        sender = checksum_address(signer.address, "signer")
+        if self._native.get(sender, 0) < CUSTODIAL_TRANSFER_GAS * GAS_PRICE:
+            raise ChainError(
+                f"{sender} holds {self._native.get(sender, 0)} wei of native coin, its "
+                f"transfer needs {CUSTODIAL_TRANSFER_GAS * GAS_PRICE} for gas"
+            )
+        body = {"op": "call", "to": contract, "fn": "token.transfer", "args": [to, str(units)]}
+        return self._prepare(body, signer)
+
+    async def custodial_transfer_fee(
+        self, token: str, sender: str, receiver: str, amount: int
+    ) -> int:
+        self._check_open()
+        for address, what in ((token, "token"), (sender, "sender"), (receiver, "receiver")):
+            checksum_address(address, what)
+        check_amount(amount)
+        return CUSTODIAL_TRANSFER_GAS * GAS_PRICE * FEE_HEADROOM_PERCENT // 100
+
+    async def native_balance(self, address: str) -> int:
+        self._check_open()
+        return self._native.get(checksum_address(address), 0)
 
     # -- reads -----------------------------------------------------------------------------
 

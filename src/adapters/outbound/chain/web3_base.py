@@ -23,13 +23,14 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TransactionNotFound
-from web3.types import TxReceipt
+from web3.types import TxReceipt, Wei
 
 from adapters.outbound.chain.errors import to_chain_error
 from adapters.outbound.chain.trex.artifacts import TrexContract, trex_artifact
 from adapters.outbound.chain.trex.batch import batch_forced_transfer_call
 from adapters.outbound.chain.trex.claims import claim_id
 from adapters.outbound.chain.trex.steps import (
+    check_amount,
     country_alpha2,
     identity_call,
     platform_call,
@@ -53,9 +54,12 @@ from core.ports.chain import (
     TransactionReceipt,
     TransferLog,
 )
+from core.ports.custody import TransactionSigner
 from core.shared.errors import ChainError
 
 T = TypeVar("T")
+GAS_MARGIN_PERCENT = 120  # gas limit of a custodial transfer: the estimate plus 20 %
+FEE_HEADROOM_PERCENT = 125  # gas a custodial address is funded with: for a price rising 25 %
 
 
 class Web3ChainBase(Chain):
@@ -122,6 +126,83 @@ class Web3ChainBase(Chain):
         return await self._run(
             lambda: self._sign(stablecoin_constructor(self._w3, name, symbol, owner))
         )
+
+    async def prepare_native_transfer(self, receiver: str, value: int) -> PreparedTransaction:
+        to = checksum_address(receiver, "receiver")
+        amount = check_amount(value, "value")
+
+        def sign() -> PreparedTransaction:
+            sender = self._account.address
+            nonce = int(self._w3.eth.get_transaction_count(sender, "pending"))
+            chain_id = self._node_chain_id()
+            tx: dict[str, Any] = {"from": sender, "to": to, "value": amount, "nonce": nonce}
+            tx.update(chainId=chain_id, gasPrice=int(self._w3.eth.gas_price))
+            tx["gas"] = int(self._w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+            return _prepared(self._account.sign_transaction(tx), str(sender), nonce, chain_id)
+
+        return await self._run(sign)
+
+    async def prepare_custodial_transfer(
+        self, signer: TransactionSigner, token: str, receiver: str, amount: int
+    ) -> PreparedTransaction:
+        contract = self._token(token)
+        to = checksum_address(receiver, "receiver")
+        units = check_amount(amount)
+        sender = checksum_address(signer.address, "signer")
+
+        def sign() -> PreparedTransaction:
+            call = contract.functions.transfer(to, units)
+            gas, price = self._custodial_gas(call, sender)
+            balance = int(self._w3.eth.get_balance(sender))
+            if balance < gas * price:
+                raise ChainError(
+                    f"{sender} holds {balance} wei of native coin, its transfer needs "
+                    f"{gas * price} for gas"
+                )
+            nonce = int(self._w3.eth.get_transaction_count(sender, "pending"))
+            chain_id = self._node_chain_id()
+            params = {"from": sender, "nonce": nonce, "chainId": chain_id}
+            tx = self._call_transaction(call, {**params, "gas": gas, "gasPrice": price})
+            tx.update(gas=gas, gasPrice=price)
+            tx.pop("maxFeePerGas", None)
+            tx.pop("maxPriorityFeePerGas", None)
+            payload = signer.sign_transaction(tx)
+            return PreparedTransaction(
+                transaction=SignedTransaction(
+                    signer=sender,
+                    nonce=nonce,
+                    tx_hash=payload.tx_hash,
+                    raw_transaction=payload.raw_transaction,
+                    chain_id=chain_id,
+                )
+            )
+
+        return await self._run(sign)
+
+    async def custodial_transfer_fee(
+        self, token: str, sender: str, receiver: str, amount: int
+    ) -> int:
+        contract = self._token(token)
+        to = checksum_address(receiver, "receiver")
+        source = checksum_address(sender, "sender")
+        units = check_amount(amount)
+
+        def fee() -> int:
+            gas, price = self._custodial_gas(contract.functions.transfer(to, units), source)
+            return gas * price * FEE_HEADROOM_PERCENT // 100
+
+        return await self._run(fee)
+
+    def _custodial_gas(self, call: ContractFunction, sender: str) -> tuple[int, int]:
+        """Gas limit (the estimate, which refuses a revert, plus a margin) and gas price of a
+        custodial address's transfer. Estimated at gas price 0: an address not funded yet
+        can still be estimated (nodes refuse an estimate the sender could not pay for)."""
+        estimate = int(call.estimate_gas({"from": sender, "gasPrice": Wei(0)}))
+        return estimate * GAS_MARGIN_PERCENT // 100, int(self._w3.eth.gas_price)
+
+    async def native_balance(self, address: str) -> int:
+        owner = checksum_address(address)
+        return int(await self._run(self._w3.eth.get_balance, owner))
 
     async def send_raw_transaction(self, raw_transaction: str) -> str:
         raw = _raw_bytes(raw_transaction)
@@ -367,6 +448,18 @@ class Web3ChainBase(Chain):
     def _token(self, address: str) -> Contract:
         address = checksum_address(address, "token address")
         return self._w3.eth.contract(address=address, abi=self._abi)
+
+
+def _prepared(signed: Any, signer: str, nonce: int, chain_id: int) -> PreparedTransaction:
+    return PreparedTransaction(
+        transaction=SignedTransaction(
+            signer=signer,
+            nonce=nonce,
+            tx_hash=HexBytes(signed.hash).to_0x_hex(),
+            raw_transaction=HexBytes(signed.raw_transaction).to_0x_hex(),
+            chain_id=chain_id,
+        )
+    )
 
 
 def _raw_bytes(raw_transaction: str) -> bytes:

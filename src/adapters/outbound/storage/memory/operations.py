@@ -24,6 +24,7 @@ from core.ports.operations import (
 from core.shared.errors import ConcurrentModification
 from core.tokens.operations import (
     Deposit,
+    DepositStatus,
     DuplicateOperation,
     Mint,
     OperationStatus,
@@ -195,3 +196,17 @@ class MemoryDepositRepository(_Records[Deposit], DepositRepository):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Deposit]:
         return self._newest(user_id, limit, before_id)
+
+    async def unswept(
+        self, token_id: str, *, limit: int, after_id: str | None = None
+    ) -> list[Deposit]:
+        found = [
+            d
+            for d in self._all().values()
+            if d.token_id == token_id
+            and d.status is DepositStatus.CREDITED
+            and d.sweep_tx_hash is None
+            and (after_id is None or d.id > after_id)
+        ]
+        found.sort(key=lambda d: d.id)
+        return found[: max(limit, 0)]

@@ -195,3 +195,21 @@ class SqlDepositRepository(_SqlRecords[Deposit], DepositRepository):
         self, user_id: str, *, limit: int, before_id: str | None = None
     ) -> list[Deposit]:
         return await self._newest(user_id, limit, before_id)
+
+    async def unswept(
+        self, token_id: str, *, limit: int, after_id: str | None = None
+    ) -> list[Deposit]:
+        table = blockchain_events
+        query = (
+            sa.select(table)
+            .where(
+                table.c.token_id == token_id,
+                table.c.status == DepositStatus.CREDITED.value,
+                table.c.sweep_tx_hash.is_(None),
+            )
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(table.c.id > after_id)
+        return await self._many(query)
