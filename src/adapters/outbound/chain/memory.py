@@ -1,10 +1,13 @@
 """``MemoryChain``: an in-memory chain that behaves like the real chain adapters, for tests.
 
-It keeps the rules the service relies on: one signer whose nonce counts up, a prepared
-transaction that changes nothing until its exact bytes are sent, a second send of the same
-bytes answering the same hash, a nonce that is used only once (a different transaction with a
-used nonce is refused, like "nonce too low"), no nonce gaps (refused, as eth-tester does),
-contract addresses computed like CREATE, and a block per transaction.
+It keeps the rules the service relies on: a nonce per signing address that counts up (the
+platform's, and each custodial key's that signs a deposit sweep), a prepared transaction that
+changes nothing until its exact bytes are sent, a second send of the same bytes answering the
+same hash, a nonce that is used only once (a different transaction with a used nonce is
+refused, like "nonce too low"), no nonce gaps (refused, as eth-tester does), contract
+addresses computed like CREATE, and a block per transaction. Native coin is modelled for
+gas: the platform starts rich and pays nothing; any other address pays a fixed ERC-20
+transfer's gas per transaction and is refused ("insufficient funds") without it.
 
 It models the T-REX suite as far as the service depends on it, and refuses what the real
 contracts refuse, at ``prepare_*`` (as gas estimation does) and again when mined (a receipt
@@ -15,7 +18,10 @@ paused token or unpausing a running one; agent functions from a non-agent; a for
 from an address to itself (refused by our own code before signing, as on the real adapters).
 
 Its "raw transactions" are not RLP-signed Ethereum transactions but a JSON document with a
-marker prefix: only this adapter can send them, and it refuses anything else.
+marker prefix: only this adapter can send them, and it refuses anything else. The platform's
+are its own; one from any other address carries that address's key's EIP-191 signature of
+the document (``TransactionSigner.sign_message``), checked with eth-account before it is
+accepted, so a transaction is sent only by the holder of its sender's key.
 """
 
 from __future__ import annotations
