@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from adapters.outbound.chain.evm import EvmChain
@@ -26,6 +27,8 @@ from core.ports.chain import (
     PLATFORM_STEPS,
     TOKEN_STEP,
     Chain,
+    IdentityCall,
+    IdentityCallKind,
     PlatformContracts,
     SuiteSpec,
     TokenCall,
@@ -101,6 +104,22 @@ class ChainContract:
         assert not await chain.is_paused(token)
         metadata = await chain.token_metadata(token)
         assert (metadata.name, metadata.symbol, metadata.decimals) == ("TWR Token", "TWR", 18)
+
+    async def test_two_suites_register_the_issuers_one_identity(self, chain: Chain) -> None:
+        platform = await chain.deploy_platform()
+        async with chain.signing_lock:
+            deploy = await chain.prepare_identity_call(IdentityCall(kind=IdentityCallKind.DEPLOY))
+            identity = (await chain.execute(deploy)).contract_address
+        assert identity is not None
+        for symbol in ("ONE", "TWO"):
+            spec = attrs.evolve(suite(platform, symbol), issuer_identity=identity)
+            assert "identity" not in suite_steps(spec)
+            created = await chain.deploy_suite(spec)
+            token = created[TOKEN_STEP]
+            held = await chain.registered_identity(token, ISSUER)
+            assert held is not None and held.identity == identity
+            assert await chain.is_verified(token, ISSUER)
+            assert await chain.balance_of(token, ISSUER) == SUPPLY
 
     async def test_addresses_are_accepted_in_any_letter_case(self, chain: Chain) -> None:
         token = (await deployed(chain)).lower()

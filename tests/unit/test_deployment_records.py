@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import attrs
+
 from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.storage.memory import MemoryStorage
@@ -34,6 +36,7 @@ from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.shared.authorization import Authorizer
 from core.shared.errors import ServiceUnavailable
 from core.shared.events import Actor
+from core.tokens.identities import identity_subject
 from core.tokens.model import TokenType
 from settings import DEV_CUSTODY_MNEMONIC
 from tests.unit.doubles import FlakyChain, RecordingJobQueue
@@ -93,6 +96,7 @@ class World:
 
     async def all_records(self, *subjects: str) -> list[DeploymentRecord]:
         found = await self.records(PLATFORM_SUBJECT)
+        found += await self.records(identity_subject(ISSUER.id))  # the issuer's one identity
         for subject in subjects:
             found += await self.records(subject)
         return found
@@ -127,8 +131,10 @@ async def test_activation_deploys_the_suite_and_credits_the_issuer_in_one_go() -
     market = await world.market(market_id)
     records = await world.records(market_id)
     platform = await world.records(PLATFORM_SUBJECT)
+    [identity] = await world.records(identity_subject(ISSUER.id))
     assert market.status is MarketStatus.ACTIVE, market.activation_error
-    assert len(seen) == len(records) + len(platform) and all(seen)
+    assert len(seen) == len(records) + len(platform) + 1 and all(seen)
+    assert identity.step == "identity" and identity.state is DeploymentState.MINED
     assert [r.step for r in platform] == list(PLATFORM_STEPS)
     by_step = {r.step: r for r in records}
     assert mined_steps(records) == list(by_step) and len(by_step) == len(records)
@@ -143,6 +149,9 @@ async def test_activation_deploys_the_suite_and_credits_the_issuer_in_one_go() -
     assert await world.chain.total_supply(token) == SUPPLY
     assert not await world.chain.is_paused(token)
     assert await world.chain.is_verified(token, issuer)
+    held = await world.chain.registered_identity(token, issuer)
+    assert held is not None and held.identity == identity.contract_address
+    assert "identity" not in by_step  # not a step of the market: the issuer's own
     async with world.storage.unit_of_work() as uow:
         registered = await uow.tokens.by_market(market_id)
         applied = await uow.ledger.get(activation_mint_key(market_id))
@@ -180,6 +189,26 @@ async def test_the_platform_contracts_are_deployed_once_per_chain() -> None:
     ).contract_address
 
 
+async def test_two_markets_of_one_issuer_share_one_identity() -> None:
+    world = World(FlakyChain())
+    first = await world.approved("ONE", accredited=True)
+    second = await world.approved("TWO", countries=("PT",))
+    await world.run(first)
+    await world.run(second)
+    [identity] = await world.records(identity_subject(ISSUER.id))  # deployed once
+    assert identity.contract_address is not None
+    issuer = KEYS.address_for(1)
+    for market_id in (first, second):
+        market = await world.market(market_id)
+        assert market.status is MarketStatus.ACTIVE, market.activation_error
+        assert "identity" not in [r.step for r in await world.records(market_id)]
+        token = market.contract_address or ""
+        held = await world.chain.registered_identity(token, issuer)
+        assert held is not None and held.identity == identity.contract_address
+        assert await world.chain.is_verified(token, issuer)
+    assert "identity" not in world.chain.signed  # no suite step deployed another one
+
+
 async def test_a_job_that_died_after_sending_reuses_the_receipt() -> None:
     world = World(FlakyChain(auto_mine=False))
     market_id = await world.approved("SENT")
@@ -201,7 +230,9 @@ async def test_a_job_that_died_after_sending_reuses_the_receipt() -> None:
 async def spec_of(world: World, market_id: str):  # type: ignore[no-untyped-def]
     market = await world.market(market_id)
     platform = await world.deployment.platform_contracts()
-    return world.deployment.suite_spec(market, platform, KEYS.address_for(1))
+    [identity] = await world.records(identity_subject(ISSUER.id))
+    spec = world.deployment.suite_spec(market, platform, KEYS.address_for(1))
+    return attrs.evolve(spec, issuer_identity=identity.contract_address)
 
 
 async def test_a_crash_before_the_mint_reached_the_chain_mints_once() -> None:

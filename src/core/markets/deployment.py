@@ -4,8 +4,10 @@ The job deploys the market's ERC-3643 (T-REX) suite through the Chain port (DESI
 the platform contracts once per chain (ClaimIssuer, shared country module), then every step
 of ``suite_steps``: registries, compliance (with the country module when the market
 restricts countries; claim topic 2 when it is for accredited investors only), the token with
-the platform as agent, the issuer's identity registered with their country and given the
-platform's claims, the supply minted to the issuer's custodial address, the token unpaused.
+the platform as agent, the issuer's identity (their one ONCHAINID identity,
+``core.tokens.identities``: deployed by the first market they issue, or by verify-compliance,
+and reused by every later market) registered with their country and given the platform's
+claims, the supply minted to the issuer's custodial address, the token unpaused.
 
 One market, one contract: each of those transactions is signed, recorded in
 ``deployment_transactions`` under (market, step) and committed, and only then sent
@@ -49,6 +51,7 @@ from core.ports.chain import (
     SuiteSpec,
     TokenCall,
     TokenCallKind,
+    suite_created,
     suite_steps,
 )
 from core.ports.clock import Clock
@@ -60,6 +63,7 @@ from core.ports.storage import MarketFilter, Storage
 from core.shared.errors import ConcurrentModification, NotFound
 from core.shared.events import Actor, DomainEvent
 from core.shared.money import to_base_units
+from core.tokens.identities import UserIdentities
 from core.tokens.model import Token, TokenType
 from core.tokens.use_cases import register_token, token_view
 from core.trading.pairs import CREATE as PAIR_CREATE
@@ -145,6 +149,7 @@ class TokenDeployment:
         self._custody = custody
         self._default_country = default_country
         self.transactions = RecordedTransactions(storage, chain, clock)
+        self._identities = UserIdentities(storage, chain, clock)
 
     async def on_activation_started(self, event: DomainEvent) -> None:
         """Outbox reaction: a committed ``market.activation_started`` becomes a job."""
@@ -345,8 +350,9 @@ class TokenDeployment:
         """Every step of the market's suite, from its record when it has one."""
         platform = await self.platform_contracts()
         issuer = await self.issuer_address(market)
-        spec = self.suite_spec(market, platform, issuer)
-        created: dict[str, str] = {}
+        identity = await self._identities.ensure(market.issuer_id)  # one per user
+        spec = attrs.evolve(self.suite_spec(market, platform, issuer), issuer_identity=identity)
+        created = suite_created(spec)
         token_tx = ""
         block = 0
         for step in suite_steps(spec):

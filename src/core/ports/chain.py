@@ -79,6 +79,9 @@ class SuiteSpec:
     platform: PlatformContracts
     accredited_only: bool = False
     allowed_countries: tuple[str, ...] = ()  # ISO 3166-1 alpha-2; empty: any country
+    # the issuer's own ONCHAINID identity, deployed once per user and reused by every market
+    # (``core.tokens.identities``); None: the suite deploys one (step ``identity``)
+    issuer_identity: str | None = None
 
     @property
     def claim_topics(self) -> tuple[int, ...]:
@@ -89,8 +92,10 @@ def suite_steps(spec: SuiteSpec) -> tuple[str, ...]:
     """The transactions of one market's activation, in order (each one mined before the next).
 
     Registries and compliance, the token (``init`` leaves it paused) with the platform as agent,
-    the issuer's identity registered with their country and given the platform's claims, the
-    supply minted to the issuer, and the token unpaused.
+    the issuer's identity (deployed here unless ``spec.issuer_identity`` names their own)
+    registered with their country and given the platform's claims, the supply minted to the
+    issuer, and the token unpaused. With ``issuer_identity``, ``created["identity"]`` must
+    name it before the first step (``suite_created``).
     """
     steps = ["storage", "storage.init", "topics", "topics.init"]
     steps += [f"topics.add:{topic}" for topic in spec.claim_topics]
@@ -100,10 +105,17 @@ def suite_steps(spec: SuiteSpec) -> tuple[str, ...]:
     if spec.allowed_countries:
         steps += ["compliance.add_module", "compliance.allow_countries"]
     steps += ["token", "token.init", "token.agent", "registry.agent"]
-    steps += ["identity", "registry.register"]
+    steps += [] if spec.issuer_identity is not None else ["identity"]
+    steps += ["registry.register"]
     steps += [f"identity.claim:{topic}" for topic in spec.claim_topics]
     steps += ["token.mint", "token.unpause"]
     return tuple(steps)
+
+
+def suite_created(spec: SuiteSpec) -> dict[str, str]:
+    """The contracts a suite's steps may use before any of them ran: the issuer's identity
+    when it exists already."""
+    return {} if spec.issuer_identity is None else {"identity": spec.issuer_identity}
 
 
 # The step whose created contract is the market's token, and the step minting its supply.
@@ -360,7 +372,7 @@ class Chain(abc.ABC):
     async def deploy_suite(self, spec: SuiteSpec) -> dict[str, str]:
         """Run every step of a market's suite without records (tools and tests); the created
         contracts by step (``created[TOKEN_STEP]`` is the token)."""
-        created: dict[str, str] = {}
+        created = suite_created(spec)
         for step in suite_steps(spec):
             async with self.signing_lock:
                 prepared = await self.prepare_suite_step(spec, step, created)

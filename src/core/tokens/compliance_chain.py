@@ -4,9 +4,10 @@ For every RWA token with a contract, the user's address is verified by the token
 registry exactly when ``check_compliance`` lets them hold it (KYC approved, not expired,
 whitelisted, accredited when the market requires it, from an allowed country):
 
-- the user has one ONCHAINID identity, deployed once (step ``identity`` of the user's
-  subject: its mined record is where the identity's address is kept) and reused for every
-  token; the platform holds its management key;
+- the user has one ONCHAINID identity, deployed once (``core.tokens.identities``: step
+  ``identity`` of the user's subject, its mined record is where the identity's address is
+  kept) and reused for every token, the markets they issue included; the platform holds its
+  management key;
 - compliant for a token: the identity is registered in that token's identity registry with
   the record's country (ISO numeric), the KYC claim (topic 1) is on the identity, and the
   accreditation claim (topic 2) too when a token the user is compliant for requires it,
@@ -33,7 +34,6 @@ mirrors those users.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
@@ -69,6 +69,7 @@ from core.tokens.compliance_use_cases import (
     record_view,
     user_stream,
 )
+from core.tokens.identities import UserIdentities, identity_subject
 from core.tokens.model import Token, TokenType
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,6 @@ log = logging.getLogger(__name__)
 VERIFY_ON_CHAIN = "compliance.chain"  # audit action of each mirrored change
 EXPIRE = "compliance.expire"  # audit action of the sweep marking a record EXPIRED
 WALLET_VERIFIED = "wallet.verified_on_chain"
-IDENTITY_STEP = "identity"
 SWEEP_LIMIT = 200
 PAGE = 200
 SYSTEM = Actor.system("verify-compliance")
@@ -93,7 +93,7 @@ class VerifyComplianceJob(Job):
 
 def compliance_subject(user_id: str) -> str:
     """The recorded transactions' subject of a user (36 characters at most)."""
-    return "kyc:" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+    return identity_subject(user_id)
 
 
 @attrs.frozen
@@ -127,6 +127,7 @@ class ComplianceVerifier:
         self._jobs = jobs
         self._platform = platform
         self._recorded = RecordedTransactions(storage, mirror.chain, clock)
+        self._identities = UserIdentities(storage, mirror.chain, clock)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -218,7 +219,7 @@ class ComplianceVerifier:
         wanted = await self._wanted(user_id)
         if not wanted:
             return False
-        identity = await self._identity(subject, create=any(w.compliant for w in wanted))
+        identity = await self._identity(user_id, create=any(w.compliant for w in wanted))
         topics: set[int] = set()
         for w in wanted:
             if w.compliant:
@@ -268,25 +269,12 @@ class ComplianceVerifier:
                 before_id = page[-1].id
         return wanted
 
-    async def _identity(self, subject: str, *, create: bool) -> str | None:
-        """The user's identity: the address its mined record holds; deployed (recorded
-        first) when ``create`` and there is none yet."""
-        mined = await self._recorded.mined(subject)
-        record = mined.get(IDENTITY_STEP)
-        if record is not None and record.contract_address is not None:
-            return record.contract_address
-        if not create:
-            return None
-
-        async def prepare() -> PreparedTransaction:
-            return await self._chain.prepare_identity_call(
-                IdentityCall(kind=IdentityCallKind.DEPLOY)
-            )
-
-        receipt = await self._recorded.run(subject, IDENTITY_STEP, prepare, for_market=False)
-        if receipt.contract_address is None:
-            raise ChainError(f"{subject}: the identity deployment created no contract")
-        return receipt.contract_address
+    async def _identity(self, user_id: str, *, create: bool) -> str | None:
+        """The user's one identity (``core.tokens.identities``); deployed when ``create``
+        and there is none yet."""
+        if create:
+            return await self._identities.ensure(user_id)
+        return await self._identities.existing(user_id)
 
     async def _register(
         self, subject: str, user_id: str, w: _Wanted, address: str, identity: str
