@@ -96,6 +96,7 @@ from core.tokens.reconcile import Reconciliation
 from core.tokens.sweeps import DepositSweeper
 from core.tokens.transfers import TransferUseCases
 from core.tokens.use_cases import TokenUseCases
+from core.tokens.wallets import EXTERNAL_REGISTERED as WALLET_EXTERNAL_REGISTERED
 from core.tokens.wallets import WalletUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
 from core.trading.notifications import SendTradeNotificationJob, TradeNotifications
@@ -530,6 +531,7 @@ class Runtime:
         relay.on(TRADE_EXECUTED, c.trade_settlement().on_trade_executed)  # coalesced per pair
         relay.on(TRADE_EXECUTED, c.trade_notifications().on_trade_executed)
         relay.on(COMPLIANCE_CHANGED, c.compliance_verifier().on_compliance_changed)
+        relay.on(WALLET_EXTERNAL_REGISTERED, c.compliance_verifier().on_wallet_registered)
         c.storage().on_commit(relay.wake)
         # Before any deployment runs: does the chain hold what the database recorded?
         await c.chain_guard().verify()

@@ -139,6 +139,11 @@ class ComplianceVerifier:
                 VerifyComplianceJob(user_id=user_id, reason=f"event:{event.id}")
             )
 
+    async def on_wallet_registered(self, event: DomainEvent) -> None:
+        """Outbox reaction: a new external address (``wallet.external_registered``) is
+        mirrored like a compliance change: a ``verify-compliance`` job for its user."""
+        await self.on_compliance_changed(event)
+
     async def handle(self, job: VerifyComplianceJob) -> None:
         if job.user_id is not None:
             await self.verify(job.user_id)

@@ -6,8 +6,11 @@
 - **External**: the user asks for a challenge (single use, expires after
   ``challenge_ttl_seconds``), signs its exact text with EIP-191 ``personal_sign`` and sends
   the address and signature. The signer recovered from the signature must be that address.
-  The user holds that key; the registration is written to the audit log in its own unit of
-  work.
+  The user holds that key; the registration, its audit entry and a
+  ``wallet.external_registered`` event (stream ``user:<id>``) are one unit of work; the
+  event's outbox reaction queues ``verify-compliance`` for the user, so the new address is
+  registered and verified in the identity registry of every token the user is compliant
+  for.
 
 A caller reads and registers only their own wallet unless their roles grant
 ``wallet.manage_any`` (admins). Order of checks: the body's format (422), then ownership
@@ -40,7 +43,7 @@ from core.shared.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from core.shared.events import Actor
+from core.shared.events import Actor, DomainEvent
 from core.shared.ids import new_id
 from core.shared.roles import roles_allow_any
 
@@ -48,6 +51,7 @@ READ = "wallet.read"
 REGISTER = "wallet.register"
 MANAGE_ANY = "wallet.manage_any"
 REGISTER_ACTION = "wallet.register_external"  # the audit log's action
+EXTERNAL_REGISTERED = "wallet.external_registered"  # the event on the user's stream
 DEFAULT_CHALLENGE_TTL_SECONDS = 300
 MAX_CHALLENGE_ID = 36
 
@@ -224,6 +228,25 @@ class WalletUseCases:
                     after={**self._audit_view(after), "challengeId": challenge.id},
                     at=now,
                 )
+            )
+            # the outbox reaction queues verify-compliance: the new address gets registered
+            # and verified in each token's identity registry the user is compliant for
+            await uow.events.append(
+                [
+                    DomainEvent(
+                        type=EXTERNAL_REGISTERED,
+                        aggregate_id=subject_of(user_id),
+                        stream=subject_of(user_id),
+                        actor_id=actor.id,
+                        actor_type=actor.type,
+                        occurred_at=now,
+                        metadata={
+                            "userId": user_id,
+                            "address": checksummed,
+                            "previous": self._audit_view(before)["address"],
+                        },
+                    )
+                ]
             )
             await uow.commit()
         return self._wallet(after)
