@@ -48,13 +48,13 @@ from core.tokens.operations import (
     check_idempotency_key,
     parse_units,
 )
+from core.tokens.pending import PendingOperations
 from core.tokens.use_cases import find_token, user_is_known
 
 log = logging.getLogger(__name__)
 
 MINT = "token.mint"
 SYSTEM = Actor(id="mint-token", type="system")
-RESUME_LIMIT = 1000
 
 
 def mint_view(mint: Mint, token: Token | None = None) -> dict[str, object]:
@@ -95,6 +95,14 @@ class MintUseCases:
         self._clock = clock
         self._jobs = jobs
         self._mirror = mirror
+        self._pending: PendingOperations[Mint] = PendingOperations(
+            storage,
+            jobs,
+            records=lambda uow: uow.mints,
+            waiting=lambda uow, limit: uow.mints.pending(limit=limit),
+            job=lambda mint_id: MintTokenJob(mint_id=mint_id),
+            is_waiting=lambda mint: mint.status is OperationStatus.PENDING,
+        )
 
     async def request(
         self, actor: Actor, reference: str, idempotency_key: object, user_id: object, amount: object
@@ -161,22 +169,16 @@ class MintUseCases:
         return mint
 
     async def resume_interrupted(self) -> int:
-        """Queue the job again for every pending mint: an in-process queue loses its
-        jobs with the process (the job follows any recorded transaction)."""
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            found = await uow.mints.pending(limit=RESUME_LIMIT)
-        for record in found:
-            await self._jobs.enqueue(MintTokenJob(mint_id=record.id))
-        return len(found)
+        """Queue the job again for every pending mint (``core.tokens.pending``)."""
+        return await self._pending.resume_interrupted()
 
     # -- the mint-token job --------------------------------------------------------------------
 
     async def handle(self, job: MintTokenJob) -> None:
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            mint = await uow.mints.get(job.mint_id)
-            token = None if mint is None else await uow.tokens.get(mint.token_id)
-        if mint is None or token is None or mint.status is not OperationStatus.PENDING:
+        loaded = await self._pending.load(job.mint_id)
+        if loaded is None:
             return
+        mint, token = loaded
         try:
             contract = require_on_chain(token)
             address = await self._mirror.holder_address(token, mint.user_id)

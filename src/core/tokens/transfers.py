@@ -43,6 +43,7 @@ from core.tokens.operations import (
     Transfer,
     parse_units,
 )
+from core.tokens.pending import PendingOperations
 from core.tokens.use_cases import find_token, user_is_known
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 TRANSFER = "token.transfer"
 TRANSFER_ANY = "token.transfer_any"  # another user's funds (admins)
 SYSTEM = Actor(id="process-transfer", type="system")
-RESUME_LIMIT = 1000
 
 
 def transfer_view(transfer: Transfer) -> dict[str, object]:
@@ -84,6 +84,14 @@ class TransferUseCases:
         self._clock = clock
         self._jobs = jobs
         self._mirror = mirror
+        self._pending: PendingOperations[Transfer] = PendingOperations(
+            storage,
+            jobs,
+            records=lambda uow: uow.transfers,
+            waiting=lambda uow, limit: uow.transfers.pending(limit=limit),
+            job=lambda transfer_id: ProcessTransferJob(transfer_id=transfer_id),
+            is_waiting=lambda transfer: transfer.status is OperationStatus.PENDING,
+        )
 
     async def transfer(
         self,
@@ -159,22 +167,16 @@ class TransferUseCases:
         return transfer
 
     async def resume_interrupted(self) -> int:
-        """Queue the job again for every transfer not yet mirrored: an in-process queue loses its
-        jobs with the process (the job follows any recorded transaction)."""
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            found = await uow.transfers.pending(limit=RESUME_LIMIT)
-        for record in found:
-            await self._jobs.enqueue(ProcessTransferJob(transfer_id=record.id))
-        return len(found)
+        """Queue the job again for every transfer not yet mirrored (``core.tokens.pending``)."""
+        return await self._pending.resume_interrupted()
 
     # -- the process-transfer job --------------------------------------------------------------
 
     async def handle(self, job: ProcessTransferJob) -> None:
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            transfer = await uow.transfers.get(job.transfer_id)
-            token = None if transfer is None else await uow.tokens.get(transfer.token_id)
-        if transfer is None or token is None or transfer.status is not OperationStatus.PENDING:
+        loaded = await self._pending.load(job.transfer_id)
+        if loaded is None:
             return
+        transfer, token = loaded
         if not mirrored_on_chain(token):
             await self._finish(transfer, OperationStatus.COMPLETED)
             return

@@ -49,6 +49,7 @@ from core.tokens.operations import (
     WithdrawalStatus,
     parse_units,
 )
+from core.tokens.pending import PendingOperations
 from core.tokens.use_cases import find_token, require_reader
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,6 @@ READ = "withdrawal.read"
 READ_ANY = "withdrawal.read_any"
 SYSTEM = Actor(id="process-withdrawal", type="system")
 MAX_PAGE = 100
-RESUME_LIMIT = 1000
 
 
 @attrs.frozen
@@ -98,6 +98,14 @@ class WithdrawalUseCases:
         self._clock = clock
         self._jobs = jobs
         self._mirror = mirror
+        self._pending: PendingOperations[Withdrawal] = PendingOperations(
+            storage,
+            jobs,
+            records=lambda uow: uow.withdrawals,
+            waiting=lambda uow, limit: uow.withdrawals.unfinished(limit=limit),
+            job=lambda withdrawal_id: ProcessWithdrawalJob(withdrawal_id=withdrawal_id),
+            is_waiting=lambda w: w.status in (WithdrawalStatus.APPROVED, WithdrawalStatus.SENT),
+        )
         self._addresses = addresses
 
     def _address(self, value: object) -> str:
@@ -256,24 +264,17 @@ class WithdrawalUseCases:
         )
 
     async def resume_interrupted(self) -> int:
-        """Queue the job again for every approved withdrawal not yet finished: an in-process
-        queue loses its jobs with the process (the job follows any recorded transaction)."""
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            found = await uow.withdrawals.unfinished(limit=RESUME_LIMIT)
-        for record in found:
-            await self._jobs.enqueue(ProcessWithdrawalJob(withdrawal_id=record.id))
-        return len(found)
+        """Queue the job again for every approved withdrawal not yet finished
+        (``core.tokens.pending``)."""
+        return await self._pending.resume_interrupted()
 
     # -- the process-withdrawal job ------------------------------------------------------------
 
     async def handle(self, job: ProcessWithdrawalJob) -> None:
-        async with self._storage.unit_of_work(read_only=True) as uow:
-            withdrawal = await uow.withdrawals.get(job.withdrawal_id)
-            token = None if withdrawal is None else await uow.tokens.get(withdrawal.token_id)
-        if withdrawal is None or token is None:
+        loaded = await self._pending.load(job.withdrawal_id)
+        if loaded is None:
             return
-        if withdrawal.status not in (WithdrawalStatus.APPROVED, WithdrawalStatus.SENT):
-            return
+        withdrawal, token = loaded
         contract = token.contract_address
         try:
             if contract is None:
