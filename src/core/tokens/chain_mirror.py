@@ -58,7 +58,7 @@ class ChainMirror:
         self._metrics = metrics
         self._keys = keys
         self._recorded = RecordedTransactions(storage, chain, clock)
-        self.addresses = CustodialAddressBook(keys, chain)
+        self.addresses = CustodialAddressBook(storage, keys, chain)
 
     @property
     def chain(self) -> Chain:

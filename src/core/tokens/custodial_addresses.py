@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from core.ports.chain import Chain
 from core.ports.custody import PLATFORM_INDEX, KeyDerivation
-from core.ports.storage import UnitOfWork
+from core.ports.storage import Storage, UnitOfWork
 from core.shared.errors import ValidationFailed
 
 PAGE = 500
@@ -36,7 +36,8 @@ class WithdrawalToPlatformAddress(ValidationFailed):
 class CustodialAddressBook:
     """Custodial address -> user id, for every user with a number, read incrementally."""
 
-    def __init__(self, keys: KeyDerivation, chain: Chain) -> None:
+    def __init__(self, storage: Storage, keys: KeyDerivation, chain: Chain) -> None:
+        self._storage = storage
         self._keys = keys
         self._chain = chain
         self._owners: dict[str, str] = {}
@@ -58,10 +59,13 @@ class CustodialAddressBook:
             {await self._chain.custody_address(), self._keys.address_for(PLATFORM_INDEX)}
         )
 
-    async def refuse_platform_address(self, uow: UnitOfWork, address: str) -> None:
+    async def refuse_platform_address(self, address: str) -> None:
         """``WithdrawalToPlatformAddress`` when ``address`` (checksummed) is the platform's
-        own or any user's custodial deposit address."""
+        own or any user's custodial deposit address (read in its own read-only unit of work,
+        so a long first read never holds a write transaction)."""
         if address in await self.platform_addresses():
             raise WithdrawalToPlatformAddress()
-        if address in await self.refresh(uow):
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            book = await self.refresh(uow)
+        if address in book:
             raise WithdrawalToPlatformAddress()

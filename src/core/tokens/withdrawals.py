@@ -1,10 +1,10 @@
 """Withdrawals: request (a user), approve or reject (admins), ``process-withdrawal`` (a job).
 
 - ``POST /withdrawals`` ``{tokenId, amount, toAddress}``: the address (422
-  ``invalid_address``), the permissions port (403), the token (404; one with a contract on
-  chain, else 409 ``token_not_on_chain``), the amount in its decimals (422), compliance for
-  an RWA token (403), an address the platform holds the key of (its own, any user's
-  custodial deposit address: 422 ``withdrawal_to_platform_address``); then in one unit of
+  ``invalid_address``), the permissions port (403), an address the platform holds the key of
+  (its own, any user's custodial deposit address: 422 ``withdrawal_to_platform_address``),
+  the token (404; one with a contract on chain, else 409 ``token_not_on_chain``), the amount
+  in its decimals (422), compliance for an RWA token (403); then in one unit of
   work the amount moves from available to locked (posting set ``withdrawal:<id>:request``;
   too little is 409 ``insufficient_funds``, nothing written), the withdrawal is stored
   ``PENDING_APPROVAL`` and ``withdrawal.request`` audited.
@@ -142,13 +142,13 @@ class WithdrawalUseCases:
         assert isinstance(reference, str)
         user_id = check_user_id(actor.id, "sub")
         await self._authorizer.require(actor, REQUEST, owner_id=user_id)
+        await self._mirror.addresses.refuse_platform_address(address)
         async with self._storage.unit_of_work() as uow:
             now = self._clock.now()
             token = await find_token(uow, reference)
             require_on_chain(token)
             units = parse_units(amount, token.decimals)
             await require_compliant(uow, user_id, token, now)
-            await self._mirror.addresses.refuse_platform_address(uow, address)
             withdrawal = Withdrawal(
                 token_id=token.id,
                 user_id=user_id,
