@@ -777,6 +777,51 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
         assert await self._acquire(storage, winners[0], T0)
         assert not await self._acquire(storage, "someone-else", T0)
 
+    async def test_hold_answers_whether_the_holder_still_has_the_lease(
+        self, storage: Storage
+    ) -> None:
+        assert await self._acquire(storage, "a", T0)  # until T0 + 10
+        async with storage.unit_of_work() as uow:
+            assert await uow.leases.hold("relay", "a", now=T0 + timedelta(seconds=9))
+            assert not await uow.leases.hold("relay", "b", now=T0 + timedelta(seconds=9))
+            assert not await uow.leases.hold("relay", "a", now=T0 + timedelta(seconds=10))
+            assert not await uow.leases.hold("other", "a", now=T0)
+            await uow.commit()
+        assert await self._acquire(storage, "a", T0 + timedelta(seconds=9))  # renewal unaffected
+
+    async def test_a_holder_that_lost_the_lease_cannot_commit_past_the_new_holder(
+        self, storage: Storage
+    ) -> None:
+        """The fence: a unit of work that checked ``hold`` either commits before the next
+        holder's take commits, or does not commit at all."""
+        assert await self._acquire(storage, "a", T0)  # until T0 + 10
+        done: list[str] = []
+
+        async def take_over() -> None:
+            assert await self._acquire(storage, "b", T0 + timedelta(seconds=11))
+            done.append("b took it")
+
+        failed = False
+        async with storage.unit_of_work() as uow:
+            assert await uow.leases.hold("relay", "a", now=T0 + timedelta(seconds=9))
+            taker = asyncio.ensure_future(take_over())
+            await asyncio.sleep(0.3)  # the taker runs, or waits for this unit's lock
+            await uow.cursors.set("fenced", "written", at=T0)
+            try:
+                await uow.commit()
+                done.append("a committed")
+            except ConcurrentModification:
+                failed = True
+        await asyncio.wait_for(taker, 10)
+        if failed:
+            assert done == ["b took it"]
+        else:
+            assert done == ["a committed", "b took it"]
+        async with storage.unit_of_work() as uow:
+            assert (await uow.cursors.get("fenced") is None) == failed
+            assert not await uow.leases.hold("relay", "a", now=T0 + timedelta(seconds=11))
+            assert await uow.leases.hold("relay", "b", now=T0 + timedelta(seconds=11))
+
     # -- inbox: processed events -------------------------------------------------------------
 
     async def _processed(self, storage: Storage, event_id: str) -> ProcessedEvent | None:

@@ -129,6 +129,12 @@ class LeaseRepository(abc.ABC):
         a take (the loser gets ``ConcurrentModification`` or sees False)."""
 
     @abc.abstractmethod
+    async def hold(self, name: str, holder: str, *, now: datetime) -> bool:
+        """A fence: whether ``holder`` holds ``name`` at ``now`` (unexpired). When True, no
+        other holder's take of the lease commits before this unit of work ends (SQL locks the
+        row), or this unit's ``commit()`` fails with ``ConcurrentModification`` (memory)."""
+
+    @abc.abstractmethod
     async def release(self, name: str, holder: str) -> None:
         """Give the lease up if ``holder`` holds it; otherwise do nothing."""
 

@@ -188,6 +188,14 @@ class MemoryLeaseRepository(LeaseRepository):
         self._changes.leases[name] = Lease(holder=holder, expires_at=until)
         return True
 
+    async def hold(self, name: str, holder: str, *, now: datetime) -> bool:
+        staged = name in self._changes.leases
+        current = self._changes.leases[name] if staged else self._state.lease(name)
+        if current is None or current.holder != holder or current.expires_at <= now:
+            return False
+        self._changes.lease_holds[name] = (holder, now)  # checked again at commit
+        return True
+
     async def release(self, name: str, holder: str) -> None:
         current = self._current(name)
         if current is not None and current.holder == holder:

@@ -74,6 +74,7 @@ class ChangeSet:
     reacted: set[int] = attrs.Factory(set)
     leases: dict[str, Lease | None] = attrs.Factory(dict)  # staged: taken, renewed or freed
     lease_bases: dict[str, Lease | None] = attrs.Factory(dict)  # committed leases we read
+    lease_holds: dict[str, tuple[str, datetime]] = attrs.Factory(dict)  # fences: (holder, now)
     processed: dict[str, ProcessedEvent] = attrs.Factory(dict)  # staged inbox records
     new_processed: set[str] = attrs.Factory(set)  # event ids added (not replaced) here
     processed_base: dict[str, int] = attrs.Factory(dict)  # committed attempts we built on
@@ -195,6 +196,12 @@ class MemoryState:
             if self.leases.get(name) != lease_base:
                 raise ConcurrentModification(
                     f"lease {name} changed meanwhile", details={"lease": name}
+                )
+        for name, (holder, now) in changes.lease_holds.items():
+            held = changes.leases.get(name, self.leases.get(name))
+            if held is None or held.holder != holder or held.expires_at <= now:
+                raise ConcurrentModification(
+                    f"lease {name} is no longer held by {holder}", details={"lease": name}
                 )
         for event_id in changes.processed:
             committed = self.processed.get(event_id)

@@ -273,6 +273,17 @@ class SqlLeaseRepository(LeaseRepository):
             ) from exc
         return True
 
+    async def hold(self, name: str, holder: str, *, now: datetime) -> bool:
+        # an UPDATE that changes nothing still locks the row (Postgres) until the
+        # transaction ends, so no other holder's acquire can commit before this one; SQLite
+        # writes one transaction at a time anyway
+        held = await self._conn.execute(
+            sa.update(leases)
+            .where(leases.c.name == name, leases.c.holder == holder, leases.c.expires_at > now)
+            .values(holder=leases.c.holder)
+        )
+        return held.rowcount == 1
+
     async def release(self, name: str, holder: str) -> None:
         await self._conn.execute(
             sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder)
