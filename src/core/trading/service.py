@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -28,10 +28,12 @@ from core.ports.audit import audit_entry
 from core.ports.clock import Clock
 from core.ports.marketdata import MAX_CANDLES
 from core.ports.metrics import NO_METRICS, Metrics
+from core.ports.order_routing import EngineCommand, OrderRouter
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
 from core.shared.errors import PermissionDenied, ValidationFailed
 from core.shared.events import Actor, DomainEvent
+from core.shared.ids import new_id
 from core.shared.roles import roles_allow_any
 from core.shared.text import TextError, clean_text
 from core.tokens.model import Token, check_user_id
@@ -63,7 +65,15 @@ from core.trading.pairs import (
     pair_view,
     parse_units,
 )
-from core.trading.writer import CancelOrder, ChangePair, NewOrder, OrderResult, PairWriter
+from core.trading.stored_book import StoredBooks
+from core.trading.writer import (
+    CancelOrder,
+    ChangePair,
+    NewOrder,
+    OrderResult,
+    PairWriter,
+    Request,
+)
 
 READ = "order.read"
 MAX_PAGE = 100
@@ -186,13 +196,22 @@ class TradingService:
         defaults: PairDefaults | None = None,
         *,
         metrics: Metrics = NO_METRICS,
+        router: OrderRouter | None = None,
+        reply_timeout: float = 10.0,
     ) -> None:
+        """``router``: the books live in engine processes (production): requests for a pair's
+        writer go through it and wait at most ``reply_timeout`` seconds (503
+        ``engine_unavailable``); the book is read from storage. Without it, this process
+        runs every pair's writer itself (embedded and test profiles)."""
         self._storage = storage
         self._metrics = metrics
         self._authorizer = authorizer
         self._clock = clock
         self._defaults = defaults or PairDefaults()
         self._writers: dict[str, PairWriter] = {}
+        self._router = router
+        self._reply_timeout = reply_timeout
+        self._stored_books = StoredBooks(storage)
 
     @property
     def defaults(self) -> PairDefaults:
@@ -209,8 +228,20 @@ class TradingService:
             )
         return found
 
+    async def _dispatch(self, pair_id: str, request: Request) -> Any:
+        """The answer of the pair's writer: in this process, or from its engine."""
+        if self._router is None:
+            return await self.writer(pair_id).submit(request)
+        deadline = self._clock.now() + timedelta(seconds=self._reply_timeout)
+        command = EngineCommand(new_id(), pair_id, request, deadline)
+        reply = await self._router.request(command, timeout=self._reply_timeout)
+        return reply.unwrap()
+
     async def start(self) -> None:
-        """Rebuild every pair's book from storage and start its writer."""
+        """Rebuild every pair's book from storage and start its writer (none with a
+        router: the engines own the books)."""
+        if self._router is not None:
+            return
         async with self._storage.unit_of_work(read_only=True) as uow:
             pairs = await uow.pairs.list()
         for pair in pairs:
@@ -282,7 +313,7 @@ class TradingService:
                 )
             else:
                 converted[key] = value
-        result = await self.writer(pair.id).submit(ChangePair(actor, converted))
+        result = await self._dispatch(pair.id, ChangePair(actor, converted))
         assert isinstance(result, Pair)
         return result
 
@@ -298,8 +329,8 @@ class TradingService:
         if pair is None or pair.status is PairStatus.CLOSED:
             return
         actor = Actor(id=event.actor_id, type="system")
-        await self.writer(pair.id).submit(
-            ChangePair(actor, {"status": status.value}, action=event.type)
+        await self._dispatch(
+            pair.id, ChangePair(actor, {"status": status.value}, action=event.type)
         )
 
     async def get_pair(self, reference: str) -> Pair:
@@ -316,7 +347,7 @@ class TradingService:
         pair = await self.get_pair(command.pair)
         order = self._order(actor, pair, command)
         await self._authorizer.require(actor, SUBMIT, owner_id=actor.id)
-        result = await self.writer(pair.id).submit(NewOrder(actor, order))
+        result = await self._dispatch(pair.id, NewOrder(actor, order))
         assert isinstance(result, OrderResult)
         return result
 
@@ -449,7 +480,7 @@ class TradingService:
         if order is None:
             raise OrderNotFound(order_id)
         _require_owner(actor, order.user_id, "orders")
-        result = await self.writer(order.pair_id).submit(CancelOrder(actor, order_id))
+        result = await self._dispatch(order.pair_id, CancelOrder(actor, order_id))
         assert isinstance(result, OrderResult)
         return result
 
@@ -517,7 +548,10 @@ class TradingService:
         if not 1 <= depth <= MAX_DEPTH:
             raise ValidationFailed("bad depth", fields={"depth": f"must be 1 to {MAX_DEPTH}"})
         pair = await self.get_pair(reference)
-        current, bids, asks, seq = await self.writer(pair.id).stable_depth(depth)
+        if self._router is None:
+            current, bids, asks, seq = await self.writer(pair.id).stable_depth(depth)
+        else:  # the engine's last commit, from storage
+            current, bids, asks, seq = await self._stored_books.depth(pair.id, depth)
         scale = {
             "tick": current.tick // 10 ** (current.quote_decimals - current.price_decimals),
             "price_decimals": current.price_decimals,

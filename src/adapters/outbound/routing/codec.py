@@ -44,6 +44,8 @@ def _unstructure_datetime(value: datetime) -> str:
 _converter = cattrs.Converter()
 _converter.register_unstructure_hook(datetime, _unstructure_datetime)
 _converter.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
+# a pair change's values (plain JSON), as they are; ``object`` itself only, not its subclasses
+_converter.register_structure_hook_func(lambda kind: kind is object, lambda value, _: value)
 
 _KINDS: dict[str, type[Any]] = {
     "new_order": NewOrder,

@@ -111,7 +111,7 @@ class RedisOrderRouter(OrderRouter):
         last = "0-0"
         while not self._closed:
             try:
-                found = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
+                found: Any = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
             except asyncio.CancelledError:
                 raise
             except RedisError as exc:
@@ -144,7 +144,7 @@ class RedisOrderRouter(OrderRouter):
         keys = [self.commands_key(pair_id) for pair_id in pair_ids]
         for key in keys:
             await self._ensure_group(key)
-        found = await self._redis.xreadgroup(
+        found: Any = await self._redis.xreadgroup(
             GROUP,
             consumer,
             {key: ">" for key in keys},
@@ -165,7 +165,7 @@ class RedisOrderRouter(OrderRouter):
         claimed: list[Delivery] = []
         start = "0-0"
         while True:
-            answer = await self._redis.xautoclaim(
+            answer: Any = await self._redis.xautoclaim(
                 key, GROUP, consumer, min_idle_time=0, start_id=start, count=CLAIM_BATCH
             )
             start, entries = _text(answer[0]), answer[1]
