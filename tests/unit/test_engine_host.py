@@ -1,0 +1,237 @@
+"""Engine hosts: one owner per pair by lease, takeover, fencing, nothing applied twice.
+
+In one process on memory storage and the in-process router (the e2e test runs the same with
+processes, Postgres and Redis): API-side ``TradingService``s with a router, two
+``EngineHost``s with a short lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.outbound.clock.system import SystemClock
+from adapters.outbound.permissions.memory import MemoryPermissions
+from adapters.outbound.routing.memory import MemoryOrderRouter
+from adapters.outbound.storage.memory import MemoryStorage
+from core.ports.order_routing import Delivery, EngineReply, EngineUnavailable, OrderRouter
+from core.ports.storage import Storage
+from core.shared.authorization import Authorizer
+from core.shared.errors import DomainError
+from core.trading.engine_host import EngineHost, lease_name
+from core.trading.pairs import Pair
+from core.trading.service import SubmitOrder, TradingService
+from core.trading.stored_book import StoredBooks
+from core.trading.writer import PairWriter
+from tests.unit.test_trading_writer import actor, check_books, make_market
+
+LEASE = 0.5
+USERS = [f"u{i}" for i in range(4)]
+
+
+class DyingRouter(OrderRouter):
+    """An engine's view of the router; ``die_on_reply``: the engine dies after its commit,
+    before its reply leaves (the reply is never sent)."""
+
+    def __init__(self, inner: OrderRouter) -> None:
+        self.inner = inner
+        self.die_on_reply = False
+        self.dead = asyncio.Event()
+
+    async def request(self, command, *, timeout):  # type: ignore[no-untyped-def]
+        return await self.inner.request(command, timeout=timeout)
+
+    async def receive(
+        self, consumer: str, pair_ids: Sequence[str], *, count: int, block_seconds: float
+    ) -> list[Delivery]:
+        if self.dead.is_set():
+            await asyncio.sleep(block_seconds)
+            return []
+        return await self.inner.receive(
+            consumer, pair_ids, count=count, block_seconds=block_seconds
+        )
+
+    async def claim(self, consumer: str, pair_id: str) -> list[Delivery]:
+        return await self.inner.claim(consumer, pair_id)
+
+    async def reply(self, delivery: Delivery, reply: EngineReply) -> None:
+        if self.die_on_reply or self.dead.is_set():
+            self.dead.set()
+            return
+        await self.inner.reply(delivery, reply)
+
+
+async def kill(host: EngineHost) -> None:
+    """As SIGKILL would: the loops and writers stop, no lease is given back."""
+    for task in host._tasks:
+        task.cancel()
+    for owned in host._owned.values():
+        owned.lost = True
+        await owned.writer.stop()
+
+
+def trading(storage: Storage, router: OrderRouter, timeout: float = 5.0) -> TradingService:
+    return TradingService(
+        storage,
+        Authorizer(MemoryPermissions()),
+        SystemClock(),
+        router=router,
+        reply_timeout=timeout,
+    )
+
+
+def host(storage: Storage, router: OrderRouter, name: str) -> EngineHost:
+    return EngineHost(storage, SystemClock(), router, holder=name, lease_seconds=LEASE)
+
+
+async def owner_of(hosts: list[EngineHost], pair: Pair, within: float = 5.0) -> EngineHost:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        owners = [h for h in hosts if pair.id in h.owned]
+        if owners:
+            assert len(owners) == 1
+            return owners[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no engine took the pair")
+
+
+def order(rng: random.Random) -> SubmitOrder:
+    side = rng.choice(["BUY", "SELL"])
+    price = f"{rng.randint(1995, 2005)}.00"
+    quantity = f"{rng.randint(1, 200) / 1000:.3f}"
+    return SubmitOrder(pair="WETH-USDC", side=side, type="LIMIT", price=price, quantity=quantity)
+
+
+async def place(service: TradingService, rng: random.Random, count: int) -> list[str]:
+    """``count`` random orders from every user at once; the acknowledged ids."""
+    acknowledged: list[str] = []
+
+    async def one_user(user: str) -> None:
+        for _ in range(count):
+            try:
+                result = await service.submit(actor(user), order(rng))
+            except DomainError as refused:
+                assert refused.code in ("insufficient_funds", "engine_unavailable")
+                continue
+            acknowledged.append(result.order.id)
+
+    await asyncio.gather(*(one_user(u) for u in USERS))
+    return acknowledged
+
+
+async def stored_writer(storage: Storage, pair: Pair) -> PairWriter:
+    writer = PairWriter(pair.id, storage, SystemClock())
+    await writer.rebuild()
+    return writer
+
+
+async def test_two_engines_one_owner_takeover_within_the_lease_and_nothing_lost() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api_one, api_two = trading(storage, router), trading(storage, router)
+    a, b = host(storage, router, "engine-a"), host(storage, router, "engine-b")
+    a.start()
+    assert await owner_of([a, b], pair) is a
+    b.start()
+    rng = random.Random(7)
+    placed = await place(api_one, rng, 10) + await place(api_two, rng, 10)
+    assert len(placed) > 40
+    assert await owner_of([a, b], pair) is a and b.owned == []
+    # an API process reads the book from storage: the owner's committed book, same seq
+    _, bids, asks, seq = await a._owned[pair.id].writer.stable_depth(50)
+    _, stored_bids, stored_asks, stored_seq = await StoredBooks(storage).depth(pair.id, 50)
+    assert (stored_bids, stored_asks, stored_seq) == (bids, asks, seq)
+    assert seq > 0 and bids and asks
+    book = await api_two.orderbook("WETH-USDC", depth=50)
+    assert book.seq == seq and len(book.bids) == len(bids)
+
+    await kill(a)
+    killed = time.monotonic()
+    assert await owner_of([b], pair, within=LEASE * 4) is b
+    took = time.monotonic() - killed
+    assert took <= LEASE + LEASE / 5 + 0.5
+    placed += await place(api_one, rng, 10)
+    async with storage.unit_of_work(read_only=True) as uow:
+        for order_id in placed:
+            assert await uow.orders.get(order_id) is not None
+    await check_books(storage, pair, USERS, b._owned[pair.id].writer)
+    await b.stop()
+    await router.close()
+
+
+async def test_a_command_the_dead_owner_committed_is_answered_not_applied_again() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api = trading(storage, router)
+    dying = DyingRouter(router)
+    a = host(storage, dying, "engine-a")
+    a.start()
+    await owner_of([a], pair)
+    dying.die_on_reply = True  # a commits the next order, then dies before its reply
+    submitted = asyncio.ensure_future(
+        api.submit(
+            actor("u1"),
+            SubmitOrder(
+                pair="WETH-USDC",
+                side="BUY",
+                type="LIMIT",
+                price="1990.00",
+                quantity="0.100",
+                client_order_id=None,
+            ),
+        )
+    )
+    await asyncio.wait_for(dying.dead.wait(), 5)
+    await kill(a)
+    async with storage.unit_of_work(read_only=True) as uow:
+        [committed] = await uow.orders.for_user("u1", limit=10)  # a committed it
+    b = host(storage, router, "engine-b")
+    b.start()
+    result = await asyncio.wait_for(submitted, 10)  # answered by b, from storage
+    assert result.order.id == committed.id
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert [o.id for o in await uow.orders.for_user("u1", limit=10)] == [committed.id]
+    await check_books(storage, pair, USERS, b._owned[pair.id].writer)
+    await b.stop()
+    await router.close()
+
+
+async def test_an_engine_that_lost_its_lease_commits_nothing_more() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api = trading(storage, router, timeout=1.0)
+    a = host(storage, router, "engine-a")
+    a.start()
+    await owner_of([a], pair)
+    before = await stored_writer(storage, pair)
+    # a pause longer than the lease (a frozen VM): another holder takes the lease meanwhile
+    a_loop = a._tasks[0]
+    a_loop.cancel()
+    now = datetime.now(UTC)
+    async with storage.unit_of_work() as uow:
+        assert await uow.leases.acquire(
+            lease_name(pair.id),
+            "thief",
+            now=now + timedelta(seconds=1),
+            until=now + timedelta(hours=1),
+        )
+        await uow.commit()
+    with pytest.raises(EngineUnavailable):  # a's batch is fenced: no answer, nothing stored
+        await api.submit(
+            actor("u2"),
+            SubmitOrder(
+                pair="WETH-USDC", side="SELL", type="LIMIT", price="2100.00", quantity="0.5"
+            ),
+        )
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.orders.for_user("u2", limit=10) == []
+    assert a.owned == []  # the failed commit marked the pair lost
+    after = await stored_writer(storage, pair)
+    assert after.snapshot() == before.snapshot()
+    await a.stop()
+    await router.close()
