@@ -3,8 +3,8 @@
 Profiles:
   test        everything in memory
   embedded    SQLite file, local role policy, in-process EVM, taskiq InMemoryBroker, memory bus
-  production  Postgres (``RWA_DATABASE_URL``); the other production adapters come later and
-              fall back to the embedded ones for now
+  production  Postgres (``RWA_DATABASE_URL``), Redis; the books in ``rwa-market engine``
+              processes (orders routed over Redis Streams)
 ``RWA_CHAIN_RPC_URL`` switches the chain to JSON-RPC in the embedded and production profiles.
 """
 
@@ -58,6 +58,7 @@ from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.permissions.memory import MemoryPermissions
 from adapters.outbound.ratelimit.memory import MemoryRateLimiter
 from adapters.outbound.ratelimit.redis import RedisRateLimiter
+from adapters.outbound.routing.redis_streams import RedisOrderRouter
 from adapters.outbound.sns.http import HttpSnsGateway
 from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
@@ -99,6 +100,7 @@ from core.tokens.use_cases import TokenUseCases
 from core.tokens.wallets import EXTERNAL_REGISTERED as WALLET_EXTERNAL_REGISTERED
 from core.tokens.wallets import WalletUseCases
 from core.tokens.withdrawals import WithdrawalUseCases
+from core.trading.engine_host import EngineHost
 from core.trading.notifications import SendTradeNotificationJob, TradeNotifications
 from core.trading.pairs import PairDefaults
 from core.trading.service import TradingService
@@ -327,6 +329,17 @@ class Container(containers.DeclarativeContainer):
         TokenUseCases, storage, authorizer, clock, signature_verifier
     )
     compliance_use_cases = providers.Singleton(ComplianceUseCases, storage, authorizer, clock)
+    # the books: in this process (embedded, test), or in `rwa-market engine` processes that
+    # own the pairs by lease, reached over Redis Streams (production)
+    order_router = providers.Selector(
+        providers.Callable(lambda s: s.engine_kind, settings),
+        local=providers.Object(None),
+        remote=providers.Singleton(
+            RedisOrderRouter,
+            providers.Callable(lambda s: s.redis_url, settings),
+            process_id=providers.Callable(process_holder_id),
+        ),
+    )
     # trading: one writer task per pair, group-committed batches
     trading = providers.Singleton(
         TradingService,
@@ -337,6 +350,17 @@ class Container(containers.DeclarativeContainer):
             lambda s: PairDefaults(maker_fee_bps=s.maker_fee_bps, taker_fee_bps=s.taker_fee_bps),
             settings,
         ),
+        metrics=metrics,
+        router=order_router,
+        reply_timeout=providers.Callable(lambda s: s.engine_reply_timeout_seconds, settings),
+    )
+    engine_host = providers.Singleton(
+        EngineHost,
+        storage,
+        clock,
+        order_router,
+        holder=providers.Callable(process_holder_id),
+        lease_seconds=providers.Callable(lambda s: s.engine_lease_seconds, settings),
         metrics=metrics,
     )
     # mints, transfers and withdrawals: the ledger at once, the chain by jobs
@@ -567,6 +591,7 @@ class Runtime:
             ("outbox relay", c.relay().stop),
             ("token job scheduler", c.token_job_scheduler().stop),
             ("trading writers", c.trading().stop),
+            ("order router", self.close_router),
             ("job queue", c.jobs().stop),
             ("chain", c.chain().close),
             ("event bus", c.event_bus().close),
@@ -626,6 +651,34 @@ class Runtime:
         await c.chain().close()
         await c.storage().close()
         await self.close_metrics()
+
+    async def close_router(self) -> None:
+        router = self.container.order_router()
+        if router is not None:
+            await router.close()
+
+    async def run_engine(self, stop: Any) -> None:
+        """``rwa-market engine``: own pairs by lease and run their books until ``stop`` (an
+        ``asyncio.Event``) is set; then the leases are given back, so another engine takes
+        the pairs at once. Events the batches commit are relayed by the API processes."""
+        if self.settings.engine_kind != "remote":
+            raise ConfigurationError(
+                "rwa-market engine serves the production profile (RWA_PROFILE=production with "
+                f"RWA_REDIS_URL); profile {self.settings.profile!r} runs the books in process"
+            )
+        c = self.container
+        host = c.engine_host()
+        log.info(
+            "engine %s: lease %ss, owning pairs as their leases come free",
+            host.holder,
+            self.settings.engine_lease_seconds,
+        )
+        try:
+            await host.run(stop)
+        finally:
+            await self.close_router()
+            await c.storage().close()
+            await self.close_metrics()
 
     async def close_metrics(self) -> None:
         """In multiprocess mode this process's live gauges leave ``/metrics``."""

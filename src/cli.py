@@ -1,4 +1,5 @@
-"""``rwa-market``: serve, migrate, run job workers, and mint development bearer tokens."""
+"""``rwa-market``: serve, migrate, run job workers and matching engines, and mint development
+bearer tokens."""
 
 from __future__ import annotations
 
@@ -176,6 +177,15 @@ async def _poll(settings: Settings) -> None:
     await runtime.run_poller(stop)
 
 
+async def _engine(settings: Settings) -> None:
+    runtime = bootstrap.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.run_engine(stop)
+
+
 def _walkthrough(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(WALKTHROUGH.format(profile=settings.profile, base=base))
@@ -196,6 +206,11 @@ def parser() -> argparse.ArgumentParser:
         "poll",
         help="poll the Entity Permissions Core's event feed, the webhook's fallback "
         "(needs RWA_PERMISSIONS_BASE_URL; runs until SIGTERM)",
+    )
+    sub.add_parser(
+        "engine",
+        help="own trading pairs by lease and run their order books (production: orders "
+        "arrive from the API processes over Redis Streams; runs until SIGTERM)",
     )
     worker = sub.add_parser(
         "worker",
@@ -262,6 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_poll(settings))
     elif args.command == "worker":
         return _worker(settings, args)
+    elif args.command == "engine":
+        if settings.engine_kind != "remote":
+            print(
+                "configuration error: `rwa-market engine` serves the production profile "
+                "(RWA_PROFILE=production, RWA_REDIS_URL); other profiles run the books in "
+                "the API process",
+                file=sys.stderr,
+            )
+            return 2
+        asyncio.run(_engine(settings))
     elif args.command == "serve":
         if args.migrate:
             _migrate(settings)

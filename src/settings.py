@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     notification_webhook_url: str | None = None  # None: notifications are log lines
     notification_webhook_secret: str | None = Field(default=None, repr=False)
     notification_timeout_seconds: float = Field(default=5.0, gt=0)
+    # production: pairs owned by `rwa-market engine` processes (DESIGN 13)
+    engine_lease_seconds: float = Field(default=5.0, gt=0, le=300)  # takeover bound
+    engine_reply_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # then 503
     ws_send_queue: int = Field(default=1024, ge=1)  # frames waiting per WebSocket connection
     ws_max_message_bytes: int = Field(default=16 * 1024, ge=256)  # larger: close 1009
     ws_rate_per_second: float = Field(default=20.0, gt=0)  # client frames, per connection
@@ -328,6 +331,13 @@ class Settings(BaseSettings):
     def redis_kind(self) -> str:
         """Event bus, rate limiter and cache: Redis when RWA_REDIS_URL is set (not in test)."""
         return "redis" if self.redis_url and self.profile != "test" else "memory"
+
+    @property
+    def engine_kind(self) -> str:
+        """Where the books live: ``remote`` (production: ``rwa-market engine`` processes own
+        the pairs by lease; API processes route orders to them over Redis Streams) or
+        ``local`` (this process runs every pair's writer: embedded and test)."""
+        return "remote" if self.profile == "production" and self.redis_url else "local"
 
     @property
     def jobs_kind(self) -> str:

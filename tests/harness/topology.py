@@ -2,7 +2,8 @@
 
 Started here: PostgreSQL, redis-server, a Hardhat node, the stand-in Entity Permissions Core,
 then the API (`rwa-market serve --migrate`, production profile), one `rwa-market worker`
-(taskiq on Redis streams) and, optionally, `rwa-market poll`. Every process is stopped by its
+(taskiq on Redis streams) and, optionally, `rwa-market engine` processes (the order books)
+and `rwa-market poll`. Every process is stopped by its
 PID. The e2e tests use `start_topology`; people use `make production-local`, which runs this
 module's `main()` until Ctrl-C.
 """
@@ -42,6 +43,8 @@ class Topology:
     api: RwaServer | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     poller: subprocess.Popen[bytes] | None = None
+    engines: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    more_apis: list[RwaServer] = field(default_factory=list)
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = (self.work_dir / f"{name}.log").open("ab")
@@ -62,6 +65,18 @@ class Topology:
         self.workers.append(worker)
         return worker
 
+    def start_engine(self) -> subprocess.Popen[bytes]:
+        """One more ``rwa-market engine`` (it takes the pairs whose leases are free)."""
+        engine = self._spawn(["engine"], f"engine-{len(self.engines)}")
+        self.engines.append(engine)
+        return engine
+
+    def start_api(self) -> RwaServer:
+        """One more API process on the same database, Redis and chain (its own port)."""
+        api = start_server(self.work_dir / f"api-{len(self.more_apis) + 2}", env=self.env)
+        self.more_apis.append(api)
+        return api
+
     def start_poller(self) -> subprocess.Popen[bytes]:
         self.poller = self._spawn(["poll"], "poller")
         return self.poller
@@ -71,8 +86,10 @@ class Topology:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        for process in [*self.workers, *([self.poller] if self.poller else [])]:
+        for process in [*self.workers, *self.engines, *([self.poller] if self.poller else [])]:
             stop_process(process)
+        for api in self.more_apis:
+            api.stop()
         if self.api is not None:
             self.api.stop()
         self.core.stop()
@@ -129,6 +146,7 @@ def start_topology(
     *,
     workers: int = 1,
     poller: bool = False,
+    engines: int = 0,
     api_port: int | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> Topology:
@@ -156,6 +174,8 @@ def start_topology(
         topology.api = start_server(work_dir, env=env, port=api_port)
         for _ in range(workers):
             topology.start_worker()
+        for _ in range(engines):
+            topology.start_engine()
         if poller:
             topology.start_poller()
         return topology
@@ -175,7 +195,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where logs and data go (default: a temp dir)")
     args = parser.parse_args()
     work_dir = Path(args.dir or tempfile.mkdtemp(prefix="rwa-production-local-"))
-    topology = start_topology(work_dir, poller=True, api_port=args.port)
+    topology = start_topology(work_dir, poller=True, api_port=args.port, engines=1)
     assert topology.api is not None
     base = topology.api.base_url
     print(
@@ -183,6 +203,7 @@ def main() -> None:
 Production topology on loopback (logs in {work_dir}):
   API + WebSocket   {base}   (profile production; `rwa-market serve`)
   taskiq worker     PID {topology.workers[0].pid}   (`rwa-market worker`)
+  matching engine   PID {topology.engines[0].pid}   (`rwa-market engine`: owns the books)
   poller            PID {topology.poller.pid if topology.poller else "-"}   (`rwa-market poll`)
   PostgreSQL        {topology.env["RWA_DATABASE_URL"]}
   Redis             {topology.env["RWA_REDIS_URL"]}

@@ -197,11 +197,11 @@ class MemoryState:
                 raise ConcurrentModification(
                     f"lease {name} changed meanwhile", details={"lease": name}
                 )
-        for name, (holder, now) in changes.lease_holds.items():
+        for name, (fenced, at) in changes.lease_holds.items():
             held = changes.leases.get(name, self.leases.get(name))
-            if held is None or held.holder != holder or held.expires_at <= now:
+            if held is None or held.holder != fenced or held.expires_at <= at:
                 raise ConcurrentModification(
-                    f"lease {name} is no longer held by {holder}", details={"lease": name}
+                    f"lease {name} is no longer held by {fenced}", details={"lease": name}
                 )
         for event_id in changes.processed:
             committed = self.processed.get(event_id)
