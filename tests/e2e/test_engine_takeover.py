@@ -80,14 +80,17 @@ async def _lease_holder(url: str, pair_id: str) -> str | None:
         await storage.close()
 
 
-def owner_pid(topology: Topology, pair_id: str, within: float = 30.0) -> int:
-    """The PID of the engine holding the pair's lease (holders are host:pid:random)."""
+def owner_pid(
+    topology: Topology, pair_id: str, within: float = 30.0, *, not_pid: int | None = None
+) -> int:
+    """The PID of the engine holding the pair's lease (holders are host:pid:random), other
+    than ``not_pid``."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         holder = asyncio.run(_lease_holder(topology.env["RWA_DATABASE_URL"], pair_id))
-        if holder is not None:
+        if holder is not None and int(holder.split(":")[1]) != not_pid:
             return int(holder.split(":")[1])
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise AssertionError(f"no engine took the pair; logs:\n{topology.log('engine-0')[-3000:]}")
 
 
@@ -246,25 +249,28 @@ def test_the_owner_engine_killed_mid_stream_another_takes_over(topology: Topolog
 
     # orders keep coming; the owner dies mid-stream
     threads = traders.start(100_000, seed=2)
-    time.sleep(3.0)
-    owner = engines[owner_pid(topology, pair["id"])]
-    os.kill(owner.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    owner.wait(timeout=10)
-    survivor = second if owner is first else first
-    assert owner_pid(topology, pair["id"], within=RESUME_BOUND + 5) == survivor.pid
-    took_over = time.monotonic() - killed_at
-    # trading resumes: an order sent after the kill is acknowledged
-    deadline = killed_at + RESUME_BOUND + 15
-    while time.monotonic() < deadline:
-        with traders.lock:
-            resumed = [sent for sent, _ in traders.latencies if sent > killed_at]
-        if len(resumed) >= 20:
-            break
-        time.sleep(0.2)
-    traders.stop.set()
-    for thread in threads:
-        thread.join(timeout=120)
+    try:
+        time.sleep(3.0)
+        owner = engines[owner_pid(topology, pair["id"])]
+        os.kill(owner.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        owner.wait(timeout=10)
+        survivor = second if owner is first else first
+        new_owner = owner_pid(topology, pair["id"], within=RESUME_BOUND + 5, not_pid=owner.pid)
+        assert new_owner == survivor.pid
+        took_over = time.monotonic() - killed_at
+        # trading resumes: orders sent after the kill are acknowledged
+        deadline = killed_at + RESUME_BOUND + 15
+        while time.monotonic() < deadline:
+            with traders.lock:
+                resumed = [sent for sent, _ in traders.latencies if sent > killed_at]
+            if len(resumed) >= 20:
+                break
+            time.sleep(0.2)
+    finally:
+        traders.stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
     with traders.lock:
         after = sorted(sent + took for sent, took in traders.latencies if sent > killed_at)
     assert len(after) >= 20, (traders.unavailable[-5:], topology.log("engine-1")[-3000:])

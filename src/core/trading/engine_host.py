@@ -256,6 +256,12 @@ class EngineHost:
                     error=EngineUnavailable("the command expired before an engine took it"),
                 )
             elif delivery.redelivered and (done := await self._already_done(owned, delivery)):
+                log.info(
+                    "pair %s: command %s was committed by the previous owner; answered from "
+                    "storage",
+                    owned.pair_id,
+                    command.request_id,
+                )
                 reply = EngineReply(command.request_id, result=done)
             else:
                 try:
