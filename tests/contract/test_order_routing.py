@@ -173,10 +173,10 @@ class OrderRouterContract:
     ) -> None:
         api, engine = sides
         first, second, other = command("p-1"), command("p-1"), command("p-3")
-        waiting = [
-            asyncio.ensure_future(api.request(sent, timeout=5)) for sent in (first, second, other)
-        ]
-        await asyncio.sleep(0.2)
+        waiting = []
+        for sent in (first, second, other):  # one after the other
+            waiting.append(asyncio.ensure_future(api.request(sent, timeout=5)))
+            await asyncio.sleep(0.1)
         got = await receive_all(engine, "engine-a", ["p-1"])
         assert [d.command for d in got] == [first, second]
         [third] = await receive_all(engine, "engine-a", ["p-3"])
@@ -195,8 +195,10 @@ class OrderRouterContract:
     ) -> None:
         api, engine = sides
         sent = [command("p-1") for _ in range(3)]
-        waiting = [asyncio.ensure_future(api.request(c, timeout=5)) for c in sent]
-        await asyncio.sleep(0.2)
+        waiting = []
+        for one in sent:
+            waiting.append(asyncio.ensure_future(api.request(one, timeout=5)))
+            await asyncio.sleep(0.1)
         held = await receive_all(engine, "engine-a", ["p-1"])  # then engine-a dies
         assert len(held) == 3
         assert await receive_all(engine, "engine-b", ["p-1"]) == []  # not new

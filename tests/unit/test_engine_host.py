@@ -235,3 +235,47 @@ async def test_an_engine_that_lost_its_lease_commits_nothing_more() -> None:
     assert after.snapshot() == before.snapshot()
     await a.stop()
     await router.close()
+
+
+async def test_a_clean_stop_hands_the_pair_over_at_once() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api = trading(storage, router)
+    slow = EngineHost(storage, SystemClock(), router, holder="engine-a", lease_seconds=10)
+    other = EngineHost(storage, SystemClock(), router, holder="engine-b", lease_seconds=10)
+    slow.start()
+    assert await owner_of([slow, other], pair) is slow
+    other.start()
+    placed = await place(api, random.Random(3), 5)
+    stopped = time.monotonic()
+    await slow.stop()  # SIGTERM: the lease is given back, not left to expire (10 s)
+    assert await owner_of([other], pair, within=30) is other
+    assert time.monotonic() - stopped < 10 / 5 + 1  # the standby's next pass
+    placed += await place(api, random.Random(4), 5)
+    async with storage.unit_of_work(read_only=True) as uow:
+        for order_id in placed:
+            assert await uow.orders.get(order_id) is not None
+    await check_books(storage, pair, USERS, other._owned[pair.id].writer)
+    await other.stop()
+    await router.close()
+
+
+async def test_a_command_past_its_deadline_is_refused_unapplied() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api = trading(storage, router, timeout=0.5)
+    with pytest.raises(EngineUnavailable):  # no engine yet: the command waits in the queue
+        await api.submit(
+            actor("u3"),
+            SubmitOrder(pair="WETH-USDC", side="BUY", type="LIMIT", price="1990.00", quantity="1"),
+        )
+    late = host(storage, router, "engine-late")
+    late.start()
+    await owner_of([late], pair)
+    await asyncio.sleep(0.5)  # it took the waiting command and refused it
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.orders.for_user("u3", limit=10) == []
+    assert await router.receive("anyone", [pair.id], count=10, block_seconds=0) == []
+    assert await router.claim("anyone", pair.id) == []  # answered, so acknowledged
+    await late.stop()
+    await router.close()

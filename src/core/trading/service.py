@@ -232,7 +232,10 @@ class TradingService:
         """The answer of the pair's writer: in this process, or from its engine."""
         if self._router is None:
             return await self.writer(pair_id).submit(request)
-        deadline = self._clock.now() + timedelta(seconds=self._reply_timeout)
+        # an engine starts no command older than this: a command it takes in the last
+        # moments before the requester gives up could commit after the 503
+        margin = min(1.0, self._reply_timeout / 5)
+        deadline = self._clock.now() + timedelta(seconds=self._reply_timeout - margin)
         command = EngineCommand(new_id(), pair_id, request, deadline)
         reply = await self._router.request(command, timeout=self._reply_timeout)
         return reply.unwrap()

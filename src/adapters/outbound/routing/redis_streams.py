@@ -9,9 +9,9 @@ Keys (``{ns}`` is ``rwa`` unless configured):
   the entries its dead predecessor read and never answered with ``XAUTOCLAIM`` (min idle 0:
   the old owner can no longer commit, its lease is gone).
 - ``{ns}:engine:replies:<process id>``: the replies to one API process, read with a
-  blocking ``XREAD`` by one task that wakes the waiting request (correlated by request id).
-  Capped (``MAXLEN ~ 10000``) and expiring (10 minutes after the last reply), so the stream
-  of a process that died disappears.
+  blocking ``XREAD`` by one task that wakes the waiting request (correlated by request id)
+  and deletes what it read. Capped (``MAXLEN ~ 10000``) and expiring (10 minutes after the
+  last reply), so the stream of a process that died disappears.
 
 A reply is ``XADD`` to the requester's stream, then ``XACK`` + ``XDEL`` of the command, in one
 ``MULTI``: the command is acknowledged exactly when its reply is out.
@@ -118,10 +118,15 @@ class RedisOrderRouter(OrderRouter):
                 log.warning("reading engine replies failed: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
+            read: list[str] = []
             for _, entries in found or []:
                 for entry_id, fields in entries:
                     last = _text(entry_id)
+                    read.append(last)
                     self._deliver(fields)
+            if read:  # each reply is read once: the stream holds only unread ones
+                with contextlib.suppress(RedisError):
+                    await self._redis.xdel(self._reply_key, *read)
 
     def _deliver(self, fields: dict[Any, Any]) -> None:
         try:
