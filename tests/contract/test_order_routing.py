@@ -212,6 +212,22 @@ class OrderRouterContract:
         assert [(await w).request_id for w in waiting] == [c.request_id for c in sent]
         assert await engine.claim("engine-c", "p-1") == []
 
+    async def test_a_claim_takes_only_commands_idle_long_enough(
+        self, sides: tuple[OrderRouter, OrderRouter]
+    ) -> None:
+        api, engine = sides
+        sent = command("p-4")
+        waiting = asyncio.ensure_future(api.request(sent, timeout=5))
+        await asyncio.sleep(0.1)
+        [held] = await receive_all(engine, "engine-a", ["p-4"])
+        assert await engine.claim("engine-b", "p-4", min_idle_seconds=0.6) == []
+        await asyncio.sleep(0.7)
+        [claimed] = await engine.claim("engine-b", "p-4", min_idle_seconds=0.6)
+        assert claimed.command == held.command and claimed.redelivered
+        assert await engine.claim("engine-c", "p-4", min_idle_seconds=0.6) == []  # idle reset
+        await engine.reply(claimed, EngineReply(sent.request_id, error=None))
+        assert (await waiting).request_id == sent.request_id
+
     async def test_what_cannot_travel_is_refused_before_it_is_queued(
         self, sides: tuple[OrderRouter, OrderRouter]
     ) -> None:

@@ -41,6 +41,7 @@ class DyingRouter(OrderRouter):
     def __init__(self, inner: OrderRouter) -> None:
         self.inner = inner
         self.die_on_reply = False
+        self.lose_next = False
         self.dead = asyncio.Event()
 
     async def request(self, command, *, timeout):  # type: ignore[no-untyped-def]
@@ -52,12 +53,16 @@ class DyingRouter(OrderRouter):
         if self.dead.is_set():
             await asyncio.sleep(block_seconds)
             return []
-        return await self.inner.receive(
-            consumer, pair_ids, count=count, block_seconds=block_seconds
-        )
+        got = await self.inner.receive(consumer, pair_ids, count=count, block_seconds=block_seconds)
+        if got and self.lose_next:  # read, then lost on the way (a stale reader's)
+            self.lose_next = False
+            return got[1:]
+        return got
 
-    async def claim(self, consumer: str, pair_id: str) -> list[Delivery]:
-        return await self.inner.claim(consumer, pair_id)
+    async def claim(
+        self, consumer: str, pair_id: str, *, min_idle_seconds: float = 0.0
+    ) -> list[Delivery]:
+        return await self.inner.claim(consumer, pair_id, min_idle_seconds=min_idle_seconds)
 
     async def reply(self, delivery: Delivery, reply: EngineReply) -> None:
         if self.die_on_reply or self.dead.is_set():
@@ -278,4 +283,31 @@ async def test_a_command_past_its_deadline_is_refused_unapplied() -> None:
     assert await router.receive("anyone", [pair.id], count=10, block_seconds=0) == []
     assert await router.claim("anyone", pair.id) == []  # answered, so acknowledged
     await late.stop()
+    await router.close()
+
+
+async def test_a_command_read_but_never_served_is_claimed_after_the_lease() -> None:
+    """A command delivered to a consumer that never answers it (a previous owner that had
+    lost the pair without knowing yet) is served by the owner once idle for a lease."""
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    pair = await make_market(storage, USERS)
+    api = trading(storage, router)
+    lossy = DyingRouter(router)
+    a = host(storage, lossy, "engine-a")
+    a.start()
+    await owner_of([a], pair)
+    lossy.lose_next = True
+    started = time.monotonic()
+    result = await api.submit(
+        actor("u0"),
+        SubmitOrder(pair="WETH-USDC", side="BUY", type="LIMIT", price="1990.00", quantity="0.5"),
+    )
+    waited = time.monotonic() - started
+    assert LEASE <= waited <= LEASE + LEASE / 5 + 1.0
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert [o.id for o in await uow.orders.for_user("u0", limit=10)] == [result.order.id]
+    placed = await place(api, random.Random(5), 5)  # and the pair goes on
+    assert placed
+    await check_books(storage, pair, USERS, a._owned[pair.id].writer)
+    await a.stop()
     await router.close()

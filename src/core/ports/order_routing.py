@@ -89,9 +89,12 @@ class OrderRouter(abc.ABC):
         to ``block_seconds`` when there are none (an empty list then)."""
 
     @abc.abstractmethod
-    async def claim(self, consumer: str, pair_id: str) -> list[Delivery]:
-        """Every command of ``pair_id`` that was delivered but not replied to (a previous
-        owner's), now ``consumer``'s; oldest first, each ``redelivered``."""
+    async def claim(
+        self, consumer: str, pair_id: str, *, min_idle_seconds: float = 0.0
+    ) -> list[Delivery]:
+        """Every command of ``pair_id`` delivered at least ``min_idle_seconds`` ago and not
+        replied to (a previous owner's, or one a stale consumer read after it lost the
+        pair), now ``consumer``'s; oldest first, each ``redelivered``."""
 
     @abc.abstractmethod
     async def reply(self, delivery: Delivery, reply: EngineReply) -> None:

@@ -5,7 +5,8 @@ in storage) and tries to take the lease of every pair nobody holds (a new pair, 
 owner died: its lease expired). Taking a pair: a ``PairWriter`` over a ``FencedStorage`` (a
 batch commits only while the lease is held), the book rebuilt from storage, then every command
 the previous owner received and never answered claimed from the pair's queue and served, then
-the pair's new commands. A pair is dropped the moment its lease cannot be renewed (another
+the pair's new commands (and, on every pass, any of its commands left unanswered longer than
+the lease: read by a stale owner). A pair is dropped the moment its lease cannot be renewed (another
 holder has it, or the last renewal is older than the lease): the writer stops, and commands it
 had not answered are left unacknowledged for the next owner.
 
@@ -60,6 +61,7 @@ class _Owned:
     held_until: float  # monotonic: the last renewal plus the lease
     lost: bool = False
     serving: set[asyncio.Task[None]] = attrs.Factory(set)
+    in_flight: set[str] = attrs.Factory(set)  # delivery ids being served here
 
 
 class EngineHost:
@@ -136,9 +138,12 @@ class EngineHost:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def tick(self) -> None:
-        """One pass: renew what is owned (drop what cannot be), take what is free."""
+        """One pass: renew what is owned (drop what cannot be), claim what was left
+        unanswered there, take what is free."""
         for pair_id in list(self._owned):
             await self._renew(pair_id)
+        for owned in list(self._owned.values()):
+            await self._claim_stale(owned)
         async with self._storage.unit_of_work(read_only=True) as uow:
             pairs = await uow.pairs.list()
         for pair in pairs:
@@ -201,6 +206,24 @@ class EngineHost:
         for delivery in claimed:
             self._serve_soon(owned, delivery)
 
+    async def _claim_stale(self, owned: _Owned) -> None:
+        """Commands of an owned pair left unanswered for longer than the lease: read by a
+        previous owner that had lost the pair without knowing yet (it cannot commit them:
+        its batches are fenced). Commands this host is serving are skipped."""
+        if owned.lost:
+            return
+        stale = await self._router.claim(
+            self.holder, owned.pair_id, min_idle_seconds=self._lease_seconds
+        )
+        for delivery in stale:
+            if delivery.delivery_id not in owned.in_flight:
+                log.info(
+                    "pair %s: command %s was left unanswered; serving it",
+                    owned.pair_id,
+                    delivery.command.request_id,
+                )
+                self._serve_soon(owned, delivery)
+
     def _mark_lost(self, pair_id: str) -> None:
         owned = self._owned.get(pair_id)
         if owned is not None:
@@ -243,9 +266,15 @@ class EngineHost:
     def _serve_soon(self, owned: _Owned, delivery: Delivery) -> None:
         # tasks start in creation order, and a new command reaches the writer's queue before
         # its first suspension: the pair's commands are batched in the order they arrived
+        owned.in_flight.add(delivery.delivery_id)
         task = asyncio.get_running_loop().create_task(self._serve(owned, delivery))
         owned.serving.add(task)
-        task.add_done_callback(owned.serving.discard)
+
+        def done(task: asyncio.Task[None]) -> None:
+            owned.serving.discard(task)
+            owned.in_flight.discard(delivery.delivery_id)
+
+        task.add_done_callback(done)
 
     async def _serve(self, owned: _Owned, delivery: Delivery) -> None:
         command = delivery.command

@@ -33,6 +33,7 @@ class _Entry:
     reply_to: str
     consumer: str | None = None  # None: never delivered
     deliveries: int = 0
+    delivered_at: float = 0.0  # monotonic
 
 
 class MemoryOrderRouter(OrderRouter):
@@ -76,6 +77,7 @@ class MemoryOrderRouter(OrderRouter):
                 fresh = [e for e in self._stream(pair_id).values() if e.consumer is None]
                 for entry in fresh[:count]:
                     entry.consumer, entry.deliveries = consumer, 1
+                    entry.delivered_at = loop.time()
                     found.append(self._delivery(entry))
             if found or self._closed:
                 return found
@@ -88,12 +90,16 @@ class MemoryOrderRouter(OrderRouter):
             except TimeoutError:
                 return []
 
-    async def claim(self, consumer: str, pair_id: str) -> list[Delivery]:
+    async def claim(
+        self, consumer: str, pair_id: str, *, min_idle_seconds: float = 0.0
+    ) -> list[Delivery]:
+        now = asyncio.get_running_loop().time()
         claimed: list[Delivery] = []
         for entry in self._stream(pair_id).values():
-            if entry.consumer is not None:
+            if entry.consumer is not None and now - entry.delivered_at >= min_idle_seconds:
                 entry.consumer = consumer
                 entry.deliveries += 1
+                entry.delivered_at = now
                 claimed.append(self._delivery(entry))
         return claimed
 

@@ -7,7 +7,9 @@ Keys (``{ns}`` is ``rwa`` unless configured):
   exists is skipped). Each entry holds ``command`` (the codec's JSON) and ``replyTo``.
   Only the engine that holds the pair's lease reads it (``XREADGROUP``); a new owner takes
   the entries its dead predecessor read and never answered with ``XAUTOCLAIM`` (min idle 0:
-  the old owner can no longer commit, its lease is gone).
+  the old owner can no longer commit, its lease is gone), and the owner claims again, on
+  every lease pass, entries idle longer than the lease (read by a stale owner after the
+  takeover).
 - ``{ns}:engine:replies:<process id>``: the replies to one API process, read with a
   blocking ``XREAD`` by one task that wakes the waiting request (correlated by request id)
   and deletes what it read. Capped (``MAXLEN ~ 10000``) and expiring (10 minutes after the
@@ -164,14 +166,21 @@ class RedisOrderRouter(OrderRouter):
                     deliveries.append(delivery)
         return deliveries
 
-    async def claim(self, consumer: str, pair_id: str) -> list[Delivery]:
+    async def claim(
+        self, consumer: str, pair_id: str, *, min_idle_seconds: float = 0.0
+    ) -> list[Delivery]:
         key = self.commands_key(pair_id)
         await self._ensure_group(key)
         claimed: list[Delivery] = []
         start = "0-0"
         while True:
             answer: Any = await self._redis.xautoclaim(
-                key, GROUP, consumer, min_idle_time=0, start_id=start, count=CLAIM_BATCH
+                key,
+                GROUP,
+                consumer,
+                min_idle_time=int(min_idle_seconds * 1000),
+                start_id=start,
+                count=CLAIM_BATCH,
             )
             start, entries = _text(answer[0]), answer[1]
             for entry_id, fields in entries:
