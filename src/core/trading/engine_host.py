@@ -195,8 +195,12 @@ class EngineHost:
             return
         owned = _Owned(pair_id, lease, writer, held_until=taken_at + self._lease_seconds)
         writer.start()
-        claimed = await self._router.claim(self.holder, pair_id)
         self._owned[pair_id] = owned
+        try:
+            claimed = await self._router.claim(self.holder, pair_id)
+        except Exception as exc:  # the next passes claim them (idle longer than the lease)
+            log.warning("pair %s: claiming its unanswered commands failed: %s", pair_id, exc)
+            claimed = []
         log.info(
             "pair %s: book taken (seq %s), %d unanswered commands claimed",
             pair_id,
