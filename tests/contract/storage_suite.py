@@ -789,6 +789,25 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
             await uow.commit()
         assert await self._acquire(storage, "a", T0 + timedelta(seconds=9))  # renewal unaffected
 
+    async def test_holders_lists_the_unexpired_leases_of_a_prefix(self, storage: Storage) -> None:
+        async with storage.unit_of_work() as uow:
+            for name, holder, ttl in (
+                ("engine:pair:1", "a", 10),
+                ("engine:pair:2", "b", 10),
+                ("engine:pair:3", "a", 1),  # expired at T0 + 5
+                ("engine:pairs_x", "c", 10),  # '_' is no wildcard
+                ("relay", "a", 10),
+            ):
+                assert await uow.leases.acquire(
+                    name, holder, now=T0, until=T0 + timedelta(seconds=ttl)
+                )
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            found = await uow.leases.holders("engine:pair:", now=T0 + timedelta(seconds=5))
+            assert found == {"engine:pair:1": "a", "engine:pair:2": "b"}
+            assert await uow.leases.holders("engine:pair_", now=T0) == {}
+            assert await uow.leases.holders("nothing", now=T0) == {}
+
     async def test_a_holder_that_lost_the_lease_cannot_commit_past_the_new_holder(
         self, storage: Storage
     ) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 from adapters.outbound.clock.system import SystemClock
@@ -23,6 +24,7 @@ from core.ports.order_routing import Delivery, EngineReply, EngineUnavailable, O
 from core.ports.storage import Storage
 from core.shared.authorization import Authorizer
 from core.shared.errors import DomainError
+from core.shared.ids import new_id
 from core.trading.engine_host import EngineHost, lease_name
 from core.trading.pairs import Pair
 from core.trading.service import SubmitOrder, TradingService
@@ -310,4 +312,56 @@ async def test_a_command_read_but_never_served_is_claimed_after_the_lease() -> N
     assert placed
     await check_books(storage, pair, USERS, a._owned[pair.id].writer)
     await a.stop()
+    await router.close()
+
+
+async def add_pairs(storage: Storage, pair: Pair, count: int) -> list[Pair]:
+    """More pairs quoting in the same tokens (another symbol each)."""
+    added = [attrs.evolve(pair, id=new_id(), symbol=f"X{n}-USDC") for n in range(count)]
+    async with storage.unit_of_work() as uow:
+        for one in added:
+            await uow.pairs.add(one)
+        await uow.commit()
+    return added
+
+
+async def test_pairs_are_spread_over_the_engines_and_move_when_one_dies() -> None:
+    storage, router = MemoryStorage(), MemoryOrderRouter()
+    first = await make_market(storage, USERS)
+    pairs = [first, *await add_pairs(storage, first, 2)]
+    api = trading(storage, router)
+    a = host(storage, router, "engine-a")
+    a.start()
+    for pair in pairs:
+        assert await owner_of([a], pair) is a  # alone, it takes them all
+    b, c = host(storage, router, "engine-b"), host(storage, router, "engine-c")
+    b.start()
+    c.start()
+
+    async def spread(hosts: list[EngineHost], counts: list[int], within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if sorted(len(h.owned) for h in hosts) == counts:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError([h.owned for h in hosts])
+
+    await spread([a, b, c], [1, 1, 1], within=10 * LEASE)  # each owns one
+    for pair in pairs:  # and each book answers
+        await owner_of([a, b, c], pair)
+    placed = await place(api, random.Random(8), 5)
+    assert placed
+    dead = next(h for h in (a, b, c) if first.id in h.owned)
+    await kill(dead)
+    alive = [h for h in (a, b, c) if h is not dead]
+    await spread(alive, [1, 2], within=10 * LEASE)  # the dead one's pair moved
+    assert await owner_of(alive, first) in alive
+    placed += await place(api, random.Random(9), 5)
+    async with storage.unit_of_work(read_only=True) as uow:
+        for order_id in placed:
+            assert await uow.orders.get(order_id) is not None
+    owner = await owner_of(alive, first)
+    await check_books(storage, first, USERS, owner._owned[first.id].writer)
+    for one in alive:
+        await one.stop()
     await router.close()

@@ -135,6 +135,11 @@ class LeaseRepository(abc.ABC):
         row), or this unit's ``commit()`` fails with ``ConcurrentModification`` (memory)."""
 
     @abc.abstractmethod
+    async def holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        """The leases whose name starts with ``prefix`` and that have not expired at
+        ``now``, as committed: name -> holder."""
+
+    @abc.abstractmethod
     async def release(self, name: str, holder: str) -> None:
         """Give the lease up if ``holder`` holds it; otherwise do nothing."""
 

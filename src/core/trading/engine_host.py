@@ -6,7 +6,11 @@ owner died: its lease expired). Taking a pair: a ``PairWriter`` over a ``FencedS
 batch commits only while the lease is held), the book rebuilt from storage, then every command
 the previous owner received and never answered claimed from the pair's queue and served, then
 the pair's new commands (and, on every pass, any of its commands left unanswered longer than
-the lease: read by a stale owner). A pair is dropped the moment its lease cannot be renewed (another
+the lease: read by a stale owner). Pairs are spread: each engine holds a membership lease
+(``engine:member:<holder>``), and one that owns more than its share (pairs / live engines,
+rounded up) hands a pair over (stops taking its commands, lets the ones being served finish,
+gives the lease back), so an engine that starts later gets pairs. A free pair is always taken:
+availability comes before balance. A pair is dropped the moment its lease cannot be renewed (another
 holder has it, or the last renewal is older than the lease): the writer stops, and commands it
 had not answered are left unacknowledged for the next owner.
 
@@ -47,8 +51,12 @@ RECEIVE_BLOCK_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
 
 
+PAIR_PREFIX = "engine:pair:"
+MEMBER_PREFIX = "engine:member:"
+
+
 def lease_name(pair_id: str) -> str:
-    return f"engine:pair:{pair_id}"
+    return PAIR_PREFIX + pair_id
 
 
 @attrs.define
@@ -59,7 +67,9 @@ class _Owned:
     lease: StorageLease
     writer: PairWriter
     held_until: float  # monotonic: the last renewal plus the lease
+    taken_at: float  # monotonic
     lost: bool = False
+    leaving: bool = False  # handed over: no new commands, the ones being served finish
     serving: set[asyncio.Task[None]] = attrs.Factory(set)
     in_flight: set[str] = attrs.Factory(set)  # delivery ids being served here
 
@@ -85,11 +95,16 @@ class EngineHost:
         self._metrics = metrics
         self._owned: dict[str, _Owned] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._member = StorageLease(
+            storage, clock, name=MEMBER_PREFIX + holder, holder=holder, ttl_seconds=lease_seconds
+        )
+        self._shed: dict[str, float] = {}  # pair -> monotonic time until which it is left alone
+        self._handing_over: set[asyncio.Task[None]] = set()
 
     @property
     def owned(self) -> list[str]:
         """The pairs whose books this host runs now."""
-        return [p for p, owned in self._owned.items() if not owned.lost]
+        return [p for p, owned in self._owned.items() if not (owned.lost or owned.leaving)]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -109,11 +124,17 @@ class EngineHost:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._handing_over:
+            await asyncio.wait(list(self._handing_over), timeout=STOP_GRACE_SECONDS)
+        for owned in self._owned.values():
+            owned.leaving = True
         serving = [t for owned in self._owned.values() for t in owned.serving]
         if serving:
             await asyncio.wait(serving, timeout=STOP_GRACE_SECONDS)
         for pair_id in list(self._owned):
             await self._drop(pair_id, release=True)
+        with contextlib.suppress(Exception):
+            await self._member.release()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then ``stop()``."""
@@ -138,17 +159,58 @@ class EngineHost:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def tick(self) -> None:
-        """One pass: renew what is owned (drop what cannot be), claim what was left
-        unanswered there, take what is free."""
+        """One pass: say this engine is alive, renew what is owned (drop what cannot be),
+        claim what was left unanswered there, take what is free, hand one pair over when
+        this engine owns more than its share."""
+        await self._member.acquire()
         for pair_id in list(self._owned):
             await self._renew(pair_id)
         for owned in list(self._owned.values()):
             await self._claim_stale(owned)
         async with self._storage.unit_of_work(read_only=True) as uow:
             pairs = await uow.pairs.list()
+            members = await uow.leases.holders(MEMBER_PREFIX, now=self._clock.now())
+        now = time.monotonic()
         for pair in pairs:
-            if pair.id not in self._owned:
+            if pair.id not in self._owned and self._shed.get(pair.id, 0.0) <= now:
                 await self._try_take(pair.id)
+        await self._balance(len(pairs), max(1, len(members)))
+
+    async def _balance(self, pairs: int, members: int) -> None:
+        """Availability first: a free pair is taken whatever the count. Then, when this
+        engine owns more than its share (pairs / live engines, rounded up), it hands over
+        one pair it has held for a while (never one just taken over from a dead engine,
+        whose membership may not have expired yet); it leaves that pair alone for a few
+        passes, so another engine takes it."""
+        share = -(-pairs // members)
+        owned = [o for o in self._owned.values() if not (o.lost or o.leaving)]
+        if len(owned) <= share:
+            return
+        now = time.monotonic()
+        settled = [o for o in owned if now - o.taken_at >= 2 * self._lease_seconds]
+        if not settled:
+            return
+        chosen = max(settled, key=lambda o: o.taken_at)
+        log.info(
+            "pair %s: handed over (this engine owns %d pairs, its share is %d)",
+            chosen.pair_id,
+            len(owned),
+            share,
+        )
+        self._shed[chosen.pair_id] = now + 3 * self._lease_seconds
+        chosen.leaving = True
+        # in the background: this pass must not wait (the other leases need renewing)
+        task = asyncio.get_running_loop().create_task(self._hand_over(chosen))
+        self._handing_over.add(task)
+        task.add_done_callback(self._handing_over.discard)
+
+    async def _hand_over(self, owned: _Owned) -> None:
+        """No new commands for the pair; the ones being served finish (a few seconds at
+        most); then its book stops and its lease is given back."""
+        owned.leaving = True
+        if owned.serving:
+            await asyncio.wait(list(owned.serving), timeout=STOP_GRACE_SECONDS)
+        await self._drop(owned.pair_id, release=True)
 
     async def _renew(self, pair_id: str) -> None:
         owned = self._owned[pair_id]
@@ -193,7 +255,9 @@ class EngineHost:
             log.warning("pair %s: rebuild failed (%s); lease given back", pair_id, exc)
             await lease.release()
             return
-        owned = _Owned(pair_id, lease, writer, held_until=taken_at + self._lease_seconds)
+        owned = _Owned(
+            pair_id, lease, writer, held_until=taken_at + self._lease_seconds, taken_at=taken_at
+        )
         writer.start()
         self._owned[pair_id] = owned
         try:
@@ -214,7 +278,7 @@ class EngineHost:
         """Commands of an owned pair left unanswered for longer than the lease: read by a
         previous owner that had lost the pair without knowing yet (it cannot commit them:
         its batches are fenced). Commands this host is serving are skipped."""
-        if owned.lost:
+        if owned.lost or owned.leaving:
             return
         stale = await self._router.claim(
             self.holder, owned.pair_id, min_idle_seconds=self._lease_seconds
@@ -263,7 +327,7 @@ class EngineHost:
                 continue
             for delivery in deliveries:
                 owned = self._owned.get(delivery.command.pair_id)
-                if owned is None or owned.lost:
+                if owned is None or owned.lost or owned.leaving:
                     continue  # left pending: the pair's next owner claims it
                 self._serve_soon(owned, delivery)
 

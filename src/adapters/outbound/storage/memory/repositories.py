@@ -196,6 +196,9 @@ class MemoryLeaseRepository(LeaseRepository):
         self._changes.lease_holds[name] = (holder, now)  # checked again at commit
         return True
 
+    async def holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        return self._state.live_leases(prefix, now)
+
     async def release(self, name: str, holder: str) -> None:
         current = self._current(name)
         if current is not None and current.holder == holder:

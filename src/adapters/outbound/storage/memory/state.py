@@ -131,6 +131,14 @@ class MemoryState:
         with self.lock:
             return self.leases.get(name)
 
+    def live_leases(self, prefix: str, now: datetime) -> dict[str, str]:
+        with self.lock:
+            return {
+                name: lease.holder
+                for name, lease in self.leases.items()
+                if name.startswith(prefix) and lease.expires_at > now
+            }
+
     def apply(self, changes: ChangeSet) -> None:
         """Check versions and the live-symbol rule, then apply everything, or nothing."""
         with self.lock:

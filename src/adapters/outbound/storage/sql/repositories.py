@@ -284,6 +284,12 @@ class SqlLeaseRepository(LeaseRepository):
         )
         return held.rowcount == 1
 
+    async def holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        query = sa.select(leases.c.name, leases.c.holder).where(
+            leases.c.name.startswith(prefix, autoescape=True), leases.c.expires_at > now
+        )
+        return {row.name: row.holder for row in await self._conn.execute(query)}
+
     async def release(self, name: str, holder: str) -> None:
         await self._conn.execute(
             sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder)
