@@ -37,7 +37,7 @@ from adapters.outbound.storage.sql.tables import leases
 from core.ledger.model import AccountRef
 from core.trading.engine_host import lease_name
 from tests.e2e.server import RwaServer
-from tests.e2e.test_trading_restart import _fund, bearer, ok, random_order
+from tests.e2e.test_trading_restart import _fund, bearer, ok, open_orders, random_order
 from tests.harness.topology import Topology, start_topology
 
 TRADING = "/api/v1/trading"
@@ -346,6 +346,9 @@ def test_the_owner_engine_killed_mid_stream_another_takes_over(topology: Topolog
     for client_id in traders.unavailable:  # a 503 was applied at most once
         user = client_id.rsplit("-", 2)[0]
         assert stored["clients"].get((user, client_id), 0) <= 1
+    with api_two.client() as http:  # open orders as an API process serves them
+        served_open = open_orders(http, api_two)
+    assert set(served_open) == {o.id for o in stored["orders"].values() if o.is_live}
     book_one = served_book(api_one, stored["orders"])
     book_two = served_book(api_two, stored["orders"])
     assert book_one == book_two  # same seq, levels and checksum in both API processes
