@@ -44,8 +44,8 @@ TRADING = "/api/v1/trading"
 USERS = [f"trader-{i}" for i in range(8)]
 LEASE_SECONDS = 5.0
 # the lease runs out, the next pass of the other engine (every fifth of the lease) takes it,
-# rebuilds and claims; 3 s of slack for a loaded 2-core machine
-RESUME_BOUND = LEASE_SECONDS + LEASE_SECONDS / 5 + 3.0
+# rebuilds and claims; 5 s of slack for a 2-core machine shared with other test suites
+RESUME_BOUND = LEASE_SECONDS + LEASE_SECONDS / 5 + 5.0
 
 
 @pytest.fixture
