@@ -55,8 +55,13 @@ bench: install
 bench-http: install
 	$(BIN)/python bench/http.py --runs 3
 
+# Orders through an `rwa-market engine` (Redis Streams) beside an in-process writer, on Postgres.
+bench-engine: install
+	$(BIN)/python bench/engine_routing.py --runs 3
+
 # The production topology on this machine (Postgres, Redis, Hardhat, stand-in Permissions Core,
-# API, taskiq worker, poller), everything on loopback, until Ctrl-C. See docs/operations.md.
+# API, taskiq worker, matching engine, poller), everything on loopback, until Ctrl-C. See
+# docs/operations.md.
 production-local: install node-deps
 	$(BIN)/python -m tests.harness.topology --port $${RWA_PORT:-8000}
 
