@@ -21,6 +21,9 @@ from tests.e2e.browser import ARTIFACTS, PageLog, artifact_dir, assert_accessibl
 from tests.e2e.server import RwaServer, make_token, poll, rwa_market_command
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# the trader's panels fed by WebSocket channels, and the HTTP reads they replace
+LIVE_PANELS = ("book-bids", "recent-trades", "open-orders", "fills", "balances")
+POLLED_READS = re.compile(r"/orderbook|/trading/pairs/[^/]+/(trades|candles)|/orders|/trades|/balances")
 ACTIVATION_TIMEOUT_MS = 90_000
 
 
@@ -48,6 +51,18 @@ class Session:
         self.ws_refused = 0
         self.network_down = False
         self.page.route_web_socket(re.compile(r".*/api/v1/ws$"), self._forward)
+        # The page's HTTP reads, to show which panels are fed by the WebSocket.
+        self.reads: list[str] = []
+        self.page.on("request", self._record)
+
+    def _record(self, request: Any) -> None:
+        if request.method == "GET" and "/api/v1/" in request.url:
+            self.reads.append(request.url.split("/api/v1", 1)[1])
+
+    def wait_live(self, *boxes: str) -> None:
+        """Wait until each panel says its data comes from its WebSocket channel."""
+        for box in boxes:
+            self.page.locator(f"#{box}[data-source='live']").wait_for(timeout=30_000)
 
     def _forward(self, route: Any) -> None:
         if self.network_down:  # refused at once, as an unreachable server would be
@@ -416,6 +431,12 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             orders = _ok(http.get("/api/v1/trading/users/buyer-web/orders", headers=admin), 200)
             assert orders == []
 
+            # From here on the market and account panels are fed by their channels: no page
+            # reads the book, trades, candles, orders, fills or balances over HTTP.
+            for trader in (seller, buyer):
+                trader.wait_live(*LIVE_PANELS)
+                trader.reads.clear()
+
             # The seller rests 10 at 25.00: both books show the ask, the seller's funds lock.
             _place(seller.page, "SELL", "25.00", "10")
             seller.page.locator("#order-status").filter(has_text="OPEN").wait_for()
@@ -465,12 +486,41 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             assert after["seller-web"]["USDC"]["available"] not in ("", "0")
             seller.shot(out, "03-seller-after-trade")
             buyer.shot(out, "04-buyer-after-trade")
+            for trader in (seller, buyer):
+                polled = [url for url in trader.reads if POLLED_READS.search(url)]
+                assert not polled, f"{trader.sub} read live panels over HTTP: {polled}"
+                trader.wait_live(*LIVE_PANELS)
             assert_accessible(seller.page, "trader-after-trade", out)
 
-            # The connection drops and comes back: state shown, book fresh and still right.
+            # The seller's connection drops and stays down: the state says so, the panels fall
+            # back to HTTP and still follow the buyer's order; when the network is back, the
+            # page reconnects, resubscribes and is live again from fresh snapshots.
             state = seller.page.locator("#connection-state")
+            seller.drop_live_connection(keep_down=True)
+            state.filter(has_text="reconnecting").wait_for()
+            seller.page.locator("#book-bids[data-source='http']").wait_for()
+            _place(buyer.page, "BUY", "24.00", "3")
+            buyer.page.locator("#order-status").filter(has_text="OPEN").wait_for()
+            seller.page.locator("#book-bids tr[data-price='24.00'][data-size='3']").wait_for()
+            assert "over HTTP" in seller.page.locator("#book-state").inner_text()
+            seller.shot(out, "03b-seller-offline")
+            refused = seller.ws_refused
+            seller.network_down = False
+            state.filter(has_text="connected").wait_for(timeout=30_000)
+            assert seller.ws_refused >= refused
+            seller.wait_live(*LIVE_PANELS)
+            seller.page.locator("#book-state").filter(has_text="live (book channel)").wait_for()
+            seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
+            seller.page.locator("#book-bids tr[data-price='24.00'][data-size='3']").wait_for()
+            buyer.page.locator("#open-orders tr[data-order-id]").filter(has_text="24.00").get_by_role(
+                "button", name=re.compile("^Cancel")
+            ).click()
+            seller.page.locator("#book-bids tr[data-price='24.00']").wait_for(state="detached")
+
+            # The Reconnect button closes the socket from the page: connected again, book right.
             seller.page.get_by_role("button", name="Reconnect").click()
             state.filter(has_text="connected").wait_for(timeout=30_000)
+            seller.wait_live(*LIVE_PANELS)
             seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
 
             # A market buy of 2 takes from the ask (6 -> 4); a stop-limit waits for its trigger

@@ -87,7 +87,10 @@ export class LiveSocket {
       if (this.socket !== socket) return;
       this.socket = null;
       clearTimeout(this.watchdog);
-      for (const sub of this.subs.values()) sub.live = false;
+      for (const sub of this.subs.values()) {
+        sub.live = false;
+        sub.refreshing = false;
+      }
       for (const sub of this.subs.values()) if (sub.onDown) sub.onDown();
       if (!this.stopped) this.scheduleRetry();
     });
@@ -154,6 +157,17 @@ export class LiveSocket {
     this.sendSubscribe(key);
   }
 
+  // A fresh snapshot of a subscription that is fine (balances after a fill): the channel stays
+  // live meanwhile, so the page keeps its data and does not fall back to HTTP.
+  refresh(params) {
+    const key = LiveSocket.key(params);
+    const sub = this.subs.get(key);
+    if (!sub || !sub.live || this.state !== "live") return;
+    sub.refreshing = true;
+    this.send({ op: "unsubscribe", ...sub.params });
+    this.sendSubscribe(key);
+  }
+
   sendSubscribe(key) {
     const sub = this.subs.get(key);
     if (sub) this.send({ op: "subscribe", reqId: this.reqId(key), ...sub.params });
@@ -188,6 +202,10 @@ export class LiveSocket {
       if (p.pair && frame.pair && !sub.aliases.has(frame.pair)) continue;
       if (p.interval && frame.interval && p.interval !== frame.interval) continue;
       if (frame.type === "snapshot") sub.live = true;
+      if (frame.type === "unsubscribed" && sub.refreshing) {
+        sub.refreshing = false; // our own refresh: the snapshot follows
+        continue;
+      }
       if (frame.type === "unsubscribed") sub.live = false; // the service ended it (token expired)
       sub.handler(frame);
     }
