@@ -216,6 +216,8 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         state.filter(has_text="connected").wait_for(timeout=30_000)
         detail.filter(has_text="live (markets channel)").wait_for()
         assert len(issuer.ws_routes) >= 2
+        page.locator("#market-detail[data-source='live']").wait_for()
+        issuer.reads.clear()
 
         # A token the service refuses (another secret) sends the page back to sign-in.
         forged = make_token("admin-web", "admin", secret="another-secret-0123456789abcdefghijkl")
@@ -242,6 +244,9 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         assert (
             contract == http.get(f"/api/v1/markets/{market_id}").json()["data"]["contractAddress"]
         )
+        # ... from the markets channel's events: the page did not read the market meanwhile
+        market_reads = [url for url in issuer.reads if url.startswith(f"/markets/{market_id}")]
+        assert not market_reads, f"the issuer's page read the market over HTTP: {market_reads}"
         timeline = page.locator("#followed-events li .event-type").all_inner_texts()
         assert timeline == [
             "market.registered",
