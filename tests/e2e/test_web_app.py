@@ -23,7 +23,9 @@ from tests.e2e.server import RwaServer, make_token, poll, rwa_market_command
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 # the trader's panels fed by WebSocket channels, and the HTTP reads they replace
 LIVE_PANELS = ("book-bids", "recent-trades", "open-orders", "fills", "balances")
-POLLED_READS = re.compile(r"/orderbook|/trading/pairs/[^/]+/(trades|candles)|/orders|/trades|/balances")
+POLLED_READS = re.compile(
+    r"/orderbook|/trading/pairs/[^/]+/(trades|candles)|/orders|/trades|/balances"
+)
 ACTIVATION_TIMEOUT_MS = 90_000
 
 
@@ -517,9 +519,9 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             seller.page.locator("#book-state").filter(has_text="live (book channel)").wait_for()
             seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
             seller.page.locator("#book-bids tr[data-price='24.00'][data-size='3']").wait_for()
-            buyer.page.locator("#open-orders tr[data-order-id]").filter(has_text="24.00").get_by_role(
-                "button", name=re.compile("^Cancel")
-            ).click()
+            buyer.page.locator("#open-orders tr[data-order-id]").filter(
+                has_text="24.00"
+            ).get_by_role("button", name=re.compile("^Cancel")).click()
             seller.page.locator("#book-bids tr[data-price='24.00']").wait_for(state="detached")
 
             # The Reconnect button closes the socket from the page: connected again, book right.

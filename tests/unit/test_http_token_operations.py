@@ -354,3 +354,43 @@ def test_the_reconcile_command_prints_no_drift_on_an_empty_service(
     monkeypatch.setenv("RWA_PROFILE", "test")
     assert cli.main(["reconcile"]) == 0
     assert "no drift" in capsys.readouterr().out
+
+
+async def test_the_latest_reconciliation_and_its_drift_are_read_by_admins_only(
+    client: Any, runtime: Runtime
+) -> None:
+    path = f"{API}/reconciliation"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers=trader(runtime))).status_code == 403
+    never = await client.get(path, headers=admin(runtime))
+    assert never.status_code == 404 and (await body(never))["error"]["code"] == "not_found"
+
+    await setup(client, runtime)
+    await mint(client, runtime, "alice", "5", "k")
+    await settle(runtime)
+    c = runtime.container
+    clean = await c.reconciliation().run()
+    assert clean.drifts == []
+    ran = await body(await client.get(path, headers=admin(runtime)))
+    assert ran["data"]["driftCount"] == 0 and ran["data"]["drifts"] == []
+    assert ran["data"]["tokens"] == clean.tokens and ran["data"]["accounts"] == clean.accounts
+
+    # 1.5 USDX minted to the omnibus outside the ledger: the next run drifts by it
+    async with c.storage().unit_of_work(read_only=True) as uow:
+        token = await uow.tokens.by_symbol("USDX")
+    assert token is not None and token.contract_address is not None
+    omnibus = await c.chain().custody_address()
+    await c.chain().call_token(
+        TokenCall(TokenCallKind.MINT, token.contract_address, account=omnibus, amount=1_500_000)
+    )
+    drifted = await c.reconciliation().run()
+    latest = await body(await client.get(path, headers=admin(runtime)))
+    assert latest["data"]["at"] != ran["data"]["at"]
+    assert latest["data"]["driftCount"] == len(drifted.drifts) == 1
+    [drift] = latest["data"]["drifts"]
+    assert (drift["symbol"], drift["scope"], drift["owner"]) == ("USDX", "total", "*")
+    assert drift["difference"] == "1500000"
+    assert int(drift["chain"]) - int(drift["ledger"]) == 1_500_000
+    assert "reconcile.completed" in await actions(runtime)
+    document = await (await client.get("/openapi.json")).get_json()
+    assert {"200", "401", "403", "404"} <= set(document["paths"][path]["get"]["responses"])

@@ -1,6 +1,6 @@
 // Admin: the approval queue (approve, or reject with a reason), every market with pause,
 // resume, archive and a retried activation, compliance records per user, mints, withdrawals
-// to approve per user, and the audit log.
+// to approve per user, the latest reconciliation run with its drift, and the audit log.
 
 import { ApiError, enc, get, post, query, tokenSymbol } from "./api.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
@@ -214,6 +214,29 @@ export function mount(section, who) {
     loadWithdrawals();
   });
 
+  // -- reconciliation: the latest run of `rwa-market reconcile` or the reconcile job --------
+  const rBox = h("div", { id: "reconciliation", "aria-live": "polite" });
+  const rSection = h("section", { "aria-labelledby": "reconciliation-title" },
+    h("h2", { id: "reconciliation-title", text: "Reconciliation" }),
+    h("p", { class: "hint", text: "The chain against the ledger, per holder address for market tokens and in total for the stablecoin. Amounts in base units." }),
+    rBox,
+    h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "reconciliation-refresh", on: { click: () => loadReconciliation() } }, "Show the latest run")));
+
+  async function loadReconciliation() {
+    try {
+      const r = (await get("/reconciliation")).data;
+      const summary = h("p", { id: "reconciliation-summary", class: r.driftCount ? "error" : "ok", dataset: { driftCount: String(r.driftCount) },
+        text: `Last run ${when(r.at)}: ${r.tokens} tokens, ${r.accounts} accounts compared; ${r.driftCount ? `${r.driftCount} drift${r.driftCount === 1 ? "" : "s"}` : "no drift"}.` });
+      const rows = r.drifts.map((d) => h("tr", { dataset: { symbol: d.symbol, difference: d.difference } },
+        h("td", { text: d.symbol }), h("td", { text: d.scope }), h("td", { text: d.owner }), h("td", { class: "mono", text: d.address || "" }),
+        h("td", { class: "num", text: d.ledger }), h("td", { class: "num", text: d.chain }), h("td", { class: "num", text: d.difference.startsWith("-") ? d.difference : `+${d.difference}` })));
+      replace(rBox, summary, rows.length ? table("Drift of the latest run (chain minus ledger)", ["Token", "Scope", "Owner", "Address", "Ledger", "Chain", "Difference"], rows) : null);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) replace(rBox, h("p", { id: "reconciliation-summary", text: "No reconciliation run is recorded yet (run rwa-market reconcile, or set RWA_RECONCILE_SECONDS)." }));
+      else replace(rBox, h("p", { class: "error", text: describeError(err) }));
+    }
+  }
+
   // -- audit log ---------------------------------------------------------------------------
   const aActor = h("input", { id: "audit-actor", type: "text" });
   const aAction = h("input", { id: "audit-action", type: "text", placeholder: "market.approve" });
@@ -252,6 +275,7 @@ export function mount(section, who) {
       h("section", { "aria-labelledby": "compliance-title" }, h("h2", { id: "compliance-title", text: "Compliance records" }), complianceForm),
       h("section", { "aria-labelledby": "mint-title" }, h("h2", { id: "mint-title", text: "Mint" }), mintForm)),
     h("section", { "aria-labelledby": "withdrawals-title" }, h("h2", { id: "withdrawals-title", text: "Withdrawals to approve" }), wForm),
+    rSection,
     h("section", { "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title", text: "Audit log" }), aForm));
 
   let timer = null;
@@ -280,6 +304,7 @@ export function mount(section, who) {
       });
       refresh();
       loadAudit(false);
+      loadReconciliation();
       clearTimeout(timer);
       timer = setTimeout(tick, POLL_MS);
     },
