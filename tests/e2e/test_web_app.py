@@ -637,15 +637,26 @@ def test_admin_compliance_mint_withdrawal_approval_and_audit(
             assert_accessible(trader.page, "trader-withdrawal", out)
             trader.shot(out, "01-trader-withdrawal-requested")
 
-            # The admin approves it from the user's withdrawals.
+            # The admin's queue of every user's withdrawals waiting for approval shows it
+            # (without a reload); the user's own list shows it pending too.
             wform = page.locator("#withdrawals-form")
+            queued = page.locator("#pending-withdrawals tr[data-withdrawal-id]").filter(
+                has_text=user
+            )
+            queued.filter(has_text="USDC").filter(has_text="100.25").wait_for()
             wform.get_by_label("User id").fill(user)
             wform.get_by_role("button", name="Show withdrawals").click()
             row = page.locator("#admin-withdrawals tr[data-withdrawal-id]")
             row.filter(has_text="USDC").filter(has_text="PENDING_APPROVAL").wait_for()
-            row.get_by_role("button", name="Approve withdrawal of 100.25").click()
-            wform.get_by_text(re.compile(r"Withdrawal .* (APPROVED|SENT|COMPLETED)\.")).wait_for()
             withdrawal_id = row.get_attribute("data-withdrawal-id")
+            assert queued.get_attribute("data-withdrawal-id") == withdrawal_id
+            admin.shot(out, "01b-admin-withdrawal-queue")
+
+            # The admin approves it from the queue: it leaves the queue.
+            queued.get_by_role("button", name=f"Approve withdrawal of 100.25 by {user}").click()
+            wform.get_by_text(re.compile(r"Withdrawal .* (APPROVED|SENT|COMPLETED)\.")).wait_for()
+            queued.wait_for(state="detached")
+            row.filter(has_text=re.compile("APPROVED|SENT|COMPLETED")).wait_for()
             status = http.get(f"/api/v1/withdrawals/{withdrawal_id}", headers=admin_headers)
             assert status.json()["data"]["status"] in {"APPROVED", "SENT", "COMPLETED"}
 

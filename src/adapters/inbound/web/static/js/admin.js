@@ -1,6 +1,6 @@
 // Admin: the approval queue (approve, or reject with a reason), every market with pause,
 // resume, archive and a retried activation, compliance records per user, mints, withdrawals
-// to approve per user, the latest reconciliation run with its drift, and the audit log.
+// waiting for approval (every user's, and one user's), the latest reconciliation run with its drift, and the audit log.
 
 import { ApiError, enc, get, post, query, tokenSymbol } from "./api.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
@@ -178,8 +178,32 @@ export function mount(section, who) {
   const wUser = h("input", { id: "withdrawals-user", type: "text" });
   const wBox = h("div", { id: "admin-withdrawals" });
   const wStatus = h("p", { role: "status", "aria-live": "polite" });
-  const wForm = h("form", { id: "withdrawals-form", novalidate: true }, field("User id", wUser),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show withdrawals")), wStatus, wBox);
+  const pendingBox = h("div", { id: "pending-withdrawals" });
+  const wForm = h("form", { id: "withdrawals-form", novalidate: true }, wStatus, pendingBox,
+    h("h3", { text: "One user's withdrawals" }), field("User id", wUser),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show withdrawals")), wBox);
+
+  function decisionButtons(w) {
+    return w.status === "PENDING_APPROVAL" ? [
+      h("button", { type: "button", class: "small", "aria-label": `Approve withdrawal of ${w.amount} by ${w.userId}`, on: { click: () => decideWithdrawal(w, "approve") } }, "Approve"),
+      h("button", { type: "button", class: "small danger", "aria-label": `Reject withdrawal of ${w.amount} by ${w.userId}`, on: { click: () => decideWithdrawal(w, "reject") } }, "Reject"),
+    ] : null;
+  }
+
+  // Every user's withdrawals waiting for a decision (GET /withdrawals), oldest first.
+  async function loadPendingWithdrawals() {
+    try {
+      const answer = await get(`/withdrawals${query({ status: "PENDING_APPROVAL", limit: 50 })}`);
+      const names = await Promise.all(answer.data.map((w) => tokenSymbol(w.tokenId)));
+      const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } },
+        h("td", { text: when(w.createdAt) }), h("td", { text: w.userId }), h("td", { text: names[i] }), h("td", { class: "num", text: w.amount }),
+        h("td", { class: "mono", text: w.toAddress }), h("td", { class: "row-actions" }, decisionButtons(w))));
+      const more = answer.pagination && answer.pagination.hasMore ? h("p", { class: "hint", text: "More are waiting: decide these first." }) : null;
+      replace(pendingBox, rows.length ? table("Withdrawals waiting for approval, oldest first", ["Requested", "User", "Token", "Amount", "To", "Decision"], rows) : h("p", { text: "No withdrawal is waiting for approval." }), more);
+    } catch (err) {
+      replace(pendingBox, h("p", { class: "error", text: describeError(err) }));
+    }
+  }
 
   async function loadWithdrawals() {
     const user = wUser.value.trim();
@@ -190,10 +214,7 @@ export function mount(section, who) {
       const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } },
         h("td", { text: when(w.createdAt) }), h("td", { text: names[i] }), h("td", { text: w.amount }),
         h("td", { class: "mono", text: w.toAddress }), h("td", { text: w.status }),
-        h("td", { class: "row-actions" }, w.status === "PENDING_APPROVAL" ? [
-          h("button", { type: "button", class: "small", "aria-label": `Approve withdrawal of ${w.amount}`, on: { click: () => decideWithdrawal(w, "approve") } }, "Approve"),
-          h("button", { type: "button", class: "small danger", "aria-label": `Reject withdrawal of ${w.amount}`, on: { click: () => decideWithdrawal(w, "reject") } }, "Reject"),
-        ] : null)));
+        h("td", { class: "row-actions" }, decisionButtons(w))));
       replace(wBox, rows.length ? table(`Withdrawals of ${user}`, ["Requested", "Token", "Amount", "To", "Status", "Decision"], rows) : h("p", { text: `${user} has no withdrawals.` }));
     } catch (err) {
       replace(wBox, h("p", { class: "error", text: describeError(err) }));
@@ -208,6 +229,7 @@ export function mount(section, who) {
       say(wStatus, describeError(err), "error");
     }
     loadWithdrawals();
+    loadPendingWithdrawals();
   }
   wForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -293,6 +315,7 @@ export function mount(section, who) {
   function tick() {
     if (!visible) return;
     if (!live.isLive({ channel: "markets" })) refresh();
+    loadPendingWithdrawals(); // no channel carries withdrawals: read every few seconds
     timer = setTimeout(tick, POLL_MS);
   }
 
@@ -305,6 +328,7 @@ export function mount(section, who) {
       refresh();
       loadAudit(false);
       loadReconciliation();
+      loadPendingWithdrawals();
       clearTimeout(timer);
       timer = setTimeout(tick, POLL_MS);
     },
