@@ -92,3 +92,30 @@ def test_a_cancelled_task_is_one_warning_line() -> None:
     line = EscapingFormatter().format(record)
     assert "\n" not in line and "Traceback" not in line
     assert "WARNING" in line and line.endswith("function. (cancelled)")
+
+
+def test_the_text_format_shows_the_bound_context_escaped() -> None:
+    from structlog.contextvars import bound_contextvars
+
+    with bound_contextvars(request_id="r-1", job="x\ny"):
+        line = EscapingFormatter().format(_record("done"))
+    assert "\n" not in line
+    assert " WARNING rwa.test [request_id=r-1 job=x\\ny]: done" in line
+
+
+def test_registered_secrets_and_bearer_tokens_never_reach_a_line() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    secret = "a-very-secret-value-0123"
+    try:
+        configure_logging("INFO", "text", stream, secrets=[secret, None, "short"])
+        logging.getLogger("rwa.test").warning(
+            "saw %s and Authorization: Bearer abc.def.ghi and short", secret
+        )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert secret not in text and "abc.def.ghi" not in text
+    assert "saw [redacted] and Authorization: Bearer [redacted] and short" in text
