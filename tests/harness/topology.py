@@ -5,8 +5,8 @@ then the API (`rwa-market serve --migrate`, production profile), one `rwa-market
 (taskiq on Redis streams), optionally `rwa-market poll`, and optionally Prometheus scraping
 the API's `/metrics`. API and worker share one `PROMETHEUS_MULTIPROC_DIR` (as processes of one
 host should), so that scrape carries the worker's job, deployment and settlement metrics too.
-Every process is stopped by its PID. The e2e tests use `start_topology`; people use `make production-local`, which runs this
-module's `main()` until Ctrl-C.
+Every process is stopped by its PID. The e2e tests use `start_topology`; people use
+`make production-local`, which runs this module's `main()` until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -196,6 +196,7 @@ def main() -> None:
     topology = start_topology(work_dir, poller=True, api_port=args.port, prometheus=True)
     assert topology.api is not None
     base = topology.api.base_url
+    prometheus = topology.prometheus.base_url if topology.prometheus else "-"
     print(
         f"""
 Production topology on loopback (logs in {work_dir}):
@@ -206,7 +207,7 @@ Production topology on loopback (logs in {work_dir}):
   Redis             {topology.env["RWA_REDIS_URL"]}
   Hardhat node      {topology.env["RWA_CHAIN_RPC_URL"]}  (chain 31337)
   Permissions Core  {topology.core.base_url}  (stand-in; API key {TEST_API_KEY})
-  Prometheus        {topology.prometheus.base_url if topology.prometheus else "-"}   (scrapes {base}/metrics every 2 s; alert rules of ops/prometheus/alerts.yml)
+  Prometheus        {prometheus}   (scrapes {base}/metrics every 2 s; ops/prometheus rules)
 
 Tokens: RWA_JWT_SECRET='{JWT_SECRET}' .venv/bin/rwa-market token --sub admin-1 --role admin
 Webhook secret (HMAC, header X-Signature: t=<unix>,v1=<hex>): {WEBHOOK_SECRET}
