@@ -44,7 +44,15 @@ const second = sockets[1];
 second.open();
 const secondSent = second.sent.map((f) => [f.op, f.channel ?? null]);
 second.frame({ type: "snapshot", channel: "markets", markets: [] });
+// a refresh (the trader's balances after a fill): a fresh snapshot, live throughout
+const sentBefore = second.sent.length;
+live.refresh({ channel: "markets" });
+const refreshSent = second.sent.slice(sentBefore).map((f) => [f.op, f.channel]);
+second.frame({ type: "unsubscribed", channel: "markets" });
+const liveDuringRefresh = live.isLive({ channel: "markets" });
+second.frame({ type: "subscribed", channel: "markets" });
+second.frame({ type: "snapshot", channel: "markets", markets: [] });
 const downsBeforeStop = got.downs;
 live.stop();
-console.log(JSON.stringify({ downsBeforeStop, url: first.url, states, got, firstSent, secondSent, liveBefore, liveAfterDrop,
+console.log(JSON.stringify({ refreshSent, liveDuringRefresh, downsBeforeStop, url: first.url, states, got, firstSent, secondSent, liveBefore, liveAfterDrop,
   liveAgain: live.isLive({ channel: "markets" }), sockets: sockets.length }));
