@@ -645,6 +645,9 @@ export function mount(section, who) {
     if (!pair && ticks % 3 === 0) loadPairs().catch(() => {});
     refreshMarket(false, ticks % 3 === 0);
     if (ticks % 2 === 0) refreshAccount(false);
+    // balances also move without an order or a fill of ours (a mint, a deposit, a withdrawal
+    // sent): while the channel carries no balance.* updates, a fresh snapshot every 10 s
+    if (ticks % 5 === 0 && channelLive({ channel: "balances" })) live.refresh({ channel: "balances" });
     timer = setTimeout(tick, POLL_MS);
   }
 
