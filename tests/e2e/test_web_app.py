@@ -55,11 +55,16 @@ class Session:
         self.page.route_web_socket(re.compile(r".*/api/v1/ws$"), self._forward)
         # The page's HTTP reads, to show which panels are fed by the WebSocket.
         self.reads: list[str] = []
+        self.writes: list[str] = []
         self.page.on("request", self._record)
 
     def _record(self, request: Any) -> None:
-        if request.method == "GET" and "/api/v1/" in request.url:
-            self.reads.append(request.url.split("/api/v1", 1)[1])
+        if "/api/v1/" in request.url:
+            path = request.url.split("/api/v1", 1)[1]
+            if request.method == "GET":
+                self.reads.append(path)
+            else:
+                self.writes.append(f"{request.method} {path}")
 
     def wait_live(self, *boxes: str) -> None:
         """Wait until each panel says its data comes from its WebSocket channel."""
@@ -443,6 +448,7 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             for trader in (seller, buyer):
                 trader.wait_live(*LIVE_PANELS)
                 trader.reads.clear()
+                trader.writes.clear()
 
             # The seller rests 10 at 25.00: both books show the ask, the seller's funds lock.
             _place(seller.page, "SELL", "25.00", "10")
@@ -497,6 +503,9 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
                 polled = [url for url in trader.reads if POLLED_READS.search(url)]
                 assert not polled, f"{trader.sub} read live panels over HTTP: {polled}"
                 trader.wait_live(*LIVE_PANELS)
+                # ... and the orders went over the WebSocket (order.submit, acked when durable)
+                assert not trader.writes, f"{trader.sub} wrote over HTTP: {trader.writes}"
+                assert "(WebSocket)" in trader.page.locator("#order-status").inner_text()
             assert_accessible(seller.page, "trader-after-trade", out)
 
             # The seller's connection drops and stays down: the state says so, the panels fall

@@ -12,7 +12,7 @@ import { ApiError, del, enc, get, post, query, tokenSymbol } from "./api.js";
 import { Book, checksum } from "./book.js";
 import { add, checkOrder, compare, isDecimal, multiply, subtract, trim } from "./decimal.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
-import { live } from "./live.js";
+import { LiveError, live } from "./live.js";
 
 const POLL_MS = 2000;
 const DEPTH = 25;
@@ -41,7 +41,23 @@ export function candlesFromTrades(trades, interval) {
 }
 
 function describeError(err) {
-  return err instanceof ApiError ? err.describe() : err.message;
+  return err instanceof ApiError || err instanceof LiveError ? err.describe() : err.message;
+}
+
+// An order op over the WebSocket when it is live (order.submit, order.cancel: the same checks
+// and codes as HTTP, answered once durable), else, or when it got no answer, over HTTP. An
+// order carries its clientOrderId, so a submit retried over HTTP returns the same order.
+async function orderOp(frame, viaHttp) {
+  if (live.state === "live") {
+    try {
+      const ack = await live.call(frame);
+      return { order: ack.order, via: "WebSocket" };
+    } catch (err) {
+      if (!(err instanceof LiveError) || !err.unanswered) throw err;
+    }
+  }
+  const answer = await viaHttp();
+  return { order: answer.data, message: answer.message, via: "HTTP" };
 }
 
 function radio(name, value, label, checked) {
@@ -388,8 +404,8 @@ export function mount(section, who) {
 
   async function cancel(order) {
     try {
-      const answer = await del(`/trading/orders/${enc(order.id)}`);
-      say(orderStatus, `Order cancelled: ${answer.data.side} ${answer.data.quantity} at ${answer.data.price}.`, "ok");
+      const done = await orderOp({ op: "order.cancel", orderId: order.id }, () => del(`/trading/orders/${enc(order.id)}`));
+      say(orderStatus, `Order cancelled: ${done.order.side} ${done.order.quantity} at ${done.order.price} (${done.via}).`, "ok");
     } catch (err) {
       say(orderStatus, describeError(err), "error");
     }
@@ -571,10 +587,10 @@ export function mount(section, who) {
     };
     say(orderStatus, "Placing…");
     try {
-      const answer = await post("/trading/orders", body);
-      const placed = answer.data;
+      const done = await orderOp({ op: "order.submit", ...body }, () => post("/trading/orders", body));
+      const placed = done.order;
       const reason = placed.rejectReason ? ` (${placed.rejectReason})` : "";
-      say(orderStatus, `${answer.message || "Order placed"}: ${placed.side} ${placed.quantity || placed.quoteAmount} ${placed.type} — ${placed.status}${reason}, filled ${placed.filledQuantity}.`, placed.status === "REJECTED" ? "error" : "ok");
+      say(orderStatus, `${done.message || "Order placed"} (${done.via}): ${placed.side} ${placed.quantity || placed.quoteAmount} ${placed.type} — ${placed.status}${reason}, filled ${placed.filledQuantity}.`, placed.status === "REJECTED" ? "error" : "ok");
     } catch (err) {
       for (const [name, message] of Object.entries(err.fields || {})) if (controls[name]) setFieldError(controls[name], message);
       const byCode = { price_off_tick: price, too_many_decimals: quantity, quantity_off_lot: quantity, quantity_below_min: quantity, quantity_above_max: quantity, insufficient_funds: quantity, price_required: price, stop_price_required: stopPrice, post_only_not_gtc: tif };
