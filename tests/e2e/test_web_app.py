@@ -22,9 +22,17 @@ from tests.e2e.server import RwaServer, make_token, poll, rwa_market_command
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 # the trader's panels fed by WebSocket channels, and the HTTP reads they replace
-LIVE_PANELS = ("book-bids", "recent-trades", "open-orders", "fills", "balances")
+LIVE_PANELS = (
+    "book-bids",
+    "recent-trades",
+    "open-orders",
+    "fills",
+    "balances",
+    "candle-chart",
+    "pair-stats",
+)
 POLLED_READS = re.compile(
-    r"/orderbook|/trading/pairs/[^/]+/(trades|candles)|/orders|/trades|/balances"
+    r"/orderbook|/trading/pairs/[^/]+/(trades|candles|stats)|/orders|/trades|/balances"
 )
 ACTIVATION_TIMEOUT_MS = 90_000
 
@@ -469,7 +477,7 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
                 page.locator("#fills tr[data-price='25.00'][data-quantity='4']").wait_for()
                 page.locator("#candle-chart[data-candles='1']").wait_for()
                 summary = page.locator("#candle-summary").inner_text()
-                assert "close 25.00" in summary and "built from" not in summary, summary
+                assert "close 25.00" in summary and "live candles channel" in summary, summary
                 page.locator("#pair-stats").filter(has_text="last 25.00").filter(
                     has_text="24 h change"
                 ).wait_for()

@@ -268,6 +268,8 @@ export function mount(section, who) {
       stats.textContent = `${pair.symbol} (${pair.status}): ${last ? `last ${last.price}` : "no trades yet"}. Tick ${pair.tickSize}, lot ${pair.lotSize}.`;
       return;
     }
+    if (channelLive({ channel: "ticker", pair: pair.symbol })) return; // the channel is newer
+    markSource(stats, "http");
     showStats(s);
   }
 
@@ -278,8 +280,10 @@ export function mount(section, who) {
   }
 
   function onTickerFrame(frame) {
-    const s = frame.ticker || frame.stats || (frame.type === "snapshot" || frame.type === "update" ? frame : null);
-    if (s && "last" in s) showStats(s);
+    if ((frame.type === "snapshot" || frame.type === "update") && frame.ticker) {
+      showStats(frame.ticker); // whole tickers: a newer one simply replaces the older
+      markSource(stats, "live");
+    }
   }
 
   async function ensureChart() {
@@ -331,6 +335,7 @@ export function mount(section, who) {
     if (interval !== intervalSelect.value || channelLive(candleParams())) return;
     candles = answer.data.map((c) => ({ ...c }));
     candleSource = source;
+    markSource(chartBox, "http");
     await drawCandles();
   }
 
@@ -352,17 +357,28 @@ export function mount(section, who) {
     drawCandles().catch(() => {});
   }
 
+  let candleSeq = null;
   function onCandlesFrame(frame) {
     if (frame.interval && frame.interval !== intervalSelect.value) return;
     if (frame.type === "snapshot" && Array.isArray(frame.candles)) {
       candles = frame.candles.map((c) => ({ ...c }));
+      candleSeq = typeof frame.seq === "number" ? frame.seq : null;
     } else if (frame.type === "update" && frame.candle) {
+      // whole candles, one seq up per message: after a jump a candle may be missing entirely
+      const first = typeof frame.fromSeq === "number" ? frame.fromSeq : frame.seq;
+      if (candleSeq !== null && typeof first === "number" && first !== candleSeq + 1) {
+        candleSeq = null;
+        live.resubscribe(candleParams());
+        return;
+      }
+      if (typeof frame.seq === "number") candleSeq = frame.seq;
       const i = candles.findIndex((c) => c.openTime === frame.candle.openTime);
       if (i >= 0) candles[i] = { ...frame.candle };
       else candles.push({ ...frame.candle });
       candles.sort((a, b) => Date.parse(a.openTime) - Date.parse(b.openTime));
     } else return;
     candleSource = " (live candles channel)";
+    markSource(chartBox, "live");
     drawCandles().catch(() => {});
   }
 
@@ -651,7 +667,7 @@ export function mount(section, who) {
   }
 
   function markDown() {
-    for (const box of [bidsBox, tradesBox, ordersBox, fillsBox, balancesBox]) markSource(box, "http");
+    for (const box of [bidsBox, tradesBox, ordersBox, fillsBox, balancesBox, chartBox, stats]) markSource(box, "http");
   }
 
   let ticks = 0;
