@@ -484,8 +484,8 @@ export function mount(section, who) {
   }
 
   function onBalancesFrame(frame) {
-    if (frame.type === "snapshot") {
-      balances = frame.balances;
+    if (frame.type === "snapshot" || (frame.type === "update" && Array.isArray(frame.balances))) {
+      balances = frame.balances; // a snapshot, or an update holding every balance again
     } else if (frame.type === "update") {
       const d = frame.data || {};
       const i = balances.findIndex((b) => b.tokenId === d.tokenId);
