@@ -119,3 +119,28 @@ def test_registered_secrets_and_bearer_tokens_never_reach_a_line() -> None:
     text = stream.getvalue()
     assert secret not in text and "abc.def.ghi" not in text
     assert "saw [redacted] and Authorization: Bearer [redacted] and short" in text
+
+
+async def test_a_pair_writer_started_by_a_request_does_not_keep_its_context() -> None:
+    """The first order of a pair starts its writer inside that request: the writer serves
+    every later request, so it must not log with the first one's id."""
+    from structlog.contextvars import bound_contextvars, get_contextvars
+
+    from adapters.outbound.clock.system import SystemClock
+    from adapters.outbound.storage.memory.storage import MemoryStorage
+    from core.trading.writer import PairWriter
+
+    writer = PairWriter("pair-1", MemoryStorage(), SystemClock())
+    seen: list[dict[str, object]] = []
+    original = writer._run
+
+    async def spy() -> None:
+        seen.append(dict(get_contextvars()))
+        await original()
+
+    writer._run = spy  # type: ignore[method-assign]
+    with bound_contextvars(request_id="first-request"):
+        writer.start()
+    await asyncio.sleep(0)
+    await writer.stop()
+    assert seen == [{}]
