@@ -409,7 +409,7 @@ export function mount(section, who) {
     } else if (frame.type === "update" && frame.order) {
       const o = frame.order;
       const known = openOrders.get(o.id);
-      if (known && known.updatedAt > o.updatedAt) return; // an older repeat
+      if (known && Date.parse(known.updatedAt) > Date.parse(o.updatedAt)) return; // an older repeat
       if (OPEN.has(o.status)) openOrders.set(o.id, o);
       else openOrders.delete(o.id);
       balancesSoon(); // an order locks or unlocks funds
