@@ -254,7 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.effective_log_format)
+    configure_logging(
+        settings.log_level, settings.effective_log_format, secrets=settings.secret_values()
+    )
     unknown = Settings.unknown_variables()
     if unknown:
         log.warning("ignoring unknown variables (typos?): %s", ", ".join(unknown))

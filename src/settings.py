@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -177,7 +178,8 @@ class Settings(BaseSettings):
     ws_rate_burst: int = Field(default=50, ge=1)
     ws_heartbeat_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
-    log_format: Literal["text", "json"] | None = None  # None: json in production, else text
+    # text, json, or auto (None): json in production or when stderr is not a terminal
+    log_format: Literal["text", "json", "auto"] | None = None
     access_log: bool = True  # hypercorn's access log, one (escaped) line per request
 
     def __init__(self, **values: Any) -> None:
@@ -307,9 +309,26 @@ class Settings(BaseSettings):
 
     @property
     def effective_log_format(self) -> str:
-        if self.log_format is not None:
+        """``RWA_LOG_FORMAT`` for this process's stderr (see ``log_format_for``)."""
+        return self.log_format_for(sys.stderr.isatty())
+
+    def log_format_for(self, terminal: bool) -> str:
+        """``text`` or ``json`` as chosen; unset or ``auto``: json in production or when the
+        log does not go to a terminal, text in a terminal (``make run``)."""
+        if self.log_format in ("text", "json"):
             return self.log_format
-        return "json" if self.profile == "production" else "text"
+        return "text" if terminal and self.profile != "production" else "json"
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for the logs to redact."""
+        found: list[str] = []
+        for name in sorted(SECRET_FIELDS):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                found.append(value)
+            elif isinstance(value, tuple | list):
+                found.extend(str(v) for v in value)
+        return found
 
     @property
     def effective_chain_confirmations(self) -> int:

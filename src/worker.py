@@ -29,7 +29,9 @@ from settings import Settings
 log = logging.getLogger("rwa.worker")
 
 settings = Settings.from_env()
-configure_logging(settings.log_level, settings.effective_log_format)  # replaces taskiq's
+configure_logging(  # replaces taskiq's
+    settings.log_level, settings.effective_log_format, secrets=settings.secret_values()
+)
 runtime = bootstrap.build(settings)
 broker: AsyncBroker = runtime.job_broker()
 queue = runtime.container.jobs()

@@ -293,3 +293,7 @@ class OperationsContract:
                 by_status[WithdrawalStatus.APPROVED],
                 by_status[WithdrawalStatus.SENT],
             ]
+            pending = by_status[WithdrawalStatus.PENDING_APPROVAL]
+            assert await uow.withdrawals.awaiting_approval(limit=10) == [pending]
+            assert await uow.withdrawals.awaiting_approval(limit=10, after_id=pending.id) == []
+            assert await uow.withdrawals.awaiting_approval(limit=0) == []

@@ -7,11 +7,13 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.contextvars import clear_contextvars, get_contextvars
 
 from adapters.outbound.jobs.memory import MemoryJobQueue
 from adapters.outbound.jobs.redis_stream import redis_job_broker
 from adapters.outbound.jobs.taskiq import TaskiqJobQueue
 from core.ports.jobs import DeployTokenJob, JobQueue
+from logs import bind_request
 
 
 class JobQueueContract:
@@ -69,6 +71,32 @@ class JobQueueContract:
         finally:
             await q.stop()
         assert seen == ["fine"]
+
+    async def test_a_job_runs_with_the_correlation_id_it_was_enqueued_with(self) -> None:
+        """The request (or connection) that enqueued a job is named in the job's log lines:
+        its id travels with the job (payload metadata) and is bound while the job runs."""
+        q = self.make()
+        seen: dict[str, dict[str, object]] = {}
+
+        async def handler(job: DeployTokenJob) -> None:
+            seen[job.market_id] = dict(get_contextvars())
+
+        q.register(DeployTokenJob, handler)
+        await q.start()
+        try:
+            bind_request("req-abc.1")
+            await q.enqueue(DeployTokenJob(market_id="now"))
+            await q.enqueue(DeployTokenJob(market_id="later"), delay_seconds=0.2)
+            clear_contextvars()
+            await q.enqueue(DeployTokenJob(market_id="alone"))
+            await q.join(timeout=5)
+        finally:
+            clear_contextvars()
+            await q.stop()
+        assert seen["now"]["correlation_id"] == seen["later"]["correlation_id"] == "req-abc.1"
+        assert seen["now"]["job"] == "deploy-token"
+        alone = seen["alone"]["correlation_id"]
+        assert isinstance(alone, str) and alone not in ("", "req-abc.1")  # a fresh one
 
     async def test_an_unregistered_job_is_refused(self) -> None:
         q = self.make()

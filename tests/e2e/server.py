@@ -177,6 +177,8 @@ def server_env(
             "RWA_PORT": str(port),
             "RWA_DATA_DIR": str(data_dir),
             "RWA_JWT_SECRET": TEST_JWT_SECRET,
+            # the tests read the text lines (a log file is not a terminal: json by default)
+            "RWA_LOG_FORMAT": "text",
             "PYTHONUNBUFFERED": "1",
         }
     )

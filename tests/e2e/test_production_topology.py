@@ -21,6 +21,7 @@ from tests.harness.common import missing_service
 from tests.harness.hardhat import hardhat_unavailable
 from tests.harness.permissions_core import approval_event, deliver
 from tests.harness.postgres import find_bin_dir
+from tests.harness.prometheus import prometheus_binary
 from tests.harness.redis import redis_binary
 from tests.harness.topology import WEBHOOK_SECRET, Topology, signal_group, start_topology
 
@@ -36,7 +37,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     reason = hardhat_unavailable()
     if reason is not None:
         missing_service(f"Hardhat: {reason}")
-    started = start_topology(tmp_path_factory.mktemp("topology"), poller=True)
+    if prometheus_binary() is None:
+        missing_service("prometheus (apt-get install prometheus)")
+    started = start_topology(tmp_path_factory.mktemp("topology"), poller=True, prometheus=True)
     try:
         yield started
     finally:
@@ -126,6 +129,39 @@ def test_polled_approval_is_deployed_by_the_worker(topology: Topology) -> None:
         market = wait_status(http, market_id, "active")
         assert market["approvedBy"] == "core-2"
         assert_token_on_chain(topology, market)
+
+
+def test_prometheus_scrapes_the_api_and_the_workers_metrics(topology: Topology) -> None:
+    """``make production-local``'s Prometheus: its target (the API's /metrics) is up, and
+    the scrape holds the API's own requests and the deployments the worker process made
+    (its values reach /metrics through the shared multiprocess directory)."""
+    prometheus = topology.prometheus
+    assert prometheus is not None and topology.api is not None
+    [target] = poll(
+        prometheus.targets,
+        lambda targets: len(targets) == 1 and targets[0]["health"] == "up",
+        timeout=30,
+        what="the API target up",
+        context=prometheus.log_tail,
+    )
+    assert target["labels"]["job"] == "rwa-api"
+    assert target["scrapeUrl"] == f"{topology.api.base_url}/metrics"
+    requests = poll(
+        lambda: prometheus.query('sum(rwa_http_requests_total{route="/api/v1/markets/register"})'),
+        lambda result: bool(result) and float(result[0]["value"][1]) >= 2,
+        timeout=30,
+        what="the API's registrations scraped",
+    )
+    assert float(requests[0]["value"][1]) >= 2
+    deployed = poll(
+        lambda: prometheus.query('rwa_deployment_attempts_total{outcome="succeeded"}'),
+        lambda result: bool(result) and float(result[0]["value"][1]) >= 2,
+        timeout=30,
+        what="the worker's deployments scraped",
+    )
+    assert deployed[0]["metric"]["job"] == "rwa-api"
+    groups = prometheus.api("rules")["groups"]
+    assert any(r["name"] == "RwaSettlementLagHigh" for g in groups for r in g["rules"])
 
 
 def rpc(topology: Topology, method: str, *params: Any) -> Any:

@@ -21,6 +21,19 @@ from tests.e2e.browser import ARTIFACTS, PageLog, artifact_dir, assert_accessibl
 from tests.e2e.server import RwaServer, make_token, poll, rwa_market_command
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# the trader's panels fed by WebSocket channels, and the HTTP reads they replace
+LIVE_PANELS = (
+    "book-bids",
+    "recent-trades",
+    "open-orders",
+    "fills",
+    "balances",
+    "candle-chart",
+    "pair-stats",
+)
+POLLED_READS = re.compile(
+    r"/orderbook|/trading/pairs/[^/]+/(trades|candles|stats)|/orders|/trades|/balances"
+)
 ACTIVATION_TIMEOUT_MS = 90_000
 
 
@@ -48,6 +61,23 @@ class Session:
         self.ws_refused = 0
         self.network_down = False
         self.page.route_web_socket(re.compile(r".*/api/v1/ws$"), self._forward)
+        # The page's HTTP reads, to show which panels are fed by the WebSocket.
+        self.reads: list[str] = []
+        self.writes: list[str] = []
+        self.page.on("request", self._record)
+
+    def _record(self, request: Any) -> None:
+        if "/api/v1/" in request.url:
+            path = request.url.split("/api/v1", 1)[1]
+            if request.method == "GET":
+                self.reads.append(path)
+            else:
+                self.writes.append(f"{request.method} {path}")
+
+    def wait_live(self, *boxes: str) -> None:
+        """Wait until each panel says its data comes from its WebSocket channel."""
+        for box in boxes:
+            self.page.locator(f"#{box}[data-source='live']").wait_for(timeout=30_000)
 
     def _forward(self, route: Any) -> None:
         if self.network_down:  # refused at once, as an unreachable server would be
@@ -201,6 +231,8 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         state.filter(has_text="connected").wait_for(timeout=30_000)
         detail.filter(has_text="live (markets channel)").wait_for()
         assert len(issuer.ws_routes) >= 2
+        page.locator("#market-detail[data-source='live']").wait_for()
+        issuer.reads.clear()
 
         # A token the service refuses (another secret) sends the page back to sign-in.
         forged = make_token("admin-web", "admin", secret="another-secret-0123456789abcdefghijkl")
@@ -227,6 +259,9 @@ def test_issuer_registers_admin_approves_market_turns_active_live(
         assert (
             contract == http.get(f"/api/v1/markets/{market_id}").json()["data"]["contractAddress"]
         )
+        # ... from the markets channel's events: the page did not read the market meanwhile
+        market_reads = [url for url in issuer.reads if url.startswith(f"/markets/{market_id}")]
+        assert not market_reads, f"the issuer's page read the market over HTTP: {market_reads}"
         timeline = page.locator("#followed-events li .event-type").all_inner_texts()
         assert timeline == [
             "market.registered",
@@ -416,6 +451,13 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             orders = _ok(http.get("/api/v1/trading/users/buyer-web/orders", headers=admin), 200)
             assert orders == []
 
+            # From here on the market and account panels are fed by their channels: no page
+            # reads the book, trades, candles, orders, fills or balances over HTTP.
+            for trader in (seller, buyer):
+                trader.wait_live(*LIVE_PANELS)
+                trader.reads.clear()
+                trader.writes.clear()
+
             # The seller rests 10 at 25.00: both books show the ask, the seller's funds lock.
             _place(seller.page, "SELL", "25.00", "10")
             seller.page.locator("#order-status").filter(has_text="OPEN").wait_for()
@@ -435,7 +477,7 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
                 page.locator("#fills tr[data-price='25.00'][data-quantity='4']").wait_for()
                 page.locator("#candle-chart[data-candles='1']").wait_for()
                 summary = page.locator("#candle-summary").inner_text()
-                assert "close 25.00" in summary and "built from" not in summary, summary
+                assert "close 25.00" in summary and "live candles channel" in summary, summary
                 page.locator("#pair-stats").filter(has_text="last 25.00").filter(
                     has_text="24 h change"
                 ).wait_for()
@@ -465,12 +507,44 @@ def test_two_traders_trade_and_see_book_trade_chart_and_balances(
             assert after["seller-web"]["USDC"]["available"] not in ("", "0")
             seller.shot(out, "03-seller-after-trade")
             buyer.shot(out, "04-buyer-after-trade")
+            for trader in (seller, buyer):
+                polled = [url for url in trader.reads if POLLED_READS.search(url)]
+                assert not polled, f"{trader.sub} read live panels over HTTP: {polled}"
+                trader.wait_live(*LIVE_PANELS)
+                # ... and the orders went over the WebSocket (order.submit, acked when durable)
+                assert not trader.writes, f"{trader.sub} wrote over HTTP: {trader.writes}"
+                assert "(WebSocket)" in trader.page.locator("#order-status").inner_text()
             assert_accessible(seller.page, "trader-after-trade", out)
 
-            # The connection drops and comes back: state shown, book fresh and still right.
+            # The seller's connection drops and stays down: the state says so, the panels fall
+            # back to HTTP and still follow the buyer's order; when the network is back, the
+            # page reconnects, resubscribes and is live again from fresh snapshots.
             state = seller.page.locator("#connection-state")
+            seller.drop_live_connection(keep_down=True)
+            state.filter(has_text="reconnecting").wait_for()
+            seller.page.locator("#book-bids[data-source='http']").wait_for()
+            _place(buyer.page, "BUY", "24.00", "3")
+            buyer.page.locator("#order-status").filter(has_text="OPEN").wait_for()
+            seller.page.locator("#book-bids tr[data-price='24.00'][data-size='3']").wait_for()
+            assert "over HTTP" in seller.page.locator("#book-state").inner_text()
+            seller.shot(out, "03b-seller-offline")
+            refused = seller.ws_refused
+            seller.network_down = False
+            state.filter(has_text="connected").wait_for(timeout=30_000)
+            assert seller.ws_refused >= refused
+            seller.wait_live(*LIVE_PANELS)
+            seller.page.locator("#book-state").filter(has_text="live (book channel)").wait_for()
+            seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
+            seller.page.locator("#book-bids tr[data-price='24.00'][data-size='3']").wait_for()
+            buyer.page.locator("#open-orders tr[data-order-id]").filter(
+                has_text="24.00"
+            ).get_by_role("button", name=re.compile("^Cancel")).click()
+            seller.page.locator("#book-bids tr[data-price='24.00']").wait_for(state="detached")
+
+            # The Reconnect button closes the socket from the page: connected again, book right.
             seller.page.get_by_role("button", name="Reconnect").click()
             state.filter(has_text="connected").wait_for(timeout=30_000)
+            seller.wait_live(*LIVE_PANELS)
             seller.page.locator("#book-asks tr[data-price='25.00'][data-size='6']").wait_for()
 
             # A market buy of 2 takes from the ask (6 -> 4); a stop-limit waits for its trigger
@@ -580,15 +654,26 @@ def test_admin_compliance_mint_withdrawal_approval_and_audit(
             assert_accessible(trader.page, "trader-withdrawal", out)
             trader.shot(out, "01-trader-withdrawal-requested")
 
-            # The admin approves it from the user's withdrawals.
+            # The admin's queue of every user's withdrawals waiting for approval shows it
+            # (without a reload); the user's own list shows it pending too.
             wform = page.locator("#withdrawals-form")
+            queued = page.locator("#pending-withdrawals tr[data-withdrawal-id]").filter(
+                has_text=user
+            )
+            queued.filter(has_text="USDC").filter(has_text="100.25").wait_for()
             wform.get_by_label("User id").fill(user)
             wform.get_by_role("button", name="Show withdrawals").click()
             row = page.locator("#admin-withdrawals tr[data-withdrawal-id]")
             row.filter(has_text="USDC").filter(has_text="PENDING_APPROVAL").wait_for()
-            row.get_by_role("button", name="Approve withdrawal of 100.25").click()
-            wform.get_by_text(re.compile(r"Withdrawal .* (APPROVED|SENT|COMPLETED)\.")).wait_for()
             withdrawal_id = row.get_attribute("data-withdrawal-id")
+            assert queued.get_attribute("data-withdrawal-id") == withdrawal_id
+            admin.shot(out, "01b-admin-withdrawal-queue")
+
+            # The admin approves it from the queue: it leaves the queue.
+            queued.get_by_role("button", name=f"Approve withdrawal of 100.25 by {user}").click()
+            wform.get_by_text(re.compile(r"Withdrawal .* (APPROVED|SENT|COMPLETED)\.")).wait_for()
+            queued.wait_for(state="detached")
+            row.filter(has_text=re.compile("APPROVED|SENT|COMPLETED")).wait_for()
             status = http.get(f"/api/v1/withdrawals/{withdrawal_id}", headers=admin_headers)
             assert status.json()["data"]["status"] in {"APPROVED", "SENT", "COMPLETED"}
 

@@ -2,10 +2,12 @@
 
 Started here: PostgreSQL, redis-server, a Hardhat node, the stand-in Entity Permissions Core,
 then the API (`rwa-market serve --migrate`, production profile), one `rwa-market worker`
-(taskiq on Redis streams) and, optionally, `rwa-market engine` processes (the order books)
-and `rwa-market poll`. Every process is stopped by its
-PID. The e2e tests use `start_topology`; people use `make production-local`, which runs this
-module's `main()` until Ctrl-C.
+(taskiq on Redis streams), optionally `rwa-market engine` processes (the order books) and
+`rwa-market poll`, and optionally Prometheus scraping the API's `/metrics`. API, worker and
+engines share one `PROMETHEUS_MULTIPROC_DIR` (as processes of one host should), so that scrape
+carries the worker's job, deployment and settlement metrics and the engines' matching metrics
+too. Every process is stopped by its PID. The e2e tests use `start_topology`; people use
+`make production-local`, which runs this module's `main()` until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -26,6 +29,7 @@ from tests.harness.common import free_port
 from tests.harness.hardhat import HARDHAT_DEV_KEY, HardhatNode, start_hardhat
 from tests.harness.permissions_core import TEST_API_KEY, PermissionsCore
 from tests.harness.postgres import PostgresServer, find_bin_dir, start_postgres
+from tests.harness.prometheus import PrometheusServer, start_prometheus
 from tests.harness.redis import RedisServer, start_redis
 
 WEBHOOK_SECRET = "topology-webhook-secret-NOT-FOR-PRODUCTION"
@@ -45,6 +49,7 @@ class Topology:
     poller: subprocess.Popen[bytes] | None = None
     engines: list[subprocess.Popen[bytes]] = field(default_factory=list)
     more_apis: list[RwaServer] = field(default_factory=list)
+    prometheus: PrometheusServer | None = None
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = (self.work_dir / f"{name}.log").open("ab")
@@ -86,6 +91,8 @@ class Topology:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
         for process in [*self.workers, *self.engines, *([self.poller] if self.poller else [])]:
             stop_process(process)
         for api in self.more_apis:
@@ -137,6 +144,7 @@ def production_env(
         "RWA_CUSTODY_MNEMONIC": "abandon " * 11 + "about",
         "RWA_DEPLOY_BACKOFF_SECONDS": "0.5",
         "RWA_JOBS_CLAIM_IDLE_SECONDS": "3",
+        "RWA_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -149,6 +157,7 @@ def start_topology(
     engines: int = 0,
     api_port: int | None = None,
     extra_env: Mapping[str, str] | None = None,
+    prometheus: bool = False,
 ) -> Topology:
     """Start every service and process; on any failure, stop what was started."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +176,11 @@ def start_topology(
         core = PermissionsCore(api_key=TEST_API_KEY).start()
         started.append(core)
         env = production_env(database_url, redis.url(), hardhat.url, core)
+        # one host: every process writes its metrics here and the API's /metrics merges them
+        multiproc = work_dir / "prometheus-multiproc"
+        shutil.rmtree(multiproc, ignore_errors=True)
+        multiproc.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
         env.update(extra_env or {})
         topology = Topology(work_dir, postgres, redis, hardhat, core, env)
         if api_port is not None:
@@ -178,6 +192,10 @@ def start_topology(
             topology.start_engine()
         if poller:
             topology.start_poller()
+        if prometheus:
+            target = f"127.0.0.1:{topology.api.port}"
+            topology.prometheus = start_prometheus({"rwa-api": target})
+            started.append(topology.prometheus)
         return topology
     except BaseException:
         for service in reversed(started):
@@ -195,9 +213,10 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where logs and data go (default: a temp dir)")
     args = parser.parse_args()
     work_dir = Path(args.dir or tempfile.mkdtemp(prefix="rwa-production-local-"))
-    topology = start_topology(work_dir, poller=True, api_port=args.port, engines=1)
+    topology = start_topology(work_dir, poller=True, api_port=args.port, engines=1, prometheus=True)
     assert topology.api is not None
     base = topology.api.base_url
+    prometheus = topology.prometheus.base_url if topology.prometheus else "-"
     print(
         f"""
 Production topology on loopback (logs in {work_dir}):
@@ -209,6 +228,7 @@ Production topology on loopback (logs in {work_dir}):
   Redis             {topology.env["RWA_REDIS_URL"]}
   Hardhat node      {topology.env["RWA_CHAIN_RPC_URL"]}  (chain 31337)
   Permissions Core  {topology.core.base_url}  (stand-in; API key {TEST_API_KEY})
+  Prometheus        {prometheus}   (scrapes {base}/metrics every 2 s; ops/prometheus rules)
 
 Tokens: RWA_JWT_SECRET='{JWT_SECRET}' .venv/bin/rwa-market token --sub admin-1 --role admin
 Webhook secret (HMAC, header X-Signature: t=<unix>,v1=<hex>): {WEBHOOK_SECRET}

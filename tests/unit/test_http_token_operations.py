@@ -354,3 +354,84 @@ def test_the_reconcile_command_prints_no_drift_on_an_empty_service(
     monkeypatch.setenv("RWA_PROFILE", "test")
     assert cli.main(["reconcile"]) == 0
     assert "no drift" in capsys.readouterr().out
+
+
+async def test_the_latest_reconciliation_and_its_drift_are_read_by_admins_only(
+    client: Any, runtime: Runtime
+) -> None:
+    path = f"{API}/reconciliation"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers=trader(runtime))).status_code == 403
+    never = await client.get(path, headers=admin(runtime))
+    assert never.status_code == 404 and (await body(never))["error"]["code"] == "not_found"
+
+    await setup(client, runtime)
+    await mint(client, runtime, "alice", "5", "k")
+    await settle(runtime)
+    c = runtime.container
+    clean = await c.reconciliation().run()
+    assert clean.drifts == []
+    ran = await body(await client.get(path, headers=admin(runtime)))
+    assert ran["data"]["driftCount"] == 0 and ran["data"]["drifts"] == []
+    assert ran["data"]["tokens"] == clean.tokens and ran["data"]["accounts"] == clean.accounts
+
+    # 1.5 USDX minted to the omnibus outside the ledger: the next run drifts by it
+    async with c.storage().unit_of_work(read_only=True) as uow:
+        token = await uow.tokens.by_symbol("USDX")
+    assert token is not None and token.contract_address is not None
+    omnibus = await c.chain().custody_address()
+    await c.chain().call_token(
+        TokenCall(TokenCallKind.MINT, token.contract_address, account=omnibus, amount=1_500_000)
+    )
+    drifted = await c.reconciliation().run()
+    latest = await body(await client.get(path, headers=admin(runtime)))
+    assert latest["data"]["at"] != ran["data"]["at"]
+    assert latest["data"]["driftCount"] == len(drifted.drifts) == 1
+    [drift] = latest["data"]["drifts"]
+    assert (drift["symbol"], drift["scope"], drift["owner"]) == ("USDX", "total", "*")
+    assert drift["difference"] == "1500000"
+    assert int(drift["chain"]) - int(drift["ledger"]) == 1_500_000
+    assert "reconcile.completed" in await actions(runtime)
+    document = await (await client.get("/openapi.json")).get_json()
+    assert {"200", "401", "403", "404"} <= set(document["paths"][path]["get"]["responses"])
+
+
+async def test_admins_see_every_users_withdrawals_waiting_for_approval(
+    client: Any, runtime: Runtime
+) -> None:
+    await setup(client, runtime)
+    for user, key in (("alice", "ka"), ("bob", "kb")):
+        await mint(client, runtime, user, "10", key)
+    await settle(runtime)
+    made = []
+    for user, amount in (("alice", "1.5"), ("bob", "2"), ("alice", "3")):
+        requested = await client.post(
+            f"{API}/withdrawals",
+            json={"tokenId": "USDX", "amount": amount, "toAddress": TO},
+            headers=trader(runtime, user),
+        )
+        assert requested.status_code == 201
+        made.append((await body(requested))["data"])
+    path = f"{API}/withdrawals"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers=trader(runtime))).status_code == 403
+    bad = await client.get(path, query_string={"status": "SENT"}, headers=admin(runtime))
+    assert bad.status_code == 422
+
+    first = await body(await client.get(path, query_string={"limit": "2"}, headers=admin(runtime)))
+    assert [(w["userId"], w["amount"]) for w in first["data"]] == [("alice", "1.5"), ("bob", "2")]
+    assert first["pagination"]["hasMore"] is True
+    rest = await body(
+        await client.get(
+            path,
+            query_string={"limit": "2", "cursor": first["pagination"]["nextCursor"]},
+            headers=admin(runtime),
+        )
+    )
+    assert [w["id"] for w in rest["data"]] == [made[2]["id"]]
+    assert rest["pagination"]["hasMore"] is False
+
+    decided = await client.post(f"{API}/withdrawals/{made[1]['id']}/reject", headers=admin(runtime))
+    assert decided.status_code == 200
+    left = await body(await client.get(path, headers=admin(runtime)))
+    assert [w["id"] for w in left["data"]] == [made[0]["id"], made[2]["id"]]

@@ -92,3 +92,55 @@ def test_a_cancelled_task_is_one_warning_line() -> None:
     line = EscapingFormatter().format(record)
     assert "\n" not in line and "Traceback" not in line
     assert "WARNING" in line and line.endswith("function. (cancelled)")
+
+
+def test_the_text_format_shows_the_bound_context_escaped() -> None:
+    from structlog.contextvars import bound_contextvars
+
+    with bound_contextvars(request_id="r-1", job="x\ny"):
+        line = EscapingFormatter().format(_record("done"))
+    assert "\n" not in line
+    assert " WARNING rwa.test [request_id=r-1 job=x\\ny]: done" in line
+
+
+def test_registered_secrets_and_bearer_tokens_never_reach_a_line() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    secret = "a-very-secret-value-0123"
+    try:
+        configure_logging("INFO", "text", stream, secrets=[secret, None, "short"])
+        logging.getLogger("rwa.test").warning(
+            "saw %s and Authorization: Bearer abc.def.ghi and short", secret
+        )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert secret not in text and "abc.def.ghi" not in text
+    assert "saw [redacted] and Authorization: Bearer [redacted] and short" in text
+
+
+async def test_a_pair_writer_started_by_a_request_does_not_keep_its_context() -> None:
+    """The first order of a pair starts its writer inside that request: the writer serves
+    every later request, so it must not log with the first one's id."""
+    from structlog.contextvars import bound_contextvars, get_contextvars
+
+    from adapters.outbound.clock.system import SystemClock
+    from adapters.outbound.storage.memory.storage import MemoryStorage
+    from core.trading.writer import PairWriter
+
+    writer = PairWriter("pair-1", MemoryStorage(), SystemClock())
+    seen: list[dict[str, object]] = []
+    original = writer._run
+
+    async def spy() -> None:
+        seen.append(dict(get_contextvars()))
+        await original()
+
+    writer._run = spy  # type: ignore[method-assign]
+    with bound_contextvars(request_id="first-request"):
+        writer.start()
+    await asyncio.sleep(0)
+    await writer.stop()
+    assert seen == [{}]

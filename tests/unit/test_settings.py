@@ -57,18 +57,23 @@ def test_every_new_variable_is_parsed() -> None:
     assert (s.maker_fee_bps, s.taker_fee_bps, s.sns_max_age_seconds) == (5, 15, 900)
     assert (s.effective_log_format, s.log_level, s.access_log) == ("json", "DEBUG", False)
     assert "abandon" not in repr(s)
+    assert "abandon " * 11 + "about" in s.secret_values()  # for the logs to redact
 
 
 def test_defaults_follow_the_profile() -> None:
     embedded = Settings.from_env({})
     assert embedded.effective_chain_confirmations == 0
-    assert embedded.effective_log_format == "text"
+    # a terminal reads text, anything else (a file, a pipe, a collector) JSON lines
+    assert embedded.log_format_for(terminal=True) == "text"
+    assert embedded.log_format_for(terminal=False) == "json"
+    assert Settings.from_env({"RWA_LOG_FORMAT": "auto"}).log_format_for(terminal=True) == "text"
+    assert Settings.from_env({"RWA_LOG_FORMAT": "text"}).log_format_for(terminal=False) == "text"
     assert embedded.jwt_max_ttl_seconds == 86_400
     assert (embedded.maker_fee_bps, embedded.taker_fee_bps) == (10, 20)
     assert embedded.trusted_proxies == ()
     rpc = Settings.from_env({"RWA_CHAIN_RPC_URL": "http://127.0.0.1:8545"})
     assert rpc.effective_chain_confirmations == 12
-    assert Settings.from_env(PRODUCTION).effective_log_format == "json"
+    assert Settings.from_env(PRODUCTION).log_format_for(terminal=True) == "json"
 
 
 def test_the_environment_is_not_read_by_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:

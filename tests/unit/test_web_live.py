@@ -38,7 +38,18 @@ def test_live_socket_subscribes_routes_and_resubscribes_after_a_drop() -> None:
         ["subscribe", "book", None],
     ]
     # routed by channel; the book's frames name the pair by id and still reach it
-    assert out["got"]["markets"] == ["subscribed", "snapshot", "snapshot"]
+    # ... and a refresh's own "unsubscribed" answer is not passed on
+    assert out["got"]["markets"] == ["subscribed", "snapshot", "snapshot", "subscribed", "snapshot"]
+    assert out["refreshSent"] == [["unsubscribe", "markets"], ["subscribe", "markets"]]
+    # order ops: answered by reqId; refused (the service's code) or unanswered (retry over HTTP)
+    assert out["calls"] == {
+        "sentOp": "order.submit",
+        "ackedId": "o-1",
+        "refused": ["order_not_open", False],
+        "lost": ["connection_lost", True],
+        "offline": "not_connected",
+    }
+    assert out["liveDuringRefresh"] is True
     assert out["got"]["book"] == [["snapshot", 4], ["update", 5]]
     assert out["liveBefore"] == [True, True]
     assert out["got"]["refused"] == ["channel_unavailable"]

@@ -44,7 +44,27 @@ const second = sockets[1];
 second.open();
 const secondSent = second.sent.map((f) => [f.op, f.channel ?? null]);
 second.frame({ type: "snapshot", channel: "markets", markets: [] });
+// a refresh (the trader's balances after a fill): a fresh snapshot, live throughout
+const sentBefore = second.sent.length;
+live.refresh({ channel: "markets" });
+const refreshSent = second.sent.slice(sentBefore).map((f) => [f.op, f.channel]);
+second.frame({ type: "unsubscribed", channel: "markets" });
+const liveDuringRefresh = live.isLive({ channel: "markets" });
+second.frame({ type: "subscribed", channel: "markets" });
+second.frame({ type: "snapshot", channel: "markets", markets: [] });
+// ops with one answer: an ack resolves, an error frame rejects with its code, a stop fails
+// what is still waiting
+const acked = live.call({ op: "order.submit", side: "BUY" });
+const ackReq = second.sent[second.sent.length - 1];
+second.frame({ type: "ack", reqId: ackReq.reqId, order: { id: "o-1" } });
+const refusedCall = live.call({ op: "order.cancel", orderId: "o-2" });
+second.frame({ type: "error", reqId: second.sent[second.sent.length - 1].reqId, code: "order_not_open", message: "no" });
+const waiting = live.call({ op: "order.cancel", orderId: "o-3" });
+const calls = { sentOp: ackReq.op, ackedId: (await acked).order.id,
+  refused: await refusedCall.then(() => null, (e) => [e.code, e.unanswered]) };
 const downsBeforeStop = got.downs;
 live.stop();
-console.log(JSON.stringify({ downsBeforeStop, url: first.url, states, got, firstSent, secondSent, liveBefore, liveAfterDrop,
+calls.lost = await waiting.then(() => null, (e) => [e.code, e.unanswered]);
+calls.offline = await live.call({ op: "ping" }).then(() => null, (e) => e.code);
+console.log(JSON.stringify({ calls, refreshSent, liveDuringRefresh, downsBeforeStop, url: first.url, states, got, firstSent, secondSent, liveBefore, liveAfterDrop,
   liveAgain: live.isLive({ channel: "markets" }), sockets: sockets.length }));

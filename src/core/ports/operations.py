@@ -60,6 +60,13 @@ class WithdrawalRepository(OperationRepository[Withdrawal]):
         """Approved withdrawals not yet completed or failed (``APPROVED``, ``SENT``), oldest
         first: what ``process-withdrawal`` still has to finish."""
 
+    @abc.abstractmethod
+    async def awaiting_approval(
+        self, *, limit: int, after_id: str | None = None
+    ) -> list[Withdrawal]:
+        """Withdrawals of every user waiting for an admin (``PENDING_APPROVAL``), oldest
+        first, above ``after_id``: the admins' queue."""
+
 
 class DepositRepository(OperationRepository[Deposit]):
     @abc.abstractmethod

@@ -11,9 +11,11 @@ job).
   address that no credited deposit explains (a transfer not yet confirmed or synced) is in
   neither figure.
 
-Every difference is a ``Drift`` (``chain - ledger`` in base units). A run with drift appends
-one ``reconcile.drift`` audit entry per drift (subject ``token:<id>``, before the ledger's
-figure, after the chain's) in one unit of work; the caller prints the table. What an
+Every difference is a ``Drift`` (``chain - ledger`` in base units). A run appends one
+``reconcile.drift`` audit entry per drift (subject ``token:<id>``, before the ledger's
+figure, after the chain's) and then one ``reconcile.completed`` summary (subject
+``reconciliation``: tokens, accounts, drift count), all in one unit of work and at the same
+time; the caller prints the table and ``GET /api/v1/reconciliation`` reads the latest run. What an
 operator does about it is in docs/custody.md.
 """
 
@@ -35,6 +37,8 @@ from core.tokens.jobs import ReconcileJob
 from core.tokens.model import Token, TokenType
 
 DRIFT = "reconcile.drift"
+COMPLETED = "reconcile.completed"  # one per run, after its drift entries: the run's summary
+SUBJECT = "reconciliation"
 SYSTEM = Actor(id="reconcile", type="system")
 PAGE = 200
 
@@ -111,20 +115,34 @@ class Reconciliation:
             # per token symbol, differences summed as absolute values (0: chain and ledger agree)
             self._metrics.reconciliation_drift(token.symbol, sum(abs(d.difference) for d in found))
         now = self._clock.now()
-        if drifts:
-            async with self._storage.unit_of_work() as uow:
-                for drift in drifts:
-                    await uow.audit.append(
-                        audit_entry(
-                            SYSTEM,
-                            DRIFT,
-                            f"token:{drift.token_id}",
-                            before={"ledger": str(drift.ledger)},
-                            after=drift_view(drift),
-                            at=now,
-                        )
+        async with self._storage.unit_of_work() as uow:
+            for drift in drifts:
+                await uow.audit.append(
+                    audit_entry(
+                        SYSTEM,
+                        DRIFT,
+                        f"token:{drift.token_id}",
+                        before={"ledger": str(drift.ledger)},
+                        after=drift_view(drift),
+                        at=now,
                     )
-                await uow.commit()
+                )
+            await uow.audit.append(
+                audit_entry(
+                    SYSTEM,
+                    COMPLETED,
+                    SUBJECT,
+                    before=None,
+                    after={
+                        "tokens": len(tokens),
+                        "accounts": accounts,
+                        "drifts": len(drifts),
+                        "driftedSymbols": sorted({d.symbol for d in drifts}),
+                    },
+                    at=now,
+                )
+            )
+            await uow.commit()
         return ReconcileReport(at=now, tokens=len(tokens), accounts=accounts, drifts=drifts)
 
     async def _address_of(self, uow: UnitOfWork, user_id: str) -> str | None:

@@ -263,6 +263,23 @@ class WithdrawalUseCases:
             items=items, limit=limit, next_cursor=encode_cursor(items[-1].id) if more else None
         )
 
+    async def awaiting_approval(
+        self, actor: Actor, *, limit: int = 20, cursor: str | None = None
+    ) -> WithdrawalPage:
+        """Every user's withdrawals waiting for an admin's decision, oldest first (admins:
+        ``withdrawal.read_any``); cursor pages."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationFailed("bad limit", fields={"limit": f"must be 1 to {MAX_PAGE}"})
+        after = decode_cursor(cursor) if cursor else None
+        require_reader(actor, "", READ_ANY, READ_ANY, "withdrawals")
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            rows = await uow.withdrawals.awaiting_approval(limit=limit + 1, after_id=after)
+        items = rows[:limit]
+        more = len(rows) > limit and bool(items)
+        return WithdrawalPage(
+            items=items, limit=limit, next_cursor=encode_cursor(items[-1].id) if more else None
+        )
+
     async def resume_interrupted(self) -> int:
         """Queue the job again for every approved withdrawal not yet finished
         (``core.tokens.pending``)."""

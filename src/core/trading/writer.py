@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -154,8 +155,10 @@ class PairWriter:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            # a context of its own: started by whichever request came first, it serves every
+            # request after (it must not carry the first one's context, e.g. its log ids)
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"pair-writer:{self.pair_id}"
+                self._run(), name=f"pair-writer:{self.pair_id}", context=contextvars.Context()
             )
 
     async def stop(self) -> None:

@@ -19,6 +19,8 @@ from adapters.inbound.http.markets import markets
 from adapters.inbound.http.metrics import install_metrics
 from adapters.inbound.http.openapi import SECURITY_SCHEMES, RwaOpenAPIProvider
 from adapters.inbound.http.rate_limit import install_rate_limit
+from adapters.inbound.http.reconciliation import reconciliation
+from adapters.inbound.http.request_id import install_request_id
 from adapters.inbound.http.token_operations import token_operations
 from adapters.inbound.http.tokens import tokens
 from adapters.inbound.http.trading import trading
@@ -53,6 +55,7 @@ def create_app(
     install_exact_json(app)  # numbers in bodies and answers exactly as sent
     install_error_handlers(app)
     install_metrics(app, deps.metrics, deps.metrics_exposition)  # first: times every request
+    install_request_id(app)  # then: every log line of the request carries its id
     app.register_blueprint(docs)
     app.register_blueprint(health)
     app.register_blueprint(markets)
@@ -61,6 +64,7 @@ def create_app(
     app.register_blueprint(token_operations)
     app.register_blueprint(trading)
     app.register_blueprint(audit)
+    app.register_blueprint(reconciliation)
     app.register_blueprint(web)  # the web app at / (static files, no build step)
     if deps.webhooks is not None:
         app.register_blueprint(webhooks)

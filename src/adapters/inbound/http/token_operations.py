@@ -39,7 +39,7 @@ from core.tokens.operations import (
     WithdrawalStatus,
 )
 from core.tokens.transfers import TRANSFER
-from core.tokens.withdrawals import APPROVE, READ, READ_ANY, REQUEST
+from core.tokens.withdrawals import APPROVE, READ, READ_ANY, REQUEST, WithdrawalPage
 
 token_operations = Blueprint("token_operations", __name__, url_prefix="/api/v1")
 
@@ -390,6 +390,28 @@ async def get_withdrawal(withdrawal_id: str) -> Response:
     return ok(dump_withdrawal(found, await _token(found.token_id)))
 
 
+class PendingWithdrawalsQuery(PageQuery):
+    status: str = Field(
+        default="PENDING_APPROVAL",
+        description="only PENDING_APPROVAL: the withdrawals waiting for an admin",
+        json_schema_extra={"enum": ["PENDING_APPROVAL"]},
+    )
+
+
+@token_operations.get("/withdrawals")
+@documented(WithdrawalPageEnvelope, auth=True, query=PendingWithdrawalsQuery)
+@guarded(READ_ANY)
+async def pending_withdrawals() -> Response:
+    """Every user's withdrawals waiting for approval, oldest first (admins); cursor pages."""
+    status = query_text("status", max_length=32)
+    if status not in (None, "PENDING_APPROVAL"):
+        raise ValidationFailed("bad status", fields={"status": "must be PENDING_APPROVAL"})
+    page = await deps().withdrawals.awaiting_approval(
+        current_actor(), limit=_limit(), cursor=query_text("cursor", max_length=500)
+    )
+    return await _withdrawal_page(page)
+
+
 @token_operations.get("/users/<user_id>/withdrawals")
 @documented(WithdrawalPageEnvelope, auth=True, query=PageQuery, path=USER_PATH)
 @guarded(READ, READ_ANY)
@@ -401,6 +423,10 @@ async def user_withdrawals(user_id: str) -> Response:
         limit=_limit(),
         cursor=query_text("cursor", max_length=500),
     )
+    return await _withdrawal_page(page)
+
+
+async def _withdrawal_page(page: WithdrawalPage) -> Response:
     tokens: dict[str, Token] = {}
     items = []
     for w in page.items:

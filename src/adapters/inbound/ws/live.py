@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -81,12 +82,17 @@ class LiveValue(abc.ABC):
             self._trade_seq = trade_seq
         self._dirty = True
         if self.subscribers > 0 and (self._task is None or self._task.done()):
-            self._task = asyncio.create_task(self._run(), name="ws-live-value")
+            # shared by every subscriber: not in the context (log ids) of the one who started it
+            self._task = asyncio.create_task(
+                self._run(), name="ws-live-value", context=contextvars.Context()
+            )
 
     def attached(self) -> None:
         self.subscribers += 1
         if self._refresh_seconds > 0 and (self._timer is None or self._timer.done()):
-            self._timer = asyncio.create_task(self._tick(), name="ws-live-timer")
+            self._timer = asyncio.create_task(
+                self._tick(), name="ws-live-timer", context=contextvars.Context()
+            )
 
     def detached(self) -> None:
         self.subscribers = max(0, self.subscribers - 1)

@@ -10,6 +10,7 @@ from quart import Blueprint, Quart, current_app, websocket
 
 from adapters.inbound.ws.gateway import Connection, Gateway
 from adapters.inbound.ws.send_queue import Outgoing
+from logs import bind_connection, new_id
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ async def _read(conn: Connection) -> None:
 async def gateway_endpoint() -> None:
     gateway: Gateway = current_app.config[CONFIG_KEY]
     await websocket.accept()
+    bind_connection(new_id())  # every line of this connection (and its tasks) carries it
     conn = gateway.open(websocket.send)
     log.info("ws connection %d opened (%d open)", conn.number, gateway.connections)
     tasks = [

@@ -23,7 +23,7 @@ from typing import Any
 import pydantic
 
 from adapters.inbound.http.order_rate_limit import OrderRateLimit, order_key
-from adapters.inbound.http.trading import SubmitOrderIn, dump_trade
+from adapters.inbound.http.trading import SubmitOrderIn, dump_trade, dump_user_trade
 from adapters.inbound.ws.channels import Channel
 from adapters.inbound.ws.gateway import OpHandler
 from adapters.inbound.ws.protocol import ClientError, SubscribeRequest
@@ -222,7 +222,7 @@ class FillsChannel(_UserChannel):
         return {
             "type": "snapshot",
             "channel": self.name,
-            "fills": [dump_trade(pairs[t.pair_id], t) for t in page.items],
+            "fills": [dump_user_trade(pairs[t.pair_id], t, actor.id) for t in page.items],
         }
 
     def update_for(

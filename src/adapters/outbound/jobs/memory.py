@@ -9,6 +9,7 @@ import time
 
 from core.ports.jobs import Job, JobHandler, JobQueue
 from core.ports.metrics import NO_METRICS, Metrics
+from logs import correlation_id, job_context
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ class MemoryJobQueue(JobQueue):
         self._metrics = metrics
         self._handlers: dict[str, JobHandler] = {}
         self._concurrency = concurrency
-        self._queue: asyncio.Queue[Job] | None = None
+        # each job with the correlation id it was enqueued with (its metadata)
+        self._queue: asyncio.Queue[tuple[Job, str | None]] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._outstanding = 0
@@ -57,6 +59,7 @@ class MemoryJobQueue(JobQueue):
         self._outstanding += 1
         self._idle.clear()
         self._metrics.job_enqueued(job.name)
+        entry = (job, correlation_id())
         if delay_seconds > 0:
             loop = asyncio.get_running_loop()
             holder: list[asyncio.TimerHandle] = []
@@ -64,12 +67,12 @@ class MemoryJobQueue(JobQueue):
             def fire() -> None:
                 self._timers.discard(holder[0])
                 assert self._queue is not None
-                self._queue.put_nowait(job)
+                self._queue.put_nowait(entry)
 
             holder.append(loop.call_later(delay_seconds, fire))
             self._timers.add(holder[0])
         else:
-            self._queue.put_nowait(job)
+            self._queue.put_nowait(entry)
 
     async def depth(self) -> int:
         return self._outstanding
@@ -81,15 +84,20 @@ class MemoryJobQueue(JobQueue):
     async def _work(self) -> None:
         assert self._queue is not None and self._idle is not None
         while True:
-            job = await self._queue.get()
+            job, correlation = await self._queue.get()
             started, ok = time.perf_counter(), False
-            try:
-                await self._handlers[job.name](job)
-                ok = True
-            except Exception:
-                log.exception("job %s failed", job)
-            finally:
-                self._metrics.job_processed(job.name, ok=ok, seconds=time.perf_counter() - started)
+            with job_context(job.name, correlation):
+                try:
+                    await self._handlers[job.name](job)
+                    ok = True
+                except Exception:
+                    log.exception("job %s failed", job)
+                finally:
+                    seconds = time.perf_counter() - started
+                    self._metrics.job_processed(job.name, ok=ok, seconds=seconds)
+                    log.info(
+                        "job %s ran in %.3f s (%s)", job.name, seconds, "ok" if ok else "failed"
+                    )
                 self._outstanding -= 1
                 if self._outstanding == 0:
                     self._idle.set()

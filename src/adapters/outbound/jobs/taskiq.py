@@ -27,8 +27,11 @@ from taskiq.receiver import Receiver
 from adapters.outbound.jobs.redis_stream import DELAY_LABEL, RedisStreamJobBroker
 from core.ports.jobs import Job, JobHandler, JobQueue
 from core.ports.metrics import NO_METRICS, Metrics
+from logs import correlation_id, job_context
 
 log = logging.getLogger(__name__)
+# the payload's metadata, beside the job's own fields: {"correlationId": ...}
+META = "_meta"
 
 
 async def cancel_until_done(task: asyncio.Task[Any], *, attempts: int = 100) -> None:
@@ -88,14 +91,24 @@ class TaskiqJobQueue(JobQueue):
             task = asyncio.current_task()
             if task is not None:
                 running.add(task)
+            fields = dict(payload)
+            meta = fields.pop(META, None)
+            correlation = meta.get("correlationId") if isinstance(meta, dict) else None
             started, ok = time.perf_counter(), False
-            try:
-                await handler(converter.structure(payload, job_type))
-                ok = True
-            finally:
-                running.discard(task)
-                elapsed = time.perf_counter() - started
-                metrics.job_processed(job_type.name, ok=ok, seconds=elapsed)
+            with job_context(job_type.name, correlation if isinstance(correlation, str) else None):
+                try:
+                    await handler(converter.structure(fields, job_type))
+                    ok = True
+                finally:
+                    running.discard(task)
+                    elapsed = time.perf_counter() - started
+                    metrics.job_processed(job_type.name, ok=ok, seconds=elapsed)
+                    log.info(
+                        "job %s ran in %.3f s (%s)",
+                        job_type.name,
+                        elapsed,
+                        "ok" if ok else "failed",
+                    )
 
         run.__name__ = job_type.name.replace("-", "_")
         self.broker.register_task(run, task_name=job_type.name)
@@ -206,6 +219,9 @@ class TaskiqJobQueue(JobQueue):
         if task is None:
             raise LookupError(f"no task registered for job {job.name!r}")
         payload = self._converter.unstructure(job)
+        correlation = correlation_id()
+        if correlation is not None:
+            payload[META] = {"correlationId": correlation}
         self._metrics.job_enqueued(job.name)
         if delay_seconds <= 0:
             await task.kiq(payload)

@@ -184,6 +184,18 @@ class MemoryWithdrawalRepository(_Records[Withdrawal], WithdrawalRepository):
         found.sort(key=lambda w: w.id)
         return found[:limit]
 
+    async def awaiting_approval(
+        self, *, limit: int, after_id: str | None = None
+    ) -> list[Withdrawal]:
+        found = [
+            w
+            for w in self._all().values()
+            if w.status is WithdrawalStatus.PENDING_APPROVAL
+            and (after_id is None or w.id > after_id)
+        ]
+        found.sort(key=lambda w: w.id)
+        return found[:limit]
+
 
 class MemoryDepositRepository(_Records[Deposit], DepositRepository):
     async def by_event(self, tx_hash: str, log_index: int) -> Deposit | None:

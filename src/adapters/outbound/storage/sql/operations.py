@@ -171,6 +171,16 @@ class SqlWithdrawalRepository(_SqlRecords[Withdrawal], WithdrawalRepository):
         )
         return await self._many(query)
 
+    async def awaiting_approval(
+        self, *, limit: int, after_id: str | None = None
+    ) -> list[Withdrawal]:
+        query = sa.select(withdrawals).where(
+            withdrawals.c.status == WithdrawalStatus.PENDING_APPROVAL.value
+        )
+        if after_id is not None:
+            query = query.where(withdrawals.c.id > after_id)
+        return await self._many(query.order_by(withdrawals.c.id).limit(limit))
+
 
 class SqlDepositRepository(_SqlRecords[Deposit], DepositRepository):
     kind = "deposit"

@@ -1,6 +1,6 @@
 // Admin: the approval queue (approve, or reject with a reason), every market with pause,
 // resume, archive and a retried activation, compliance records per user, mints, withdrawals
-// to approve per user, and the audit log.
+// waiting for approval (every user's, and one user's), the latest reconciliation run with its drift, and the audit log.
 
 import { ApiError, enc, get, post, query, tokenSymbol } from "./api.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
@@ -178,8 +178,32 @@ export function mount(section, who) {
   const wUser = h("input", { id: "withdrawals-user", type: "text" });
   const wBox = h("div", { id: "admin-withdrawals" });
   const wStatus = h("p", { role: "status", "aria-live": "polite" });
-  const wForm = h("form", { id: "withdrawals-form", novalidate: true }, field("User id", wUser),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show withdrawals")), wStatus, wBox);
+  const pendingBox = h("div", { id: "pending-withdrawals" });
+  const wForm = h("form", { id: "withdrawals-form", novalidate: true }, wStatus, pendingBox,
+    h("h3", { text: "One user's withdrawals" }), field("User id", wUser),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show withdrawals")), wBox);
+
+  function decisionButtons(w) {
+    return w.status === "PENDING_APPROVAL" ? [
+      h("button", { type: "button", class: "small", "aria-label": `Approve withdrawal of ${w.amount} by ${w.userId}`, on: { click: () => decideWithdrawal(w, "approve") } }, "Approve"),
+      h("button", { type: "button", class: "small danger", "aria-label": `Reject withdrawal of ${w.amount} by ${w.userId}`, on: { click: () => decideWithdrawal(w, "reject") } }, "Reject"),
+    ] : null;
+  }
+
+  // Every user's withdrawals waiting for a decision (GET /withdrawals), oldest first.
+  async function loadPendingWithdrawals() {
+    try {
+      const answer = await get(`/withdrawals${query({ status: "PENDING_APPROVAL", limit: 50 })}`);
+      const names = await Promise.all(answer.data.map((w) => tokenSymbol(w.tokenId)));
+      const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } },
+        h("td", { text: when(w.createdAt) }), h("td", { text: w.userId }), h("td", { text: names[i] }), h("td", { class: "num", text: w.amount }),
+        h("td", { class: "mono", text: w.toAddress }), h("td", { class: "row-actions" }, decisionButtons(w))));
+      const more = answer.pagination && answer.pagination.hasMore ? h("p", { class: "hint", text: "More are waiting: decide these first." }) : null;
+      replace(pendingBox, rows.length ? table("Withdrawals waiting for approval, oldest first", ["Requested", "User", "Token", "Amount", "To", "Decision"], rows) : h("p", { text: "No withdrawal is waiting for approval." }), more);
+    } catch (err) {
+      replace(pendingBox, h("p", { class: "error", text: describeError(err) }));
+    }
+  }
 
   async function loadWithdrawals() {
     const user = wUser.value.trim();
@@ -190,10 +214,7 @@ export function mount(section, who) {
       const rows = answer.data.map((w, i) => h("tr", { dataset: { withdrawalId: w.id } },
         h("td", { text: when(w.createdAt) }), h("td", { text: names[i] }), h("td", { text: w.amount }),
         h("td", { class: "mono", text: w.toAddress }), h("td", { text: w.status }),
-        h("td", { class: "row-actions" }, w.status === "PENDING_APPROVAL" ? [
-          h("button", { type: "button", class: "small", "aria-label": `Approve withdrawal of ${w.amount}`, on: { click: () => decideWithdrawal(w, "approve") } }, "Approve"),
-          h("button", { type: "button", class: "small danger", "aria-label": `Reject withdrawal of ${w.amount}`, on: { click: () => decideWithdrawal(w, "reject") } }, "Reject"),
-        ] : null)));
+        h("td", { class: "row-actions" }, decisionButtons(w))));
       replace(wBox, rows.length ? table(`Withdrawals of ${user}`, ["Requested", "Token", "Amount", "To", "Status", "Decision"], rows) : h("p", { text: `${user} has no withdrawals.` }));
     } catch (err) {
       replace(wBox, h("p", { class: "error", text: describeError(err) }));
@@ -208,11 +229,35 @@ export function mount(section, who) {
       say(wStatus, describeError(err), "error");
     }
     loadWithdrawals();
+    loadPendingWithdrawals();
   }
   wForm.addEventListener("submit", (event) => {
     event.preventDefault();
     loadWithdrawals();
   });
+
+  // -- reconciliation: the latest run of `rwa-market reconcile` or the reconcile job --------
+  const rBox = h("div", { id: "reconciliation", "aria-live": "polite" });
+  const rSection = h("section", { "aria-labelledby": "reconciliation-title" },
+    h("h2", { id: "reconciliation-title", text: "Reconciliation" }),
+    h("p", { class: "hint", text: "The chain against the ledger, per holder address for market tokens and in total for the stablecoin. Amounts in base units." }),
+    rBox,
+    h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "reconciliation-refresh", on: { click: () => loadReconciliation() } }, "Show the latest run")));
+
+  async function loadReconciliation() {
+    try {
+      const r = (await get("/reconciliation")).data;
+      const summary = h("p", { id: "reconciliation-summary", class: r.driftCount ? "error" : "ok", dataset: { driftCount: String(r.driftCount) },
+        text: `Last run ${when(r.at)}: ${r.tokens} tokens, ${r.accounts} accounts compared; ${r.driftCount ? `${r.driftCount} drift${r.driftCount === 1 ? "" : "s"}` : "no drift"}.` });
+      const rows = r.drifts.map((d) => h("tr", { dataset: { symbol: d.symbol, difference: d.difference } },
+        h("td", { text: d.symbol }), h("td", { text: d.scope }), h("td", { text: d.owner }), h("td", { class: "mono", text: d.address || "" }),
+        h("td", { class: "num", text: d.ledger }), h("td", { class: "num", text: d.chain }), h("td", { class: "num", text: d.difference.startsWith("-") ? d.difference : `+${d.difference}` })));
+      replace(rBox, summary, rows.length ? table("Drift of the latest run (chain minus ledger)", ["Token", "Scope", "Owner", "Address", "Ledger", "Chain", "Difference"], rows) : null);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) replace(rBox, h("p", { id: "reconciliation-summary", text: "No reconciliation run is recorded yet (run rwa-market reconcile, or set RWA_RECONCILE_SECONDS)." }));
+      else replace(rBox, h("p", { class: "error", text: describeError(err) }));
+    }
+  }
 
   // -- audit log ---------------------------------------------------------------------------
   const aActor = h("input", { id: "audit-actor", type: "text" });
@@ -252,6 +297,7 @@ export function mount(section, who) {
       h("section", { "aria-labelledby": "compliance-title" }, h("h2", { id: "compliance-title", text: "Compliance records" }), complianceForm),
       h("section", { "aria-labelledby": "mint-title" }, h("h2", { id: "mint-title", text: "Mint" }), mintForm)),
     h("section", { "aria-labelledby": "withdrawals-title" }, h("h2", { id: "withdrawals-title", text: "Withdrawals to approve" }), wForm),
+    rSection,
     h("section", { "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title", text: "Audit log" }), aForm));
 
   let timer = null;
@@ -269,6 +315,7 @@ export function mount(section, who) {
   function tick() {
     if (!visible) return;
     if (!live.isLive({ channel: "markets" })) refresh();
+    loadPendingWithdrawals(); // no channel carries withdrawals: read every few seconds
     timer = setTimeout(tick, POLL_MS);
   }
 
@@ -280,6 +327,8 @@ export function mount(section, who) {
       });
       refresh();
       loadAudit(false);
+      loadReconciliation();
+      loadPendingWithdrawals();
       clearTimeout(timer);
       timer = setTimeout(tick, POLL_MS);
     },

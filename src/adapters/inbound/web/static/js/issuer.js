@@ -6,6 +6,20 @@ import { ApiError, RawJson, enc, get, post, query } from "./api.js";
 import { field, h, replace, say, setFieldError, table, when } from "./dom.js";
 import { live } from "./live.js";
 
+// The status a market is in after each lifecycle event (DESIGN §4).
+export const EVENT_STATUS = {
+  "market.registered": "draft",
+  "market.approval_requested": "pending_approval",
+  "market.approved": "approved",
+  "market.rejected": "rejected",
+  "market.activation_started": "activating",
+  "market.activated": "active",
+  "market.activation_failed": "approved",
+  "market.paused": "paused",
+  "market.resumed": "active",
+  "market.archived": "archived",
+};
+
 export const ASSET_TYPES = [
   "real_estate",
   "corporate_stock",
@@ -231,45 +245,91 @@ export function mount(section, who) {
     }
   }
 
+  // The followed market and its timeline: read over HTTP when followed (and after a snapshot
+  // or a gap of the channel), then kept by the `markets` channel's updates: each event is
+  // added to the timeline and moves the status (and, at activation, the contract address).
+  let followedMarket = null;
+  let followedEvents = [];
+
   async function renderFollowed() {
     if (!followed) {
       replace(detail, h("p", { text: "Register a market, or follow one of yours, to see its lifecycle here." }));
       return;
     }
+    const id = followed;
     try {
-      const [m, ev] = await Promise.all([get(`/markets/${enc(followed)}`), get(`/markets/${enc(followed)}/events?order=asc`)]);
-      const market = m.data;
-      const items = ev.data.map((e) =>
-        h("li", {}, h("span", { class: "event-type", text: e.eventType }), " ",
-          h("time", { datetime: e.createdAt, text: when(e.createdAt) }),
-          ` by ${e.actorId || "system"} (${e.actorType || "?"})`,
-          e.reason ? ` — ${e.reason}` : ""));
-      replace(detail,
-        h("dl", { class: "facts" },
-          h("dt", { text: "Market" }), h("dd", { text: `${market.name} (${market.tokenSymbol})` }),
-          h("dt", { text: "Status" }), h("dd", {}, h("span", { id: "followed-status", class: `status status-${market.status}`, text: market.status })),
-          h("dt", { text: "Contract address" }), h("dd", { id: "followed-contract", class: "mono", text: market.contractAddress || "not deployed yet" }),
-          market.activationError ? [h("dt", { text: "Activation error" }), h("dd", { text: market.activationError })] : null,
-          h("dt", { text: "Updates" }), h("dd", { text: live.isLive({ channel: "markets" }) ? "live (markets channel)" : `polled every ${POLL_MS / 1000} s` })),
-        h("h3", { text: "Event timeline" }),
-        h("ol", { id: "followed-events", class: "timeline" }, items));
+      const [m, ev] = await Promise.all([get(`/markets/${enc(id)}`), get(`/markets/${enc(id)}/events?order=asc`)]);
+      if (id !== followed) return;
+      followedMarket = m.data;
+      followedEvents = ev.data;
+      drawFollowed();
     } catch (err) {
       replace(detail, h("p", { class: "error", text: `Could not load the market: ${err.message}` }));
     }
   }
 
+  function drawFollowed() {
+    const market = followedMarket;
+    if (!market) return;
+    const items = followedEvents.map((e) =>
+      h("li", { dataset: { eventId: e.id } }, h("span", { class: "event-type", text: e.eventType }), " ",
+        h("time", { datetime: e.createdAt, text: when(e.createdAt) }),
+        ` by ${e.actorId || "system"} (${e.actorType || "?"})`,
+        e.reason ? ` — ${e.reason}` : ""));
+    const isLive = live.isLive({ channel: "markets" });
+    detail.dataset.source = isLive ? "live" : "http";
+    replace(detail,
+      h("dl", { class: "facts" },
+        h("dt", { text: "Market" }), h("dd", { text: `${market.name} (${market.tokenSymbol})` }),
+        h("dt", { text: "Status" }), h("dd", {}, h("span", { id: "followed-status", class: `status status-${market.status}`, text: market.status })),
+        h("dt", { text: "Contract address" }), h("dd", { id: "followed-contract", class: "mono", text: market.contractAddress || "not deployed yet" }),
+        market.activationError ? [h("dt", { text: "Activation error" }), h("dd", { text: market.activationError })] : null,
+        h("dt", { text: "Updates" }), h("dd", { id: "followed-updates", text: isLive ? "live (markets channel)" : `polled every ${POLL_MS / 1000} s` })),
+      h("h3", { text: "Event timeline" }),
+      h("ol", { id: "followed-events", class: "timeline" }, items));
+  }
+
   function followMarket(id) {
     followed = id;
+    followedMarket = null;
+    followedEvents = [];
     renderFollowed();
+  }
+
+  // One lifecycle event of the channel on the followed market.
+  function applyEvent(event) {
+    if (!followedMarket || followedEvents.some((e) => e.id === event.id)) return;
+    followedEvents = [...followedEvents, event];
+    const status = EVENT_STATUS[event.eventType];
+    if (status) followedMarket = { ...followedMarket, status };
+    const meta = event.metadata || {};
+    if (meta.contractAddress) followedMarket = { ...followedMarket, contractAddress: meta.contractAddress };
+    if (event.eventType === "market.activated") followedMarket = { ...followedMarket, activationError: null };
+    drawFollowed();
+    // the event does not carry the deployment's error: the market is read for it
+    if (event.eventType === "market.activation_failed") renderFollowed();
+  }
+
+  function applyToList(marketId, status) {
+    const cell = listBox.querySelector(`tr[data-market-id="${CSS.escape(marketId)}"] .status`);
+    if (!cell || !status) return false;
+    cell.className = `status status-${status}`;
+    cell.textContent = status;
+    return true;
   }
 
   function onMarkets(frame) {
     if (frame.type === "update" && frame.event) {
-      if (followed && frame.event.marketId === followed) renderFollowed();
-      refreshList();
-    } else if (frame.type === "snapshot" || frame.type === "gap") {
-      renderFollowed();
-      refreshList();
+      const event = frame.event;
+      if (followed && event.marketId === followed) applyEvent(event);
+      // a market of ours the list does not show yet (registered elsewhere): read the list
+      if (!applyToList(event.marketId, EVENT_STATUS[event.eventType]) && event.eventType === "market.registered") refreshList();
+    } else if (frame.type === "snapshot") {
+      for (const m of frame.markets || []) {
+        if (followedMarket && m.id === followed) followedMarket = { ...followedMarket, ...m };
+        applyToList(m.id, m.status);
+      }
+      if (followed) renderFollowed(); // the timeline may have missed events while not live
     }
   }
 
@@ -286,7 +346,7 @@ export function mount(section, who) {
 
   // the "Updates" line follows the connection: polled while it is down, live after a snapshot
   live.onState(() => {
-    if (visible) renderFollowed();
+    if (visible) drawFollowed();
   });
 
   return {

@@ -8,12 +8,29 @@ import { getToken } from "./session.js";
 
 const HEARTBEAT_TIMEOUT_MS = 15000;
 const MAX_BACKOFF_MS = 10000;
+const CALL_TIMEOUT_MS = 15000;
+
+// The answer of an op refused by the service ({type: "error", code, message}), or an op that
+// got no answer: code not_connected, connection_lost or timeout (the caller may retry it over
+// HTTP; an order carries its clientOrderId, so a retry returns the same order).
+export class LiveError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+    this.unanswered = ["not_connected", "connection_lost", "timeout"].includes(code);
+  }
+
+  describe() {
+    return `${this.code}: ${this.message}`;
+  }
+}
 
 export class LiveSocket {
   constructor(path = "/api/v1/ws") {
     this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
     this.subs = new Map(); // key -> {params, handler, onUnavailable, live}
     this.pending = new Map(); // reqId -> key
+    this.calls = new Map(); // reqId -> {resolve, reject, timer}: ops waiting for their answer
     this.stateListeners = new Set();
     this.state = "offline";
     this.attempt = 0;
@@ -47,6 +64,7 @@ export class LiveSocket {
 
   stop() {
     this.stopped = true;
+    this.failCalls("connection_lost", "signed out");
     clearTimeout(this.retryTimer);
     clearTimeout(this.watchdog);
     if (this.socket) this.socket.close(1000, "bye");
@@ -87,8 +105,12 @@ export class LiveSocket {
       if (this.socket !== socket) return;
       this.socket = null;
       clearTimeout(this.watchdog);
-      for (const sub of this.subs.values()) sub.live = false;
+      for (const sub of this.subs.values()) {
+        sub.live = false;
+        sub.refreshing = false;
+      }
       for (const sub of this.subs.values()) if (sub.onDown) sub.onDown();
+      this.failCalls("connection_lost", "the connection dropped before the answer");
       if (!this.stopped) this.scheduleRetry();
     });
   }
@@ -154,6 +176,45 @@ export class LiveSocket {
     this.sendSubscribe(key);
   }
 
+  // An op with one answer (order.submit, order.cancel): resolves with the answer frame (an
+  // ack), rejects with a LiveError (the service's error frame, or no answer).
+  call(frame, timeoutMs = CALL_TIMEOUT_MS) {
+    if (this.state !== "live") return Promise.reject(new LiveError("not_connected", "the live connection is not up"));
+    const reqId = `call-${this.nextReq}`;
+    this.nextReq += 1;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.calls.delete(reqId);
+        reject(new LiveError("timeout", "no answer in time"));
+      }, timeoutMs);
+      this.calls.set(reqId, { resolve, reject, timer });
+      if (!this.send({ ...frame, reqId })) {
+        clearTimeout(timer);
+        this.calls.delete(reqId);
+        reject(new LiveError("not_connected", "the live connection is not up"));
+      }
+    });
+  }
+
+  failCalls(code, message) {
+    for (const { reject, timer } of this.calls.values()) {
+      clearTimeout(timer);
+      reject(new LiveError(code, message));
+    }
+    this.calls.clear();
+  }
+
+  // A fresh snapshot of a subscription that is fine (balances after a fill): the channel stays
+  // live meanwhile, so the page keeps its data and does not fall back to HTTP.
+  refresh(params) {
+    const key = LiveSocket.key(params);
+    const sub = this.subs.get(key);
+    if (!sub || !sub.live || this.state !== "live") return;
+    sub.refreshing = true;
+    this.send({ op: "unsubscribe", ...sub.params });
+    this.sendSubscribe(key);
+  }
+
   sendSubscribe(key) {
     const sub = this.subs.get(key);
     if (sub) this.send({ op: "subscribe", reqId: this.reqId(key), ...sub.params });
@@ -165,6 +226,14 @@ export class LiveSocket {
   }
 
   dispatch(frame) {
+    const call = frame.reqId !== undefined && this.calls.get(frame.reqId);
+    if (call) {
+      this.calls.delete(frame.reqId);
+      clearTimeout(call.timer);
+      if (frame.type === "error") call.reject(new LiveError(frame.code, frame.message));
+      else call.resolve(frame);
+      return;
+    }
     if (frame.type === "error") {
       const key = this.pending.get(frame.reqId);
       this.pending.delete(frame.reqId);
@@ -188,6 +257,10 @@ export class LiveSocket {
       if (p.pair && frame.pair && !sub.aliases.has(frame.pair)) continue;
       if (p.interval && frame.interval && p.interval !== frame.interval) continue;
       if (frame.type === "snapshot") sub.live = true;
+      if (frame.type === "unsubscribed" && sub.refreshing) {
+        sub.refreshing = false; // our own refresh: the snapshot follows
+        continue;
+      }
       if (frame.type === "unsubscribed") sub.live = false; // the service ended it (token expired)
       sub.handler(frame);
     }

@@ -1,14 +1,18 @@
 // Trader: a pair's book (depth, spread), recent trades and candles; the order ticket (limit,
 // market, stop-limit, time in force, post-only) checked against tick and lot with exact
 // decimal strings; open orders with cancel; fills; balances; the deposit address and
-// withdrawals. Each panel follows its WebSocket channel when the service offers it and the
-// connection is up, and otherwise reads its REST endpoint every few seconds.
+// withdrawals. The book, trades, open orders, fills and balances come from the WebSocket
+// (book, trades, orders, fills, balances channels: a snapshot, then updates applied here); the
+// chart is seeded over HTTP and kept by the candles channel, or by the trades channel where the
+// service has no candles channel yet. While a channel is not live (before its snapshot, while
+// the connection is down) its panel is read over HTTP every few seconds; each panel's
+// data-source says which ("live" or "http").
 
 import { ApiError, del, enc, get, post, query, tokenSymbol } from "./api.js";
 import { Book, checksum } from "./book.js";
 import { add, checkOrder, compare, isDecimal, multiply, subtract, trim } from "./decimal.js";
 import { field, h, replace, say, setFieldError, table, uid, when } from "./dom.js";
-import { live } from "./live.js";
+import { LiveError, live } from "./live.js";
 
 const POLL_MS = 2000;
 const DEPTH = 25;
@@ -37,7 +41,23 @@ export function candlesFromTrades(trades, interval) {
 }
 
 function describeError(err) {
-  return err instanceof ApiError ? err.describe() : err.message;
+  return err instanceof ApiError || err instanceof LiveError ? err.describe() : err.message;
+}
+
+// An order op over the WebSocket when it is live (order.submit, order.cancel: the same checks
+// and codes as HTTP, answered once durable), else, or when it got no answer, over HTTP. An
+// order carries its clientOrderId, so a submit retried over HTTP returns the same order.
+async function orderOp(frame, viaHttp) {
+  if (live.state === "live") {
+    try {
+      const ack = await live.call(frame);
+      return { order: ack.order, via: "WebSocket" };
+    } catch (err) {
+      if (!(err instanceof LiveError) || !err.unanswered) throw err;
+    }
+  }
+  const answer = await viaHttp();
+  return { order: answer.data, message: answer.message, via: "HTTP" };
 }
 
 function radio(name, value, label, checked) {
@@ -147,7 +167,9 @@ export function mount(section, who) {
       bookState.textContent = "The book's checksum did not match: reloading";
       return;
     }
+    if (channelLive(bookParams())) return; // the channel is newer
     book.load(snapshot);
+    markSource(bidsBox, "http");
     renderBook(`over HTTP every ${POLL_MS / 1000} s`);
   }
 
@@ -158,6 +180,7 @@ export function mount(section, who) {
         live.resubscribe(bookParams());
         return;
       }
+      markSource(bidsBox, "live");
       renderBook("live (book channel)");
     } else if (frame.type === "update") {
       if (!book.apply(frame)) {
@@ -165,27 +188,70 @@ export function mount(section, who) {
         live.resubscribe(bookParams());
         return;
       }
+      markSource(bidsBox, "live");
       renderBook("live (book channel)");
     } else if (frame.type === "gap") {
       live.resubscribe(bookParams());
     }
   }
 
+  // -- the panels' data: seeded by a channel's snapshot, kept by its updates ------------------
+  // (or, while a channel is not live, read over HTTP by the poll below)
+  let trades = []; // the pair's trades, newest first
+  const openOrders = new Map(); // id -> order, every pair
+  let fills = []; // the user's fills, newest first
+  let balances = [];
+  let candles = []; // the chart's candles, oldest first, exact strings
+  let candleSource = "";
+  const TRADES_KEPT = 50;
+  const OPEN = new Set(OPEN_STATUSES.split(","));
+
+  function markSource(box, source) {
+    box.dataset.source = source; // "live" (a WebSocket channel) or "http" (the fallback poll)
+  }
+
+  function renderTrades() {
+    const rows = trades.map((t) => h("tr", { class: `side-${t.takerSide === "BUY" ? "buy" : "sell"}`, dataset: { price: t.price, quantity: t.quantity, tradeId: t.id } },
+      h("td", { text: when(t.createdAt || t.executedAt) }), h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: t.takerSide })));
+    replace(tradesBox, rows.length ? table(`Trades of ${pair.symbol}, newest first`, ["Time", "Price", "Quantity", "Taker"], rows) : h("p", { text: "No trades yet." }));
+  }
+
   let newestTrade = null;
   async function loadTrades() {
     const answer = await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 30 })}`);
+    if (channelLive({ channel: "trades", pair: pair.symbol })) return; // the channel is newer
     const newest = answer.data.length ? answer.data[0].id : "";
-    // a new trade on the pair may be one of ours: orders, fills and balances are read again
-    // (the balances channel carries ledger events, which a fill need not be announced by)
+    // polling: a new trade on the pair may be one of ours, and moves the stats and the chart
     if (newestTrade !== null && newest !== newestTrade) {
-      refreshAccount();
+      refreshAccount(false);
       loadStats().catch(() => {});
       loadCandles().catch(() => {});
     }
     newestTrade = newest;
-    const rows = answer.data.map((t) => h("tr", { class: `side-${t.takerSide === "BUY" ? "buy" : "sell"}`, dataset: { price: t.price, quantity: t.quantity } },
-      h("td", { text: when(t.createdAt) }), h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: t.takerSide })));
-    replace(tradesBox, rows.length ? table(`Trades of ${pair.symbol}, newest first`, ["Time", "Price", "Quantity", "Taker"], rows) : h("p", { text: "No trades yet." }));
+    trades = answer.data;
+    markSource(tradesBox, "http");
+    renderTrades();
+  }
+
+  function onTradesFrame(frame) {
+    if (frame.type === "snapshot") {
+      trades = frame.trades.slice(0, TRADES_KEPT);
+      newestTrade = trades.length ? trades[0].id : "";
+    } else if (frame.type === "update" && frame.trade) {
+      if (trades.some((t) => t.id === frame.trade.id)) return; // a repeat (at-least-once)
+      trades = [frame.trade, ...trades].slice(0, TRADES_KEPT);
+      newestTrade = frame.trade.id;
+      if (!channelLive(candleParams())) foldTrade(frame.trade);
+      if (!channelLive({ channel: "ticker", pair: pair.symbol })) statsSoon();
+    } else return;
+    markSource(tradesBox, "live");
+    renderTrades();
+  }
+
+  let statsTimer = null;
+  function statsSoon() {
+    clearTimeout(statsTimer);
+    statsTimer = setTimeout(() => loadStats().catch(() => {}), 200);
   }
 
   async function loadStats() {
@@ -198,13 +264,26 @@ export function mount(section, who) {
     }
     if (s === null) {
       // no stats endpoint on this service: the last trade is the news
-      const last = (await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 1 })}`)).data[0];
+      const last = trades[0];
       stats.textContent = `${pair.symbol} (${pair.status}): ${last ? `last ${last.price}` : "no trades yet"}. Tick ${pair.tickSize}, lot ${pair.lotSize}.`;
       return;
     }
-    stats.textContent = s.last === null
+    if (channelLive({ channel: "ticker", pair: pair.symbol })) return; // the channel is newer
+    markSource(stats, "http");
+    showStats(s);
+  }
+
+  function showStats(s) {
+    stats.textContent = s.last === null || s.last === undefined
       ? `${pair.symbol} (${pair.status}): no trades yet. Tick ${pair.tickSize}, lot ${pair.lotSize}.`
       : `${pair.symbol} (${pair.status}): last ${s.last}, 24 h change ${s.changePercent} %, high ${s.high}, low ${s.low}, volume ${s.volume}. Tick ${pair.tickSize}, lot ${pair.lotSize}.`;
+  }
+
+  function onTickerFrame(frame) {
+    if ((frame.type === "snapshot" || frame.type === "update") && frame.ticker) {
+      showStats(frame.ticker); // whole tickers: a newer one simply replaces the older
+      markSource(stats, "live");
+    }
   }
 
   async function ensureChart() {
@@ -218,6 +297,25 @@ export function mount(section, who) {
     candleSeries = chartApi.addSeries(lib.CandlestickSeries, { upColor: "#1b6e20", downColor: "#a4161a", borderVisible: false, wickUpColor: "#1b6e20", wickDownColor: "#a4161a" });
   }
 
+  async function drawCandles() {
+    await ensureChart();
+    const interval = intervalSelect.value;
+    // the chart library draws with numbers: display only, every amount sent stays a string
+    candleSeries.setData(candles.map((c) => ({
+      time: Math.floor(Date.parse(c.openTime) / 1000),
+      open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close),
+    })));
+    const last = candles[candles.length - 1];
+    const summary = last
+      ? `${candles.length} candles of ${interval}${candleSource}; last opened ${when(last.openTime)}: open ${last.open}, high ${last.high}, low ${last.low}, close ${last.close}, volume ${last.volume}.`
+      : `No ${interval} candles yet.`;
+    chartNote.textContent = summary;
+    chartBox.setAttribute("aria-label", `Candle chart of ${pair.symbol}: ${summary}`);
+    chartBox.dataset.candles = String(candles.length);
+  }
+
+  // The chart's seed over HTTP (GET .../candles); live updates come from the candles channel
+  // when the service has it, else each trade of the trades channel is folded in (foldTrade).
   async function loadCandles() {
     const interval = intervalSelect.value;
     let answer = null;
@@ -230,28 +328,64 @@ export function mount(section, who) {
     }
     if (answer === null) {
       // this service has no candles endpoint: the chart is built from the latest trades
-      const trades = (await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 100 })}`)).data;
-      answer = { data: candlesFromTrades(trades, interval) };
-      source = ` (built from the latest ${trades.length} trades)`;
+      const recent = (await get(`/trading/pairs/${enc(pair.symbol)}/trades${query({ limit: 100 })}`)).data;
+      answer = { data: candlesFromTrades(recent, interval) };
+      source = ` (built from the latest ${recent.length} trades)`;
     }
-    await ensureChart();
-    // the chart library draws with numbers: display only, every amount sent stays a string
-    candleSeries.setData(answer.data.map((c) => ({
-      time: Math.floor(Date.parse(c.openTime) / 1000),
-      open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close),
-    })));
-    const last = answer.data[answer.data.length - 1];
-    const summary = last
-      ? `${answer.data.length} candles of ${interval}${source}; last opened ${when(last.openTime)}: open ${last.open}, high ${last.high}, low ${last.low}, close ${last.close}, volume ${last.volume}.`
-      : `No ${interval} candles yet.`;
-    chartNote.textContent = summary;
-    chartBox.setAttribute("aria-label", `Candle chart of ${pair.symbol}: ${summary}`);
-    chartBox.dataset.candles = String(answer.data.length);
+    if (interval !== intervalSelect.value || channelLive(candleParams())) return;
+    candles = answer.data.map((c) => ({ ...c }));
+    candleSource = source;
+    markSource(chartBox, "http");
+    await drawCandles();
   }
 
-  async function loadOrders() {
-    const answer = await get(`/trading/users/${enc(me)}/orders${query({ status: OPEN_STATUSES, pair: pair ? pair.symbol : "", limit: 50 })}`);
-    const rows = answer.data.map((o) => h("tr", { dataset: { orderId: o.id } },
+  // One trade of the trades channel into the chart, exactly (strings, BigInt arithmetic).
+  function foldTrade(trade) {
+    const size = SECONDS[intervalSelect.value] * 1000;
+    const start = Math.floor(Date.parse(trade.executedAt || trade.createdAt) / size) * size;
+    if (Number.isNaN(start)) return;
+    const last = candles[candles.length - 1];
+    const lastStart = last ? Date.parse(last.openTime) : null;
+    if (last && lastStart === start) {
+      if (compare(trade.price, last.high) > 0) last.high = trade.price;
+      if (compare(trade.price, last.low) < 0) last.low = trade.price;
+      last.close = trade.price;
+      last.volume = add(last.volume, trade.quantity);
+    } else if (!last || start > lastStart) {
+      candles.push({ openTime: new Date(start).toISOString(), open: trade.price, high: trade.price, low: trade.price, close: trade.price, volume: trade.quantity });
+    } else return; // older than the chart's last candle: the seed holds it
+    drawCandles().catch(() => {});
+  }
+
+  let candleSeq = null;
+  function onCandlesFrame(frame) {
+    if (frame.interval && frame.interval !== intervalSelect.value) return;
+    if (frame.type === "snapshot" && Array.isArray(frame.candles)) {
+      candles = frame.candles.map((c) => ({ ...c }));
+      candleSeq = typeof frame.seq === "number" ? frame.seq : null;
+    } else if (frame.type === "update" && frame.candle) {
+      // whole candles, one seq up per message: after a jump a candle may be missing entirely
+      const first = typeof frame.fromSeq === "number" ? frame.fromSeq : frame.seq;
+      if (candleSeq !== null && typeof first === "number" && first !== candleSeq + 1) {
+        candleSeq = null;
+        live.resubscribe(candleParams());
+        return;
+      }
+      if (typeof frame.seq === "number") candleSeq = frame.seq;
+      const i = candles.findIndex((c) => c.openTime === frame.candle.openTime);
+      if (i >= 0) candles[i] = { ...frame.candle };
+      else candles.push({ ...frame.candle });
+      candles.sort((a, b) => Date.parse(a.openTime) - Date.parse(b.openTime));
+    } else return;
+    candleSource = " (live candles channel)";
+    markSource(chartBox, "live");
+    drawCandles().catch(() => {});
+  }
+
+  function renderOrders() {
+    const shown = [...openOrders.values()].filter((o) => !pair || o.symbol === pair.symbol)
+      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    const rows = shown.map((o) => h("tr", { dataset: { orderId: o.id } },
       h("td", { class: `side-${o.side.toLowerCase()}`, text: o.side }), h("td", { text: o.type }),
       h("td", { class: "num", text: o.price || "market" }), h("td", { class: "num", text: o.quantity || "" }),
       h("td", { class: "num", text: o.filledQuantity }), h("td", { text: o.status }),
@@ -259,30 +393,111 @@ export function mount(section, who) {
     replace(ordersBox, rows.length ? table(`Your open orders on ${pair ? pair.symbol : "every pair"}`, ["Side", "Type", "Price", "Quantity", "Filled", "Status", ""], rows) : h("p", { text: "No open orders." }));
   }
 
+  async function loadOrders() {
+    const answer = await get(`/trading/users/${enc(me)}/orders${query({ status: OPEN_STATUSES, limit: 100 })}`);
+    if (channelLive({ channel: "orders" })) return;
+    openOrders.clear();
+    for (const o of answer.data) openOrders.set(o.id, o);
+    markSource(ordersBox, "http");
+    renderOrders();
+  }
+
+  function onOrdersFrame(frame) {
+    if (frame.type === "snapshot") {
+      openOrders.clear();
+      for (const o of frame.orders) openOrders.set(o.id, o);
+    } else if (frame.type === "update" && frame.order) {
+      const o = frame.order;
+      const known = openOrders.get(o.id);
+      if (known && Date.parse(known.updatedAt) > Date.parse(o.updatedAt)) return; // an older repeat
+      if (OPEN.has(o.status)) openOrders.set(o.id, o);
+      else openOrders.delete(o.id);
+      balancesSoon(); // an order locks or unlocks funds
+    } else return;
+    markSource(ordersBox, "live");
+    renderOrders();
+  }
+
   async function cancel(order) {
     try {
-      const answer = await del(`/trading/orders/${enc(order.id)}`);
-      say(orderStatus, `Order cancelled: ${answer.data.side} ${answer.data.quantity} at ${answer.data.price}.`, "ok");
+      const done = await orderOp({ op: "order.cancel", orderId: order.id }, () => del(`/trading/orders/${enc(order.id)}`));
+      say(orderStatus, `Order cancelled: ${done.order.side} ${done.order.quantity} at ${done.order.price} (${done.via}).`, "ok");
     } catch (err) {
       say(orderStatus, describeError(err), "error");
     }
-    refreshAccount();
+    refreshAccount(false);
+  }
+
+  function renderFills() {
+    const rows = fills.map((t) => h("tr", { dataset: { price: t.price, quantity: t.quantity } },
+      h("td", { text: when(t.createdAt || t.executedAt) }), h("td", { text: t.symbol || "" }), h("td", { class: `side-${(t.side || "").toLowerCase()}`, text: t.side }),
+      h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: (t.liquidity || "").toUpperCase() }), h("td", { class: "num", text: t.fee })));
+    replace(fillsBox, rows.length ? table("Your fills, newest first", ["Time", "Pair", "Side", "Price", "Quantity", "Role", "Fee"], rows) : h("p", { text: "No fills yet." }));
   }
 
   async function loadFills() {
     const answer = await get(`/trading/users/${enc(me)}/trades${query({ limit: 30 })}`);
-    const rows = answer.data.map((t) => h("tr", { dataset: { price: t.price, quantity: t.quantity } },
-      h("td", { text: when(t.createdAt) }), h("td", { text: t.symbol }), h("td", { class: `side-${(t.side || "").toLowerCase()}`, text: t.side }),
-      h("td", { class: "num", text: t.price }), h("td", { class: "num", text: t.quantity }), h("td", { text: t.liquidity }), h("td", { class: "num", text: t.fee })));
-    replace(fillsBox, rows.length ? table("Your fills, newest first", ["Time", "Pair", "Side", "Price", "Quantity", "Role", "Fee"], rows) : h("p", { text: "No fills yet." }));
+    if (channelLive({ channel: "fills" })) return;
+    fills = answer.data;
+    markSource(fillsBox, "http");
+    renderFills();
+  }
+
+  const fillKey = (f) => `${f.id || f.tradeId}|${f.orderId || ""}`;
+  function onFillsFrame(frame) {
+    if (frame.type === "snapshot") {
+      fills = frame.fills.slice(0, TRADES_KEPT);
+    } else if (frame.type === "update" && frame.fill) {
+      const pairId = (frame.stream || "").replace(/^pair:/, "");
+      const of = pairs.find((p) => p.id === pairId);
+      const fill = { ...frame.fill, id: frame.fill.tradeId, symbol: of ? of.symbol : "" };
+      if (fills.some((f) => fillKey(f) === fillKey(fill))) return;
+      fills = [fill, ...fills].slice(0, TRADES_KEPT);
+      balancesSoon(); // a fill moves both tokens and the fee
+    } else return;
+    markSource(fillsBox, "live");
+    renderFills();
+  }
+
+  function renderBalances() {
+    const rows = balances.map((b) => h("tr", { dataset: { symbol: b.symbol } },
+      h("th", { scope: "row", text: b.symbol }), h("td", { class: "num available", text: b.available }),
+      h("td", { class: "num locked", text: b.locked }), h("td", { class: "num", text: b.total })));
+    replace(balancesBox, rows.length ? table("Your balances", ["Token", "Available", "Locked", "Total"], rows) : h("p", { text: "No balances yet." }));
   }
 
   async function loadBalances() {
     const answer = await get(`/tokens/balances/${enc(me)}`);
-    const rows = answer.data.map((b) => h("tr", { dataset: { symbol: b.symbol } },
-      h("th", { scope: "row", text: b.symbol }), h("td", { class: "num available", text: b.available }),
-      h("td", { class: "num locked", text: b.locked }), h("td", { class: "num", text: b.total })));
-    replace(balancesBox, rows.length ? table("Your balances", ["Token", "Available", "Locked", "Total"], rows) : h("p", { text: "No balances yet." }));
+    if (channelLive({ channel: "balances" })) return;
+    balances = answer.data;
+    markSource(balancesBox, "http");
+    renderBalances();
+  }
+
+  // The balances channel sends the ledger's snapshot, and balance.* updates where a producer
+  // emits them; an order or a fill of ours (orders, fills channels) asks it for a fresh
+  // snapshot, over the same connection.
+  let balancesTimer = null;
+  function balancesSoon() {
+    clearTimeout(balancesTimer);
+    balancesTimer = setTimeout(() => live.refresh({ channel: "balances" }), 100);
+  }
+
+  function onBalancesFrame(frame) {
+    if (frame.type === "snapshot" || (frame.type === "update" && Array.isArray(frame.balances))) {
+      balances = frame.balances; // a snapshot, or an update holding every balance again
+    } else if (frame.type === "update") {
+      const d = frame.data || {};
+      const i = balances.findIndex((b) => b.tokenId === d.tokenId);
+      if (i >= 0 && isDecimal(d.available) && isDecimal(d.locked) && isDecimal(d.total)) {
+        balances[i] = { ...balances[i], available: d.available, locked: d.locked, total: d.total };
+      } else {
+        balancesSoon(); // an update this page cannot apply: a fresh snapshot
+        return;
+      }
+    } else return;
+    markSource(balancesBox, "live");
+    renderBalances();
   }
 
   async function loadWallet() {
@@ -325,7 +540,8 @@ export function mount(section, who) {
       say(wStatus, describeError(err), "error");
     }
     loadWithdrawals().catch(() => {});
-    loadBalances().catch(() => {});
+    if (!channelLive({ channel: "balances" })) loadBalances().catch(() => {});
+    else balancesSoon();
   });
 
   // -- the ticket --------------------------------------------------------------------------
@@ -387,39 +603,39 @@ export function mount(section, who) {
     };
     say(orderStatus, "Placing…");
     try {
-      const answer = await post("/trading/orders", body);
-      const placed = answer.data;
+      const done = await orderOp({ op: "order.submit", ...body }, () => post("/trading/orders", body));
+      const placed = done.order;
       const reason = placed.rejectReason ? ` (${placed.rejectReason})` : "";
-      say(orderStatus, `${answer.message || "Order placed"}: ${placed.side} ${placed.quantity || placed.quoteAmount} ${placed.type} — ${placed.status}${reason}, filled ${placed.filledQuantity}.`, placed.status === "REJECTED" ? "error" : "ok");
+      say(orderStatus, `${done.message || "Order placed"} (${done.via}): ${placed.side} ${placed.quantity || placed.quoteAmount} ${placed.type} — ${placed.status}${reason}, filled ${placed.filledQuantity}.`, placed.status === "REJECTED" ? "error" : "ok");
     } catch (err) {
       for (const [name, message] of Object.entries(err.fields || {})) if (controls[name]) setFieldError(controls[name], message);
       const byCode = { price_off_tick: price, too_many_decimals: quantity, quantity_off_lot: quantity, quantity_below_min: quantity, quantity_above_max: quantity, insufficient_funds: quantity, price_required: price, stop_price_required: stopPrice, post_only_not_gtc: tif };
       if (byCode[err.code]) setFieldError(byCode[err.code], err.message);
       say(orderStatus, `Not placed: ${describeError(err)}`, "error");
     }
-    refreshAccount();
-    refreshMarket();
+    refreshAccount(false);
+    refreshMarket(false);
   });
 
   // -- live channels and the poll ----------------------------------------------------------
   const bookParams = () => ({ channel: "book", pair: pair.symbol, depth: DEPTH });
+  const candleParams = () => ({ channel: "candles", pair: pair.symbol, interval: intervalSelect.value });
   const channelLive = (params) => live.isLive(params);
 
   function errorsTo(box) {
     return (err) => replace(box, h("p", { class: "error", text: describeError(err) }));
   }
 
-  // Polling keeps under the API's per-client rate limit: the book and trades every tick,
-  // stats and candles every third (and at once after a new trade), the account every second.
+  // Every panel follows its channel; while a channel is not live (before its snapshot, while
+  // the connection is down, or when the service does not offer it) the poll reads its REST
+  // endpoint, keeping under the API's per-client rate limit: book and trades every tick,
+  // stats every third, the account every second. force: read them all now.
   function refreshMarket(force = true, slow = true) {
     if (!pair) return;
     if (force || !channelLive(bookParams())) loadBookRest().catch(errorsTo(bidsBox));
     if (force || !channelLive({ channel: "trades", pair: pair.symbol })) loadTrades().catch(errorsTo(tradesBox));
     if (!slow) return;
     if (force || !channelLive({ channel: "ticker", pair: pair.symbol })) loadStats().catch(() => {});
-    if (force || !channelLive({ channel: "candles", pair: pair.symbol, interval: intervalSelect.value })) loadCandles().catch((err) => {
-      chartNote.textContent = describeError(err);
-    });
   }
 
   function refreshAccount(force = true) {
@@ -432,20 +648,26 @@ export function mount(section, who) {
     for (const off of subscriptions) off();
     subscriptions = [];
     const on = (params, handler) => subscriptions.push(live.subscribe(params, handler, {
+      // the connection dropped: HTTP keeps the panels current until the fresh snapshots
       onDown: () => {
+        markDown();
         refreshMarket();
         refreshAccount();
       },
     }));
     if (pair) {
       on(bookParams(), onBookFrame);
-      on({ channel: "trades", pair: pair.symbol }, () => loadTrades().catch(errorsTo(tradesBox)));
-      on({ channel: "ticker", pair: pair.symbol }, () => loadStats().catch(() => {}));
-      on({ channel: "candles", pair: pair.symbol, interval: intervalSelect.value }, () => loadCandles().catch(() => {}));
+      on({ channel: "trades", pair: pair.symbol }, onTradesFrame);
+      on({ channel: "ticker", pair: pair.symbol }, onTickerFrame);
+      on(candleParams(), onCandlesFrame);
     }
-    on({ channel: "orders" }, () => loadOrders().catch(errorsTo(ordersBox)));
-    on({ channel: "fills" }, () => loadFills().catch(errorsTo(fillsBox)));
-    on({ channel: "balances" }, () => loadBalances().catch(errorsTo(balancesBox)));
+    on({ channel: "orders" }, onOrdersFrame);
+    on({ channel: "fills" }, onFillsFrame);
+    on({ channel: "balances" }, onBalancesFrame);
+  }
+
+  function markDown() {
+    for (const box of [bidsBox, tradesBox, ordersBox, fillsBox, balancesBox, chartBox, stats]) markSource(box, "http");
   }
 
   let ticks = 0;
@@ -455,6 +677,9 @@ export function mount(section, who) {
     if (!pair && ticks % 3 === 0) loadPairs().catch(() => {});
     refreshMarket(false, ticks % 3 === 0);
     if (ticks % 2 === 0) refreshAccount(false);
+    // balances also move without an order or a fill of ours (a mint, a deposit, a withdrawal
+    // sent): while the channel carries no balance.* updates, a fresh snapshot every 10 s
+    if (ticks % 5 === 0 && channelLive({ channel: "balances" })) live.refresh({ channel: "balances" });
     timer = setTimeout(tick, POLL_MS);
   }
 
@@ -475,19 +700,24 @@ export function mount(section, who) {
     if (changed) {
       book.reset();
       newestTrade = null;
+      trades = [];
+      candles = [];
       if (chartApi) candleSeries.setData([]);
       subscribeAll();
+      if (pair) loadCandles().catch((err) => { chartNote.textContent = describeError(err); });
     }
     syncTicket();
-    refreshMarket();
-    refreshAccount();
+    if (pair) renderOrders();
+    refreshMarket(false);
+    refreshAccount(false);
   }
 
   pairSelect.addEventListener("change", () => selectPair(pairSelect.value));
   pairSelect.addEventListener("focus", () => loadPairs().catch(() => {}));
   intervalSelect.addEventListener("change", () => {
+    candles = [];
     subscribeAll();
-    loadCandles().catch(() => {});
+    loadCandles().catch((err) => { chartNote.textContent = describeError(err); });
   });
 
   return {
