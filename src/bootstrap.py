@@ -64,6 +64,7 @@ from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
+from core.ledger.notices import BalanceNoticeStorage
 from core.marketdata.aggregate import TRADE_EXECUTED, CandleAggregator
 from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
@@ -187,7 +188,9 @@ class Container(containers.DeclarativeContainer):
             SqlStorage, providers.Callable(lambda s: s.effective_database_url, settings)
         ),
     )
-    storage = providers.Singleton(SignallingStorage, raw_storage)
+    storage = providers.Singleton(
+        SignallingStorage, providers.Singleton(BalanceNoticeStorage, raw_storage)
+    )
     permissions = providers.Selector(
         providers.Callable(lambda s: s.permissions_kind, settings),
         memory=providers.Singleton(MemoryPermissions),

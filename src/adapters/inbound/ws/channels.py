@@ -88,6 +88,14 @@ class Channel(abc.ABC):
         """A subscription of ``request`` ended."""
         return None
 
+    # A channel that must see every event of the bus, whatever its subscriptions' topics
+    # (``balances``: a ``balance.changed`` notice names its users in its metadata).
+    observes_all: bool = False
+
+    def observe(self, event: DomainEvent) -> None:
+        """Every event the gateway receives, when ``observes_all``."""
+        return None
+
 
 class UnavailableChannel(Channel):
     """A channel of DESIGN §6 whose source does not exist yet: checked like the real one,

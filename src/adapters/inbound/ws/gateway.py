@@ -468,6 +468,7 @@ class Gateway:
         self.ready = asyncio.Event()  # set once the bus subscription is live
         for channel in registry.channels():
             channel.bind(self.publish)
+        self._observers = [c for c in registry.channels() if c.observes_all]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -566,6 +567,11 @@ class Gateway:
     def dispatch(self, event: DomainEvent) -> None:
         """Route one event to every subscription of its stream or stream family. Each
         distinct (channel, request) is encoded once."""
+        for channel in self._observers:
+            try:
+                channel.observe(event)
+            except Exception:
+                log.exception("ws gateway: channel %s failed observing an event", channel.name)
         made: dict[tuple[int, SubscribeRequest, str | None], Outgoing | None] = {}
         for sub in self._subscribers(event.stream):
             actor = None

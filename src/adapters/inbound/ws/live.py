@@ -42,7 +42,7 @@ class LiveValue(abc.ABC):
         request: SubscribeRequest,
         deliver: Deliver,
         *,
-        has_trade: HasTrade,
+        has_trade: HasTrade | None = None,
         refresh_seconds: float = 0.0,
         catch_up_seconds: float = 2.0,
     ) -> None:
@@ -131,7 +131,7 @@ class LiveValue(abc.ABC):
                 self._dirty = True
 
     async def _wait_for_trade(self, seq: int) -> None:
-        if seq <= 0 or self.pair_id is None:
+        if seq <= 0 or self.pair_id is None or self._has_trade is None:
             return
         deadline = time.monotonic() + self._catch_up_seconds
         delay = 0.002
