@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -56,6 +57,8 @@ from adapters.outbound.permissions.feed import HttpPermissionEventFeed, MemoryPe
 from adapters.outbound.permissions.http import HttpPermissions
 from adapters.outbound.permissions.local import LocalPolicyPermissions
 from adapters.outbound.permissions.memory import MemoryPermissions
+from adapters.outbound.pricefeed.chainlink import ChainlinkPriceFeed
+from adapters.outbound.pricefeed.http_json import HttpJsonPriceFeed
 from adapters.outbound.ratelimit.memory import MemoryRateLimiter
 from adapters.outbound.ratelimit.redis import RedisRateLimiter
 from adapters.outbound.routing.redis_streams import RedisOrderRouter
@@ -66,6 +69,7 @@ from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
 from core.ledger.notices import BalanceNoticeStorage
 from core.marketdata.aggregate import TRADE_EXECUTED, CandleAggregator
+from core.marketdata.prices import FetchExternalPricesJob, PriceFetching, PricePolicy
 from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
 from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
@@ -74,6 +78,7 @@ from core.markets.stablecoin import EmbeddedStablecoin
 from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.ports.notifications import Notifier
+from core.ports.price_feed import PriceFeed
 from core.shared.audit import AuditQueries
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
@@ -126,6 +131,29 @@ def build_notifier(settings: Settings) -> Notifier:
             timeout_seconds=settings.notification_timeout_seconds,
         )
     return LogNotifier()
+
+
+def build_price_feeds(settings: Settings) -> list[PriceFeed]:
+    """The feeds of ``fetch-external-prices``: an HTTP JSON source (``RWA_PRICE_FEED_URL``,
+    ``RWA_PRICE_FEED_SYMBOLS``) and Chainlink-style aggregators (``RWA_PRICE_FEED_CHAINLINK``,
+    read over ``RWA_CHAIN_RPC_URL``)."""
+    feeds: list[PriceFeed] = []
+    if settings.price_feed_url and settings.price_feed_symbols:
+        feeds.append(HttpJsonPriceFeed(settings.price_feed_url, list(settings.price_feed_symbols)))
+    if settings.chainlink_feeds:
+        if not settings.chain_rpc_url:
+            raise ConfigurationError(
+                "RWA_PRICE_FEED_CHAINLINK needs RWA_CHAIN_RPC_URL (the node to read them from)"
+            )
+        feeds.append(ChainlinkPriceFeed.over_rpc(settings.chain_rpc_url, settings.chainlink_feeds))
+    return feeds
+
+
+def price_policy(settings: Settings) -> PricePolicy:
+    return PricePolicy(
+        max_age=timedelta(seconds=settings.price_max_age_seconds),
+        max_deviation_bps=settings.price_max_deviation_bps,
+    )
 
 
 def storage_pool_usage(storage: Any) -> PoolUsage | None:
@@ -392,9 +420,17 @@ class Container(containers.DeclarativeContainer):
     reconciliation = providers.Singleton(
         Reconciliation, storage, chain, clock, custody_keys, metrics=metrics
     )
+    price_fetching = providers.Singleton(
+        PriceFetching,
+        storage,
+        providers.Singleton(build_price_feeds, settings),
+        clock,
+        providers.Callable(price_policy, settings),
+    )
     token_job_scheduler = providers.Singleton(
         TokenJobScheduler,
         jobs,
+        prices_seconds=providers.Callable(lambda s: s.price_fetch_seconds, settings),
         sync_seconds=providers.Callable(lambda s: s.deposit_sync_seconds, settings),
         reconcile_seconds=providers.Callable(lambda s: s.reconcile_seconds, settings),
         compliance_seconds=providers.Callable(lambda s: s.compliance_sweep_seconds, settings),
@@ -517,6 +553,7 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(SettleTradesJob, c.trade_settlement().handle)
     jobs.register(SendTradeNotificationJob, c.trade_notifications().handle)
     jobs.register(VerifyComplianceJob, c.compliance_verifier().handle)
+    jobs.register(FetchExternalPricesJob, c.price_fetching().handle)
 
 
 async def resume_token_jobs(c: Container) -> None:
@@ -603,6 +640,7 @@ class Runtime:
             ("sns gateway", c.sns_gateway().close),
             ("rate limiter", c.rate_limiter().close),
             ("notifier", c.notifier().close),
+            ("price feeds", c.price_fetching().close),
             ("cache", c.cache().close),
             ("storage", c.storage().close),
             ("metrics", self.close_metrics),

@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=0.0, ge=0)  # reconcile job; 0: not scheduled
     # scheduled verify-compliance (expiries mirrored on chain); 0: not scheduled
     compliance_sweep_seconds: float = Field(default=0.0, ge=0)
+    # scheduled fetch-external-prices (reference prices of the ticker); 0: not scheduled
+    price_fetch_seconds: float = Field(default=0.0, ge=0)
+    price_feed_url: str | None = None  # an HTTP JSON source: GET <url>/prices/{symbol}
+    price_feed_symbols: CommaSeparated = ()  # the symbols asked from price_feed_url
+    # Chainlink-style aggregators read over RWA_CHAIN_RPC_URL: "HVO=0xabc...,GLD=0xdef..."
+    price_feed_chainlink: CommaSeparated = ()
+    price_max_age_seconds: float = Field(default=3_600.0, gt=0)  # older quotes are stale
+    price_max_deviation_bps: int = Field(default=1_000, ge=0)  # band around the last price
     custody_mnemonic: str = Field(default=DEV_CUSTODY_MNEMONIC, min_length=1, repr=False)
     quote_symbol: str = Field(default="USDC", pattern=r"^[A-Z0-9]{2,12}$")
     quote_token_address: str | None = None
@@ -236,7 +244,13 @@ class Settings(BaseSettings):
 
     # -- field rules ---------------------------------------------------------------------------
 
-    @field_validator("webhook_secrets", "sns_topic_arns", mode="before")
+    @field_validator(
+        "webhook_secrets",
+        "sns_topic_arns",
+        "price_feed_symbols",
+        "price_feed_chainlink",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -266,7 +280,24 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {str(value)[:20]!r}")
         return level
 
-    @field_validator("permissions_base_url", "chain_rpc_url", "notification_webhook_url")
+    @field_validator("price_feed_chainlink")
+    @classmethod
+    def _aggregators(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            symbol, sep, address = item.partition("=")
+            if not sep or not symbol.strip() or not _ADDRESS.match(address.strip()):
+                raise ValueError("must be SYMBOL=0xADDRESS pairs, comma-separated")
+        return value
+
+    @property
+    def chainlink_feeds(self) -> dict[str, str]:
+        """``RWA_PRICE_FEED_CHAINLINK`` as symbol -> aggregator address."""
+        pairs = (item.partition("=") for item in self.price_feed_chainlink)
+        return {symbol.strip(): address.strip() for symbol, _, address in pairs}
+
+    @field_validator(
+        "permissions_base_url", "chain_rpc_url", "notification_webhook_url", "price_feed_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -20,16 +20,21 @@ checked against the earlier ones of that run.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import attrs
 
 from core.marketdata.model import ReferencePrice
 from core.ports.clock import Clock
+from core.ports.jobs import Job
 from core.ports.price_feed import PriceFeed, PriceFeedError, PriceQuote
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.ids import new_id
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = "unavailable"
 FROM_THE_FUTURE = "from_the_future"
@@ -132,3 +137,49 @@ async def fetch_external_prices(
         if accepted:
             await uow.commit()
     return PriceFetchReport(tuple(accepted), tuple(rejected))
+
+
+@attrs.frozen
+class FetchExternalPricesJob(Job):
+    """``fetch-external-prices``: ask every configured feed, store what passes (scheduled
+    every ``RWA_PRICE_FETCH_SECONDS`` by the API's job scheduler, run by a worker)."""
+
+    name: ClassVar[str] = "fetch-external-prices"
+    reason: str = "scheduled"
+
+
+class PriceFetching:
+    """The ``fetch-external-prices`` job handler over the configured feeds."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        feeds: Sequence[PriceFeed],
+        clock: Clock,
+        policy: PricePolicy | None = None,
+    ) -> None:
+        self._storage = storage
+        self._feeds = list(feeds)
+        self._clock = clock
+        self._policy = policy
+        self.last_report: PriceFetchReport | None = None
+
+    async def handle(self, job: FetchExternalPricesJob) -> None:
+        report = await fetch_external_prices(self._storage, self._feeds, self._clock, self._policy)
+        self.last_report = report
+        for rejection in report.rejected:
+            log.warning(
+                "fetch-external-prices: %s %s refused (%s)",
+                rejection.source,
+                rejection.symbol,
+                rejection.reason,
+            )
+        log.info(
+            "fetch-external-prices: %d accepted, %d refused",
+            len(report.accepted),
+            len(report.rejected),
+        )
+
+    async def close(self) -> None:
+        for feed in self._feeds:
+            await feed.close()

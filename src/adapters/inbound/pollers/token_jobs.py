@@ -1,6 +1,7 @@
 """Scheduled token jobs: ``sync-blockchain`` every ``RWA_DEPOSIT_SYNC_SECONDS`` and
 ``reconcile`` every ``RWA_RECONCILE_SECONDS``, the ``verify-compliance`` sweep of expiries every
-``RWA_COMPLIANCE_SWEEP_SECONDS`` (0 turns any of them off).
+``RWA_COMPLIANCE_SWEEP_SECONDS`` and ``fetch-external-prices`` every ``RWA_PRICE_FETCH_SECONDS``
+(0 turns any of them off).
 
 With a ``lease`` (a ``StorageLease`` in the shared database) only the process holding it
 enqueues, so several API processes schedule each run once. The jobs themselves are safe to
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import time
 
+from core.marketdata.prices import FetchExternalPricesJob
 from core.ports.jobs import Job, JobQueue
 from core.shared.lease import StorageLease
 from core.tokens.compliance_chain import VerifyComplianceJob
@@ -31,6 +33,7 @@ class TokenJobScheduler:
         sync_seconds: float,
         reconcile_seconds: float,
         compliance_seconds: float = 0.0,
+        prices_seconds: float = 0.0,
         lease: StorageLease | None = None,
     ) -> None:
         self._jobs = jobs
@@ -40,6 +43,7 @@ class TokenJobScheduler:
                 (sync_seconds, SyncBlockchainJob()),
                 (reconcile_seconds, ReconcileJob()),
                 (compliance_seconds, VerifyComplianceJob()),
+                (prices_seconds, FetchExternalPricesJob()),
             )
             if seconds > 0
         ]
