@@ -11,6 +11,9 @@ import zlib
 from collections.abc import Sequence
 
 CHECKSUM_LEVELS = 10
+# The deeper windows a book can be streamed at (WebSocket depth 25 and 100): a book change that
+# removes a level also carries the levels that moved into them.
+STREAMED_DEPTHS = (25, 100)
 
 
 def format_units(value: int, decimals: int) -> str:

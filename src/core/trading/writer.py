@@ -606,7 +606,7 @@ class _Batch:
         touched: dict[str, None] = {}
         ended: dict[str, tuple[OrderStatus, str | None]] = {}
         levels: list[list[object]] = []
-        emptied: set[str] = set()  # sides where a level was removed
+        emptied: dict[str, int] = {}  # sides where levels were removed: how many
         book_seq: int | None = None
         for event in self.engine.take_events():
             kind = event[0]
@@ -616,7 +616,7 @@ class _Batch:
             if kind == c.LEVEL:
                 _, book_seq, side, price, size = event
                 if size == 0:
-                    emptied.add(side)
+                    emptied[side] = emptied.get(side, 0) + 1
                 levels.append(
                     [side, pair.price_text(price * pair.tick), pair.size_text(size * pair.lot)]
                 )
@@ -645,15 +645,24 @@ class _Batch:
             await self._conclude(order_id, ended.get(order_id), actor)
         if levels:
             assert book_seq is not None
-            top = self.engine.depth(book_format.CHECKSUM_LEVELS)
-            # a removed level lets deeper ones into the top 10: they come along (absolute
-            # sizes, so repeating one is harmless) and a client subscribed at any depth holds
-            # the levels the checksum covers
+            top_n = book_format.CHECKSUM_LEVELS
+            deep = self.engine.depth(book_format.STREAMED_DEPTHS[-1] if emptied else top_n)
+            top = (deep[0][:top_n], deep[1][:top_n])
+            # A removed level lets deeper ones move up: the new top 10 come along, and so do
+            # the levels that may have just entered the window of a deeper subscription (with
+            # r levels removed from a side, its ranks depth - r + 1 .. depth for depth 25 and
+            # 100). Sizes are absolute, so repeating one is harmless, and a client subscribed
+            # at any depth holds exactly the levels of its window.
             changed = {(side, price) for side, price, _ in levels}
-            for side, side_levels in ((c.BUY, top[0]), (c.SELL, top[1])):
-                if side not in emptied:
+            for side, side_levels in ((c.BUY, deep[0]), (c.SELL, deep[1])):
+                removed = emptied.get(side, 0)
+                if not removed:
                     continue
-                for price_ticks, size_lots in side_levels:
+                ranks = set(range(min(top_n, len(side_levels))))
+                for window in book_format.STREAMED_DEPTHS:
+                    ranks.update(range(max(top_n, window - removed), min(window, len(side_levels))))
+                for rank in sorted(ranks):
+                    price_ticks, size_lots = side_levels[rank]
                     price_text = pair.price_text(price_ticks * pair.tick)
                     if (side, price_text) not in changed:
                         levels.append([side, price_text, pair.size_text(size_lots * pair.lot)])
