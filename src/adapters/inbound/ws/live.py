@@ -4,7 +4,8 @@ subscriber as one message with the value's own ``seq``.
 
 - **Triggers** come from the bus events of the subscription's topic (``trigger``) and, for
   values that change with time alone, from a timer while someone is subscribed. Triggers
-  coalesce: one read at a time per value, and one more after it if anything came meanwhile.
+  coalesce: one read at a time per value, and one more after it if anything came meanwhile;
+  with ``min_interval`` at most one read per interval (the ticker: 100 ms).
 - **After a trade** the read waits (up to ``catch_up_seconds``) until market data has stored
   that trade (the ``aggregate-candles`` reaction runs after the event is published), so the
   value read is the one the HTTP endpoints answer.
@@ -45,6 +46,7 @@ class LiveValue(abc.ABC):
         has_trade: HasTrade | None = None,
         refresh_seconds: float = 0.0,
         catch_up_seconds: float = 2.0,
+        min_interval: float = 0.0,
     ) -> None:
         self.request = request
         self.seq = 0
@@ -54,6 +56,8 @@ class LiveValue(abc.ABC):
         self._has_trade = has_trade
         self._refresh_seconds = refresh_seconds
         self._catch_up_seconds = catch_up_seconds
+        self._min_interval = min_interval
+        self._last_read = 0.0
         self._lock = asyncio.Lock()
         self._dirty = False
         self._trade_seq = 0  # the newest trade event seen: reads wait until it is stored
@@ -118,7 +122,11 @@ class LiveValue(abc.ABC):
 
     async def _run(self) -> None:
         while self._dirty and self.subscribers > 0:
+            wait = self._last_read + self._min_interval - time.monotonic()
+            if wait > 0:  # at most one read per min_interval: changes meanwhile coalesce
+                await asyncio.sleep(wait)
             self._dirty = False
+            self._last_read = time.monotonic()
             await self._wait_for_trade(self._trade_seq)
             try:
                 async with self._lock:

@@ -5,7 +5,8 @@
   .../stats``, best bid and ask with sizes, the reference price and the latest valuation),
   read again on every ``trade.executed`` (once market data stored it) and ``book.changed``,
   and every ``refresh_seconds`` (the 24h window slides; reference prices and valuations have
-  no events). An update is sent only when something but ``time`` changed. Conflatable: a
+  no events), at most once per 100 ms (changes meanwhile arrive together). An update is sent
+  only when something but ``time`` changed. Conflatable: a
   newer ticker replaces an older one waiting in a full send queue.
 - ``candles`` (``pair`` and ``interval``): a snapshot of the newest ``snapshot_size`` candles
   (``GET .../candles``), then, on each trade, an update of every candle that changed (the
@@ -30,6 +31,7 @@ BOOK_CHANGED = "book.changed"
 CANDLES_SNAPSHOT = 100
 CANDLES_WATCHED = 2  # the newest candles re-read after a trade (current and previous)
 TICKER_REFRESH_SECONDS = 1.0
+TICKER_MIN_INTERVAL = 0.1  # at most ten ticker reads a second per pair, whatever the flow
 
 
 def merge_ticker(older: Mapping[str, Any], newer: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -147,6 +149,7 @@ class TickerChannel(_LiveChannel):
             deliver=deliver,
             has_trade=self._trading.has_market_trade,
             refresh_seconds=self._refresh_seconds,
+            min_interval=TICKER_MIN_INTERVAL,
         )
 
     def triggers(self, event: DomainEvent) -> bool:

@@ -1,0 +1,261 @@
+"""Benchmark: WebSocket fan-out of one pair to many subscribers while orders flow.
+
+Run: .venv/bin/python bench/ws_fanout.py [--subscribers 1000] [--rate 200] [--duration 10]
+                                         [--processes 2]
+
+Starts ``rwa-market serve --migrate`` (embedded profile, durable SQLite) as a subprocess,
+creates WETH-USDC and funds a maker and a taker. ``--subscribers`` connections (spread over
+``--processes`` client processes) each subscribe to the pair's ``book`` (depth 10),
+``trades`` and ``ticker``. Then orders flow at ``--rate`` a second for ``--duration``
+seconds over four WebSocket connections: a maker's SELL limit at 100.00 and a taker's BUY
+limit that crosses it, in turn (one trade every two orders; every order changes the book).
+
+Measured by every subscriber: messages received (all types), the lag from a trade's match
+(its ``executedAt``, the writer's time when the batch matched) to its receipt, gaps (a book
+update whose ``fromSeq``/``seq`` does not follow the last ``seq``, a ``gap`` notice, or a
+``slow_consumer`` close: each must be 0), and the server's resident memory before the
+subscribers connect and at the end. Prints ONE JSON line; target p99 lag <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
+    del sys.path[0]  # bench/http.py would shadow the standard library's ``http``
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+from websockets.asyncio.client import connect  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("ws_common", _HERE / "ws_common.py")
+assert _spec is not None and _spec.loader is not None
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+
+CHANNELS = (
+    {"channel": "book", "pair": common.PAIR, "depth": 10},
+    {"channel": "trades", "pair": common.PAIR},
+    {"channel": "ticker", "pair": common.PAIR},
+)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.messages = 0
+        self.gaps = 0
+        self.closed = 0
+        self.lags: list[float] = []
+        self.subscribed = 0
+
+
+async def subscriber(
+    url: str,
+    stats: Stats,
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+    sample: bool,
+    channels: list[str],
+) -> None:
+    book_seq: int | None = None
+    try:
+        async with connect(url, max_queue=None, open_timeout=60) as ws:
+            wanted = [frame for frame in CHANNELS if frame["channel"] in channels]
+            for frame in wanted:
+                await ws.send(json.dumps({"op": "subscribe", **frame}))
+            snapshots = 0
+            while snapshots < len(wanted):
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "snapshot":
+                    snapshots += 1
+                    if msg["channel"] == "book":
+                        book_seq = msg["seq"]
+            stats.subscribed += 1
+            await ready.wait()
+            while not stop.is_set():
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                received = time.time()
+                stats.messages += 1
+                msg = json.loads(raw)
+                kind, channel = msg.get("type"), msg.get("channel")
+                if kind == "gap" or (kind == "error" and msg.get("code") == "slow_consumer"):
+                    stats.gaps += 1
+                elif channel == "book" and kind == "snapshot":
+                    book_seq = msg["seq"]
+                elif channel == "book" and kind == "update":
+                    if book_seq is not None and msg.get("fromSeq", msg["seq"]) != book_seq + 1:
+                        stats.gaps += 1
+                    book_seq = msg["seq"]
+                elif channel == "trades" and kind == "update" and sample:
+                    at = datetime.fromisoformat(msg["trade"]["executedAt"]).timestamp()
+                    stats.lags.append(received - at)
+    except Exception:
+        stats.closed += 1
+        stats.gaps += 1
+
+
+def client_process(url: str, count: int, index: int, conn: Any, channels: list[str]) -> None:
+    """Runs ``count`` subscribers; tells the parent when all subscribed, waits for 'go' and
+    'stop', then sends back its figures."""
+
+    async def run() -> dict[str, Any]:
+        stats = Stats()
+        ready, stop = asyncio.Event(), asyncio.Event()
+        tasks = [
+            asyncio.create_task(subscriber(url, stats, ready, stop, (i % 5 == 0), channels))
+            for i in range(count)
+        ]
+        while stats.subscribed + stats.closed < count:  # noqa: ASYNC110 - counters, no event
+            await asyncio.sleep(0.1)
+        conn.send(("subscribed", stats.subscribed))
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, conn.recv) == "go"
+        stats.messages = 0
+        ready.set()
+        assert await loop.run_in_executor(None, conn.recv) == "stop"
+        stop.set()
+        await asyncio.gather(*tasks)
+        return {
+            "messages": stats.messages,
+            "gaps": stats.gaps,
+            "closed": stats.closed,
+            "lags": stats.lags,
+        }
+
+    conn.send(("done", asyncio.run(run())))
+
+
+async def flow(url: str, rate: float, duration: float) -> int:
+    """Orders at ``rate`` a second over four connections (two makers, two takers)."""
+    per_connection = rate / 4
+    sent = 0
+
+    async def driver(user: str, side: str, offset: float) -> None:
+        nonlocal sent
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"op": "auth", "token": common.token(user, "trader")}))
+            json.loads(await ws.recv())
+            start = time.monotonic() + offset
+            n = 0
+            while True:
+                due = start + n / per_connection
+                if due - start > duration:
+                    return
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                n += 1
+                frame = {
+                    "op": "order.submit",
+                    "reqId": n,
+                    "tradingPairId": common.PAIR,
+                    "side": side,
+                    "type": "LIMIT",
+                    "price": "100.00",
+                    "quantity": "0.001",
+                }
+                await ws.send(json.dumps(frame))
+                while json.loads(await ws.recv()).get("reqId") != n:
+                    pass
+                sent += 1
+
+    half = 0.5 / per_connection
+    await asyncio.gather(
+        driver("bench-maker", "SELL", 0.0),
+        driver("bench-taker", "BUY", half),
+        driver("bench-maker", "SELL", half / 2),
+        driver("bench-taker", "BUY", half * 1.5),
+    )
+    return sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--channels", default="book,trades,ticker", help="comma-separated")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rwa-bench-ws-fanout-") as tmp:
+        server = common.Server(Path(tmp))
+        server.start()
+        children: list[tuple[Any, Any]] = []
+        try:
+            common.make_pair(server, ["bench-maker", "bench-taker"])
+            rss_before = server.rss_mb()
+            ctx = multiprocessing.get_context("spawn")
+            shares = [args.subscribers // args.processes] * args.processes
+            shares[0] += args.subscribers - sum(shares)
+            for index, share in enumerate(shares):
+                parent, child = ctx.Pipe()
+                process = ctx.Process(
+                    target=client_process,
+                    args=(server.ws_url, share, index, child, args.channels.split(",")),
+                )
+                process.start()
+                children.append((process, parent))
+            subscribed = sum(parent.recv()[1] for _, parent in children)
+            rss_subscribed = server.rss_mb()
+            for _, parent in children:
+                parent.send("go")
+            started = time.monotonic()
+            orders = asyncio.run(flow(server.ws_url, args.rate, args.duration))
+            elapsed = time.monotonic() - started
+            time.sleep(1.0)  # what is still in flight
+            rss_end = server.rss_mb()
+            for _, parent in children:
+                parent.send("stop")
+            results = [parent.recv()[1] for _, parent in children]
+            for process, _ in children:
+                process.join(timeout=30)
+        finally:
+            for process, _ in children:
+                if process.is_alive():
+                    process.terminate()
+            server.stop()
+    lags = [x for r in results for x in r["lags"]]
+    messages = sum(r["messages"] for r in results)
+    p99 = common.percentile(lags, 99) * 1000
+    print(
+        json.dumps(
+            {
+                "bench": "ws_fanout",
+                "profile": "embedded (SQLite WAL, durable)",
+                "subscribers": args.subscribers,
+                "subscribed": subscribed,
+                "channels": args.channels.split(","),
+                "orders": orders,
+                "orders_per_s": round(orders / elapsed, 1),
+                "delivered_messages": messages,
+                "delivered_per_s": round(messages / (elapsed + 1.0), 1),
+                "trade_lag_samples": len(lags),
+                "lag_p50_ms": round(common.percentile(lags, 50) * 1000, 1),
+                "lag_p99_ms": round(p99, 1),
+                "gaps": sum(r["gaps"] for r in results),
+                "closed": sum(r["closed"] for r in results),
+                "server_rss_mb": {
+                    "before": round(rss_before, 1),
+                    "subscribed": round(rss_subscribed, 1),
+                    "end": round(rss_end, 1),
+                },
+                "target": {"lag_p99_ms": 100, "gaps": 0},
+                "meets_target": p99 <= 100 and sum(r["gaps"] for r in results) == 0,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
