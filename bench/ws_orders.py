@@ -117,7 +117,9 @@ def main() -> None:
         server.start()
         try:
             make_pair(server, [f"bench-{i}" for i in range(args.connections)])
-            figures = asyncio.run(drive(server.ws_url, args.connections, args.duration, args.warmup))
+            figures = asyncio.run(
+                drive(server.ws_url, args.connections, args.duration, args.warmup)
+            )
             figures["server_rss_mb"] = round(server.rss_mb(), 1)
         finally:
             server.stop()
