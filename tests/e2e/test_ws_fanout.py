@@ -1,8 +1,9 @@
 """Fan-out across API processes (DESIGN §13): two `rwa-market serve` processes of the production
 profile on loopback share Postgres, the Redis event bus and one `rwa-market engine` (the pair's
-writer). Orders go through the first; a client of the second receives the same `book`, `trades` and `markets`
-messages as a client of the first, in the same order, with the same `seq`, and both end on the
-REST book of either process; a late subscriber of the second process starts from that book."""
+writer). Orders go through the first; a client of the second receives the same `book`,
+`trades` and `markets` messages as a client of the first, in the same order, with the same
+`seq`, and both end on the REST book of either process; a late subscriber of the second
+process starts from that book."""
 
 from __future__ import annotations
 
