@@ -297,6 +297,8 @@ async def test_an_expired_token_ends_private_subscriptions(app: Any, runtime: Ru
         error = await recv(ws)
         assert error["code"] == "token_expired"
         assert await recv(ws) == {"type": "unsubscribed", "channel": "balances"}
+        balances = runtime.container.ws_gateway().registry.get("balances")
+        assert balances is not None and balances.watched_users == []  # type: ignore[attr-defined]
         assert (await ask(ws, {"op": "subscribe", "channel": "balances"}))["code"] == (
             "auth_required"
         )

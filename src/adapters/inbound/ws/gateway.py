@@ -103,6 +103,7 @@ class ChannelSubscription:
         self.held_dropped = 0
         self.active = True
         self.seq: int | None = None  # the last seq sent, for a sequenced channel
+        self.actor: Actor | None = None  # the connection's user when it was attached
 
     def deliver(self, message: Outgoing) -> None:
         if not self.active:
@@ -540,7 +541,8 @@ class Gateway:
 
     def attach(self, sub: ChannelSubscription) -> None:
         self._topics.setdefault(sub.topic, set()).add(sub)
-        sub.channel.attached(sub.request, sub.conn.actor)
+        sub.actor = sub.conn.actor  # detached with the same actor, even after auth expired
+        sub.channel.attached(sub.request, sub.actor)
 
     def detach(self, sub: ChannelSubscription) -> None:
         sub.active = False
@@ -549,7 +551,7 @@ class Gateway:
             subs.discard(sub)
             if not subs:
                 del self._topics[sub.topic]
-            sub.channel.detached(sub.request, sub.conn.actor)
+            sub.channel.detached(sub.request, sub.actor)
 
     def publish(
         self, topic: str, channel: Channel, request: SubscribeRequest, message: Outgoing

@@ -92,6 +92,11 @@ class BalancesChannel(Channel):
     def bind(self, publish: Publish) -> None:
         self._publish = publish
 
+    @property
+    def watched_users(self) -> list[str]:
+        """The users with a live ``balances`` subscription in this process."""
+        return sorted(self._values)
+
     def topic(self, request: SubscribeRequest, actor: Actor | None) -> str:
         return user_topic(actor)
 
