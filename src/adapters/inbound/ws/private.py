@@ -58,7 +58,18 @@ class BalancesValue(LiveValue):
         views = [balance_view(b) for b in await self._tokens.balances(self.actor, self.actor.id)]
         changed = [v for v in views if self._balances.get(v["tokenId"]) != v]
         self._balances = {v["tokenId"]: v for v in views}
-        return [{"type": "update", "channel": "balances", "balance": v} for v in changed]
+        # ``event`` and ``data`` keep the channel's first update shape (clients read
+        # ``data.tokenId``, ``data.available``...); ``balance`` is the same object
+        return [
+            {
+                "type": "update",
+                "channel": "balances",
+                "event": BALANCE_CHANGED,
+                "balance": v,
+                "data": v,
+            }
+            for v in changed
+        ]
 
     def snapshot_payload(self) -> dict[str, Any]:
         return {
