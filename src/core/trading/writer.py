@@ -617,9 +617,9 @@ class _Batch:
                 _, book_seq, side, price, size = event
                 if size == 0:
                     emptied[side] = emptied.get(side, 0) + 1
-                levels.append(
-                    [side, pair.price_text(price * pair.tick), pair.size_text(size * pair.lot)]
-                )
+                # DESIGN §6: a size of "0" deletes a level (not "0.00")
+                size_text = pair.size_text(size * pair.lot) if size else "0"
+                levels.append([side, pair.price_text(price * pair.tick), size_text])
                 continue
             order_id = self.ids.get(event[1]) or self._new_id(event[1])
             order = await self.order(order_id)
