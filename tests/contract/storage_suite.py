@@ -580,30 +580,6 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
         async with storage.unit_of_work(read_only=True) as uow:
             assert await uow.outbox.pending(10) == []
 
-    async def test_outbox_unpublished_skips_what_only_waits_for_reactions(
-        self, storage: Storage
-    ) -> None:
-        """The relay's publishing lane reads only unpublished messages, in position order,
-        however many published ones still wait for their reactions (its own unit's too)."""
-        events = numbered([make_event(new_id(), f"market.u{i}") for i in range(5)])
-        async with storage.unit_of_work() as uow:
-            await uow.events.append(events)
-            await uow.commit()
-        async with storage.unit_of_work(read_only=True) as uow:
-            positions = [m.position for m in await uow.outbox.unpublished(10)]
-            assert [m.event for m in await uow.outbox.unpublished(2)] == events[:2]
-        assert positions == sorted(positions) and len(positions) == 5
-        async with storage.unit_of_work() as uow:
-            await uow.outbox.mark_published(positions[:3])
-            await uow.outbox.mark_reacted([positions[3]])  # reacted, not yet published
-            assert [m.position for m in await uow.outbox.unpublished(10)] == positions[3:]
-            await uow.commit()
-        async with storage.unit_of_work(read_only=True) as uow:
-            found = await uow.outbox.unpublished(1)
-            assert [(m.event, m.published, m.reacted) for m in found] == [(events[3], False, True)]
-            assert len(await uow.outbox.pending(10)) == 5  # none is finished yet
-            assert await uow.outbox.unpublished(0) == []
-
     async def test_rolled_back_events_never_reach_the_outbox(self, storage: Storage) -> None:
         lost, kept = make_event(new_id(), "market.lost"), make_event(new_id(), "market.kept")
         async with storage.unit_of_work() as uow:

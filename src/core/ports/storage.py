@@ -109,11 +109,6 @@ class Outbox(abc.ABC):
         the relay reads them in a read-only unit of work (one relay leader at a time)."""
 
     @abc.abstractmethod
-    async def unpublished(self, limit: int) -> list[OutboxMessage]:
-        """Messages not yet published on the bus, in position order (the relay's publishing
-        lane: it never waits behind reactions still to run). Locks nothing."""
-
-    @abc.abstractmethod
     async def mark_published(self, positions: Sequence[int]) -> None:
         """These messages went out on the bus (never published again). Repeats are harmless."""
 

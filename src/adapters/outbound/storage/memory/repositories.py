@@ -160,17 +160,6 @@ class MemoryOutbox(Outbox):
                 found.append(attrs.evolve(message, published=published, reacted=reacted))
         return found[:limit]
 
-    async def unpublished(self, limit: int) -> list[OutboxMessage]:
-        if limit <= 0:
-            return []
-        changes = self._changes
-        candidates = self._state.unpublished(limit + len(changes.published)) + [
-            copy_message(m) for m in changes.events
-        ]
-        candidates.sort(key=lambda message: message.position)
-        found = [m for m in candidates if not (m.published or m.position in changes.published)]
-        return found[:limit]
-
     async def mark_published(self, positions: Sequence[int]) -> None:
         self._changes.published.update(positions)
 

@@ -123,12 +123,6 @@ class MemoryState:
             positions = heapq.nsmallest(limit, self.unfinished)
             return [copy_message(self.unfinished[p]) for p in positions]
 
-    def unpublished(self, limit: int) -> list[OutboxMessage]:
-        with self.lock:
-            waiting = (p for p, m in self.unfinished.items() if not m.published)
-            positions = heapq.nsmallest(limit, waiting)
-            return [copy_message(self.unfinished[p]) for p in positions]
-
     def stream_head(self, stream: str) -> int:
         with self.lock:
             return self.stream_heads.get(stream, 0)

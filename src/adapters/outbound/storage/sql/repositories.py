@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.outbound.storage.sql import codec
 from adapters.outbound.storage.sql.tables import (
     OUTBOX_UNFINISHED,
-    OUTBOX_UNPUBLISHED,
     cursors,
     leases,
     market_assets,
@@ -208,15 +207,14 @@ class SqlOutbox(Outbox):
         self._clock = clock
 
     async def pending(self, limit: int) -> list[OutboxMessage]:
-        return await self._select(OUTBOX_UNFINISHED, limit)
-
-    async def unpublished(self, limit: int) -> list[OutboxMessage]:
-        return await self._select(OUTBOX_UNPUBLISHED, limit)
-
-    async def _select(self, condition: str, limit: int) -> list[OutboxMessage]:
         if limit <= 0:
             return []
-        query = sa.select(outbox).where(sa.text(condition)).order_by(outbox.c.position).limit(limit)
+        query = (
+            sa.select(outbox)
+            .where(sa.text(OUTBOX_UNFINISHED))
+            .order_by(outbox.c.position)
+            .limit(limit)
+        )
         rows = (await self._conn.execute(query)).mappings().all()
         return [
             OutboxMessage(

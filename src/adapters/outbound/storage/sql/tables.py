@@ -122,7 +122,6 @@ market_events = sa.Table(
 )
 
 OUTBOX_UNFINISHED = "published_at IS NULL OR reacted_at IS NULL"
-OUTBOX_UNPUBLISHED = "published_at IS NULL"
 
 outbox = sa.Table(
     "outbox",
@@ -139,12 +138,6 @@ outbox = sa.Table(
         "position",
         sqlite_where=sa.text(OUTBOX_UNFINISHED),
         postgresql_where=sa.text(OUTBOX_UNFINISHED),
-    ),
-    sa.Index(
-        "ix_outbox_unpublished",
-        "position",
-        sqlite_where=sa.text(OUTBOX_UNPUBLISHED),
-        postgresql_where=sa.text(OUTBOX_UNPUBLISHED),
     ),
     sqlite_autoincrement=True,
 )
