@@ -70,6 +70,7 @@ from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
 from core.ledger.notices import BalanceNoticeStorage
 from core.marketdata.aggregate import TRADE_EXECUTED, CandleAggregator
 from core.marketdata.prices import FetchExternalPricesJob, PriceFetching, PricePolicy
+from core.marketdata.valuations import ValuationUseCases
 from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
 from core.markets.permission_events import PermissionEventProcessor, PermissionFeedSync
@@ -347,6 +348,7 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     market_queries = providers.Singleton(MarketQueries, storage, chain, chain_guard)
+    valuations = providers.Singleton(ValuationUseCases, storage, clock, authorizer)
     # custodial addresses: m/44'/60'/0'/0/<user number> of RWA_CUSTODY_MNEMONIC
     custody_keys = providers.Singleton(
         BipUtilsKeyDerivation, providers.Callable(lambda s: s.custody_mnemonic, settings)
@@ -760,6 +762,7 @@ class Runtime:
         deps = HttpDependencies(
             markets=c.market_use_cases(),
             market_queries=c.market_queries(),
+            valuations=c.valuations(),
             wallets=c.wallet_use_cases(),
             audit=c.audit_queries(),
             token_use_cases=c.token_use_cases(),

@@ -22,6 +22,7 @@ PUBLIC_READS = {
     ("get", "/api/v1/markets/{market_id}/events"),
     ("get", "/api/v1/markets/{market_id}/reached/{status}"),
     ("get", "/api/v1/markets/{market_id}/onchain"),
+    ("get", "/api/v1/markets/{market_id}/valuations"),
 }
 
 

@@ -13,18 +13,56 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.marketdata.model import AssetValuation
+from core.markets.model import Market, MarketAsset
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
 from core.ports.storage import Storage
+from core.shared.authorization import Authorizer
 from core.shared.errors import NotFound, ValidationFailed
 from core.shared.events import Actor
 from core.shared.ids import new_id
+from core.tokens.compliance_use_cases import parse_utc
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_NOTE = 2_000
 MAX_SOURCE = 200
 REGISTRATION_SOURCE = "registration"
 AUDIT_ACTION = "asset.valuation_update"
+UPDATE = "market.valuation_update"  # the permission: admins, and an issuer on its own markets
+_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?")
+
+
+def parse_valuation(text: object) -> Decimal:
+    """An exact decimal string (at most 30 digits before the point and 18 after) as a
+    ``Decimal``; ``ValidationFailed`` naming ``valuation`` for anything else."""
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise ValidationFailed(
+            "the valuation update is invalid",
+            fields={
+                "valuation": "must be a decimal string such as 25000000.00 (at most 30 digits "
+                "before the point and 18 after)"
+            },
+        )
+    return Decimal(text)
+
+
+def registration_valuation(
+    market: Market, asset: MarketAsset | None, now: datetime
+) -> AssetValuation | None:
+    """Version 1 of the history: the valuation the market was registered with, if any."""
+    if asset is None or not asset.valuation or not asset.currency:
+        return None
+    return AssetValuation(
+        id=new_id(),
+        market_id=market.id,
+        version=1,
+        valuation=asset.valuation,
+        currency=asset.currency,
+        effective_at=market.created_at,
+        recorded_at=now,
+        actor_id=market.issuer_id,
+        source=REGISTRATION_SOURCE,
+    )
 
 
 def valuation_view(valuation: AssetValuation) -> dict[str, object]:
@@ -78,20 +116,11 @@ async def update_token_metadata(
         if market is None:
             raise NotFound(f"market {market_id} not found", code="market_not_found")
         previous = await uow.valuations.latest(market_id)
-        if previous is None and asset is not None and asset.valuation and asset.currency:
+        if previous is None:
             # the history starts with the valuation the market was registered with
-            previous = AssetValuation(
-                id=new_id(),
-                market_id=market_id,
-                version=1,
-                valuation=asset.valuation,
-                currency=asset.currency,
-                effective_at=market.created_at,
-                recorded_at=now,
-                actor_id=market.issuer_id,
-                source=REGISTRATION_SOURCE,
-            )
-            await uow.valuations.add(previous)
+            previous = registration_valuation(market, asset, now)
+            if previous is not None:
+                await uow.valuations.add(previous)
         chosen = currency or (previous.currency if previous else None)
         if not chosen:
             raise ValidationFailed(
@@ -122,3 +151,65 @@ async def update_token_metadata(
         )
         await uow.commit()
     return record
+
+
+class ValuationUseCases:
+    """Valuation updates of a market's asset (``update-token-metadata``) and their history."""
+
+    def __init__(self, storage: Storage, clock: Clock, authorizer: Authorizer) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._auth = authorizer
+
+    async def update(
+        self,
+        actor: Actor,
+        market_id: str,
+        *,
+        valuation: str,
+        currency: str | None = None,
+        effective_at: str | None = None,
+        source: str | None = None,
+        note: str | None = None,
+    ) -> AssetValuation:
+        """Append a valuation (an exact decimal string; ``effective_at`` an ISO 8601 UTC
+        instant) after the permission check: admins,
+        or the market's own issuer. ``NotFound``, ``PermissionDenied``, ``ValidationFailed``."""
+        amount = parse_valuation(valuation)
+        effective = None if effective_at is None else parse_utc(effective_at, "effectiveAt")
+        market = await self._market(market_id)
+        await self._auth.require(
+            actor, UPDATE, entity_id=market.entity_id, owner_id=market.issuer_id
+        )
+        return await update_token_metadata(
+            self._storage,
+            self._clock,
+            actor,
+            market_id,
+            valuation=amount,
+            currency=currency,
+            effective_at=effective,
+            source=source,
+            note=note,
+        )
+
+    async def history(self, market_id: str) -> list[AssetValuation]:
+        """Every valuation of the market's asset, oldest first; before any update, the one it
+        was registered with (if any) as version 1."""
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            market = await uow.markets.get(market_id)
+            if market is None:
+                raise NotFound(f"market {market_id} not found", details={"marketId": market_id})
+            found = await uow.valuations.history(market_id)
+            if found:
+                return found
+            asset = await uow.markets.get_asset(market_id)
+        first = registration_valuation(market, asset, self._clock.now())
+        return [] if first is None else [first]
+
+    async def _market(self, market_id: str) -> Market:
+        async with self._storage.unit_of_work(read_only=True) as uow:
+            market = await uow.markets.get(market_id)
+        if market is None:
+            raise NotFound(f"market {market_id} not found", details={"marketId": market_id})
+        return market

@@ -45,12 +45,14 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
             "order.read_any",  # any user's orders and trades
             "pair.create",
             "pair.update",
+            "market.valuation_update",
         }
     ),
     "issuer": frozenset(
         {
             "market.register",
             "market.activate",
+            "market.valuation_update",  # its own markets only (OWNER_ONLY)
             "token.transfer",
             "withdrawal.request",
             "withdrawal.read",
@@ -79,7 +81,7 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 # Actions an issuer may take only on what it owns.
-OWNER_ONLY = {("issuer", "market.activate")}
+OWNER_ONLY = {("issuer", "market.activate"), ("issuer", "market.valuation_update")}
 
 
 def roles_allow_any(roles: Iterable[str], actions: Iterable[str]) -> bool:

@@ -11,6 +11,7 @@ from adapters.inbound.http.order_rate_limit import OrderRateLimit
 from adapters.inbound.http.rate_limit import HttpRateLimit
 from adapters.inbound.webhooks.dependencies import WebhookDependencies
 from adapters.inbound.ws.gateway import Gateway
+from core.marketdata.valuations import ValuationUseCases
 from core.markets.queries import MarketQueries
 from core.markets.use_cases import MarketUseCases
 from core.ports.metrics import NO_METRICS, Metrics
@@ -31,6 +32,7 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 class HttpDependencies:
     markets: MarketUseCases
     market_queries: MarketQueries
+    valuations: ValuationUseCases = attrs.field(kw_only=True)
     tokens: TokenIssuer
     readiness: Mapping[str, ReadinessCheck]
     max_body_bytes: int = 64 * 1024

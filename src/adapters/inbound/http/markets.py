@@ -27,6 +27,8 @@ from adapters.inbound.http.openapi import (
     MarketWithAssetEnvelope,
     OnChainTokenEnvelope,
     StateReachedEnvelope,
+    ValuationEnvelope,
+    ValuationHistoryEnvelope,
     documented,
 )
 from adapters.inbound.http.schemas import (
@@ -34,8 +36,11 @@ from adapters.inbound.http.schemas import (
     ComplianceDocumentIn,
     ReasonIn,
     RegisterMarketIn,
+    ValuationIn,
 )
 from adapters.inbound.http.serialization import dump, dump_asset, dump_event, dump_market
+from core.marketdata.model import AssetValuation
+from core.marketdata.queries import iso
 from core.markets.model import ComplianceDocument, ComplianceDocumentRef, MarketStatus
 from core.markets.queries import parse_filter
 from core.markets.registration import RegisterMarket
@@ -280,3 +285,45 @@ async def market_on_chain(market_id: str) -> Response:
         if data[key] is not None:
             data[key] = str(data[key])
     return ok(data)
+
+
+def dump_valuation(valuation: AssetValuation) -> dict[str, Any]:
+    return {
+        "id": valuation.id,
+        "marketId": valuation.market_id,
+        "version": valuation.version,
+        "valuation": format(valuation.valuation, "f"),
+        "currency": valuation.currency,
+        "effectiveAt": iso(valuation.effective_at),
+        "recordedAt": iso(valuation.recorded_at),
+        "actorId": valuation.actor_id,
+        "source": valuation.source,
+        "note": valuation.note,
+    }
+
+
+@markets.post("/<market_id>/valuations")
+@documented(ValuationEnvelope, 201, auth=True, body=ValuationIn, errors=[404])
+@guarded("market.valuation_update")
+async def update_valuation(market_id: str) -> Response:
+    """Record a new valuation of the market's asset (``update-token-metadata``): admins, or
+    the market's own issuer. Appended to the history; the ``ticker`` channel shows the latest."""
+    data = await read_body(ValuationIn)
+    record = await deps().valuations.update(
+        current_actor(),
+        market_id,
+        valuation=str(data.valuation),
+        currency=data.currency,
+        effective_at=data.effective_at,
+        source=data.source,
+        note=data.note,
+    )
+    return ok(dump_valuation(record), 201, "valuation recorded")
+
+
+@markets.get("/<market_id>/valuations")
+@documented(ValuationHistoryEnvelope, errors=[404, 422])
+@public
+async def valuation_history(market_id: str) -> Response:
+    """Every valuation of the market's asset, oldest (version 1) first."""
+    return ok([dump_valuation(v) for v in await deps().valuations.history(market_id)])

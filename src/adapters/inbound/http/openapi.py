@@ -218,6 +218,23 @@ class StateReachedOut(WireModel):
     at: str | None = None
 
 
+class ValuationOut(WireModel):
+    """One valuation of a market's asset; the history is append-only (version 1, 2, ...)."""
+
+    model_config = ConfigDict(title="AssetValuation")
+
+    id: str
+    market_id: str
+    version: int
+    valuation: str = Field(description="An exact decimal string")
+    currency: str
+    effective_at: str
+    recorded_at: str
+    actor_id: str
+    source: str | None
+    note: str | None
+
+
 class OnChainTokenOut(WireModel):
     """The market's T-REX token as the chain reports it."""
 
@@ -349,6 +366,8 @@ MarketWithAssetEnvelope = envelope(MarketWithAsset)
 MarketEventsEnvelope = envelope(MarketEventOut, many=True)
 StateReachedEnvelope = envelope(StateReachedOut)
 OnChainTokenEnvelope = envelope(OnChainTokenOut)
+ValuationEnvelope = envelope(ValuationOut)
+ValuationHistoryEnvelope = envelope(ValuationOut, many=True)
 HealthEnvelope = envelope(HealthOut)
 ReadinessEnvelope = envelope(ReadinessOut)
 WebhookHealthEnvelope = envelope(WebhookHealthOut)

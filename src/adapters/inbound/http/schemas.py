@@ -207,6 +207,21 @@ class ApprovalIn(Body):
     entity_id: Identifier | None = None
 
 
+class ValuationIn(Body):
+    """A new valuation of a market's asset (``update-token-metadata``)."""
+
+    valuation: Amount
+    currency: Currency | None = None
+    effective_at: StrictStr | None = Field(
+        default=None,
+        max_length=40,
+        description="ISO 8601 in UTC (`Z` or `+00:00`); default: now",
+        json_schema_extra={"format": "date-time"},
+    )
+    source: ShortText | None = None
+    note: Reason | None = None
+
+
 class ReasonIn(Body):
     """Optional body of pause, resume and archive."""
 
