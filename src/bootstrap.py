@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 from dependency_injector import containers, providers
 
+import logs
 from adapters.inbound.http.app import create_app
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.dependencies import HttpDependencies
@@ -500,7 +501,9 @@ class Container(containers.DeclarativeContainer):
         jobs,
         deployment.provided.platform_contracts,
     )
-    relay = providers.Singleton(OutboxRelay, storage, event_bus, clock)
+    relay = providers.Singleton(
+        OutboxRelay, storage, event_bus, clock, reaction_context=logs.correlated
+    )
     candle_aggregator = providers.Singleton(CandleAggregator, storage)
     # execute-blockchain-settlement: trades' RWA leg moved on chain in batches
     trade_settlement = providers.Singleton(

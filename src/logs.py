@@ -110,6 +110,17 @@ def correlation_id() -> str | None:
 
 
 @contextmanager
+def correlated(correlation: str | None) -> Iterator[None]:
+    """Reactions to an event run with the correlation id of what wrote it (so the jobs they
+    enqueue carry it on); nothing changes without one."""
+    if correlation is None:
+        yield
+        return
+    with bound_contextvars(correlation_id=correlation):
+        yield
+
+
+@contextmanager
 def job_context(job: str, correlation: str | None) -> Iterator[None]:
     """A job run logs with its name and the correlation id it was enqueued with (a fresh one
     when it came without)."""

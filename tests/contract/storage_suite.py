@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
+from structlog.contextvars import bound_contextvars
 
 from core.markets.model import (
     AssetType,
@@ -579,6 +580,21 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
             await uow.commit()
         async with storage.unit_of_work(read_only=True) as uow:
             assert await uow.outbox.pending(10) == []
+
+    async def test_outbox_messages_carry_the_writers_correlation_id(self, storage: Storage) -> None:
+        """The request (or connection, or job) that appended an event is remembered with its
+        outbox message: its reactions run, and log, with the same correlation id."""
+        first, second = make_event(new_id(), "market.c1"), make_event(new_id(), "market.c2")
+        with bound_contextvars(request_id="req-corr-1"):
+            async with storage.unit_of_work() as uow:
+                await uow.events.append([first])
+                await uow.commit()
+        async with storage.unit_of_work() as uow:
+            await uow.events.append([second])
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            found = {m.event.type: m.correlation_id for m in await uow.outbox.pending(10)}
+        assert found == {"market.c1": "req-corr-1", "market.c2": None}
 
     async def test_rolled_back_events_never_reach_the_outbox(self, storage: Storage) -> None:
         lost, kept = make_event(new_id(), "market.lost"), make_event(new_id(), "market.kept")

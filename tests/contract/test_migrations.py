@@ -47,7 +47,7 @@ OUR_TABLES = {
     "reference_prices",
     "asset_valuations",
 }
-HEAD = "0013"  # 0011 is reserved for trading; empty reserved ones change nothing
+HEAD = "0014"  # 0011 is reserved for trading; empty reserved ones change nothing
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:

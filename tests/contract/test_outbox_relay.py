@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.contextvars import bound_contextvars
 
+import logs
 from adapters.outbound.events.memory import MemoryEventBus
 from adapters.outbound.events.redis import RedisEventBus
 from adapters.outbound.storage.memory import MemoryStorage
@@ -320,3 +322,21 @@ async def test_a_failed_final_flush_logs_one_line(
     assert "ServiceUnavailable" in flush[0].getMessage()
     probe.fail_begins = False
     assert len(await pending(probe)) == 1  # left for the next start
+
+
+async def test_reactions_run_with_the_correlation_id_of_the_writer(
+    storages: StorageFactory,
+) -> None:
+    storage = storages()
+    seen: list[str | None] = []
+
+    async def react(event: DomainEvent) -> None:
+        seen.append(logs.correlation_id())
+
+    relay = OutboxRelay(storage, RecordingBus(), reaction_context=logs.correlated)
+    relay.on("market.e", react)
+    with bound_contextvars(request_id="req-approve-1"):
+        await append(storage, make_event(new_id(), "market.e"))
+    await append(storage, make_event(new_id(), "market.e"))
+    assert await relay.pump() == 2
+    assert seen == ["req-approve-1", None]

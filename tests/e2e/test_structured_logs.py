@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.e2e.api import bearer
+from tests.e2e.api import bearer, data_of, market_body, unique_symbol
 from tests.e2e.server import RwaServer, poll, start_server
 
 # a valid BIP-39 mnemonic of the tests (not the development default): the server derives
@@ -140,3 +140,44 @@ def test_json_lines_with_request_and_connection_ids_and_no_secret(
     assert len({r["connection_id"] for r in ws_lines}) == 1
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     (tmp_path / "server-log.jsonl").write_text(text)
+
+
+def test_an_approval_request_id_reaches_the_deployment_its_event_enqueues(
+    json_server: RwaServer,
+) -> None:
+    """The approval writes ``market.approved``; the outbox relay's reaction enqueues the token
+    deployment later, in its own task: the deployment job still logs with the approval
+    request's id (the outbox remembers it with the event)."""
+    issuer = json_server.token("issuer-logs", "issuer")
+    admin = json_server.token("admin-logs", "admin")
+    with json_server.client() as http:
+        market = data_of(
+            http.post(
+                "/api/v1/markets/register",
+                json=market_body(tokenSymbol=unique_symbol("LG")),
+                headers=bearer(issuer),
+            ),
+            201,
+        )["market"]
+        approved = http.post(
+            f"/api/v1/markets/{market['id']}/approve",
+            json={"decision": "approve"},
+            headers={**bearer(admin), "X-Request-Id": "req-logs-approve"},
+        )
+        assert approved.status_code == 200, approved.text
+
+    def deployed(records: list[dict[str, Any]]) -> bool:
+        return any(
+            r.get("job") == "deploy-token" and r["message"].startswith("job deploy-token ran")
+            for r in records
+        )
+
+    records = poll(
+        lambda: _records(json_server),
+        deployed,
+        timeout=60,
+        what="the deployment job's lines",
+        context=json_server.log_tail,
+    )
+    job_lines = [r for r in records if r.get("job") == "deploy-token"]
+    assert job_lines and all(r["correlation_id"] == "req-logs-approve" for r in job_lines)

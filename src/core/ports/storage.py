@@ -49,6 +49,9 @@ class OutboxMessage:
     event: DomainEvent
     published: bool = False
     reacted: bool = False
+    # the request, connection or job that wrote it: its reactions (and the jobs they enqueue)
+    # log with this correlation id
+    correlation_id: str | None = None
 
 
 class MarketRepository(abc.ABC):

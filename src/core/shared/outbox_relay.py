@@ -32,6 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 from core.ports.clock import Clock
@@ -72,8 +73,12 @@ class OutboxRelay:
         lease_seconds: float = 5.0,
         retry_delay: float = 1.0,
         holder: str | None = None,
+        reaction_context: Callable[[str | None], AbstractContextManager[object]] | None = None,
     ) -> None:
+        """``reaction_context(correlation_id)`` wraps each message's reactions (the logging
+        context of the request that wrote the event; nothing by default)."""
         self._storage = storage
+        self._reaction_context = reaction_context or (lambda _: contextlib.nullcontext())
         self._bus = bus
         self._clock = clock or _WallClock()
         self._batch = batch_size
@@ -152,7 +157,7 @@ class OutboxRelay:
                 published.append(message.position)
             if not message.reacted:
                 new = seq is None or seq > self._reacted.get(stream, 0)
-                if new and not await self._react(event):
+                if new and not await self._react(event, message.correlation_id):
                     held_back.add(stream)
                     continue
                 if seq is not None:
@@ -160,10 +165,11 @@ class OutboxRelay:
                 reacted.append(message.position)
         return published, reacted, not held_back
 
-    async def _react(self, event: DomainEvent) -> bool:
+    async def _react(self, event: DomainEvent, correlation_id: str | None) -> bool:
         for reaction in self._reactions.get(event.type, []):
             try:
-                await reaction(event)
+                with self._reaction_context(correlation_id):
+                    await reaction(event)
             except Exception:
                 log.exception(
                     "outbox relay: a reaction to %s (%s #%s) failed; it will be retried",

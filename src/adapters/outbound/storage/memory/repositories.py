@@ -35,6 +35,7 @@ from core.ports.storage import (
 from core.shared import exact_json
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, check_event
+from logs import correlation_id
 
 
 class MemoryMarketRepository(MarketRepository):
@@ -120,6 +121,7 @@ class MemoryEventLog(EventLog):
             check_event(event)
         numbered = []
         changes = self._changes
+        correlation = correlation_id()
         for event in events:
             head = changes.stream_heads.get(event.stream)
             if head is None:
@@ -127,7 +129,9 @@ class MemoryEventLog(EventLog):
                 changes.stream_bases[event.stream] = head
             changes.stream_heads[event.stream] = head + 1
             stored = attrs.evolve(copy_event(event), seq=head + 1)
-            changes.events.append(OutboxMessage(self._state.next_position(), stored))
+            changes.events.append(
+                OutboxMessage(self._state.next_position(), stored, correlation_id=correlation)
+            )
             numbered.append(copy_event(stored))
         return numbered
 

@@ -67,10 +67,12 @@ def event_from_row(row: Mapping[Any, Any], *, id_column: str = "id") -> DomainEv
     return converter.structure(data, DomainEvent)
 
 
-def outbox_row(event: DomainEvent) -> dict[str, Any]:
-    """An event as ``outbox`` columns (the event id goes to ``event_id``)."""
+def outbox_row(event: DomainEvent, correlation_id: str | None = None) -> dict[str, Any]:
+    """An event as ``outbox`` columns (the event id goes to ``event_id``), with the
+    correlation id of what wrote it."""
     row = event_to_row(event)
     row["event_id"] = row.pop("id")
+    row["correlation_id"] = correlation_id
     return row
 
 

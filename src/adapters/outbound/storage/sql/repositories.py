@@ -43,6 +43,7 @@ from core.ports.storage import (
 from core.shared import exact_json
 from core.shared.errors import ConcurrentModification, Conflict, DuplicateSymbol
 from core.shared.events import DomainEvent, check_event
+from logs import correlation_id
 
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
@@ -185,7 +186,10 @@ class SqlEventLog(EventLog):
             numbered.append(attrs.evolve(event, seq=seq))
         if not numbered:
             return []
-        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in numbered])
+        correlation = correlation_id()
+        await self._conn.execute(
+            sa.insert(outbox), [codec.outbox_row(e, correlation) for e in numbered]
+        )
         return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
@@ -222,6 +226,7 @@ class SqlOutbox(Outbox):
                 event=codec.event_from_row(row, id_column="event_id"),
                 published=row["published_at"] is not None,
                 reacted=row["reacted_at"] is not None,
+                correlation_id=row["correlation_id"],
             )
             for row in rows
         ]

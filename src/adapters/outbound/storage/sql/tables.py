@@ -131,6 +131,8 @@ outbox = sa.Table(
     *_event_columns(),
     sa.Column("published_at", UtcDateTime),  # went out on the event bus
     sa.Column("reacted_at", UtcDateTime),  # every reaction ran
+    # the request, connection or job that wrote it (its reactions log with this id)
+    sa.Column("correlation_id", sa.String(64)),
     sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
     sa.Index("uq_outbox_stream_stream_seq", "stream", "stream_seq", unique=True),
     sa.Index(
