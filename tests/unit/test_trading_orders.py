@@ -156,6 +156,40 @@ async def test_market_orders_by_quantity_and_by_funds(client: Any, runtime: Runt
         assert total == outstanding
 
 
+async def test_average_price_has_the_pairs_price_precision(client: Any, runtime: Runtime) -> None:
+    """``averagePrice`` is written like ``price`` ("10.00", not "10"), on the submit answer, the
+    order read and the user's order list; an average between two ticks keeps its places."""
+    await setup(client, runtime)
+    await place(client, runtime, "alice", side="SELL", type="LIMIT", price="10.00", quantity="1")
+    taker = await data(
+        await place(client, runtime, "bob", side="BUY", type="LIMIT", price="10.00", quantity="1")
+    )
+    assert taker["status"] == "FILLED" and taker["averagePrice"] == "10.00"
+    assert taker["price"] == "10.00"
+    got = await data(
+        await client.get(f"{TRADING}/orders/{taker['id']}", headers=trader(runtime, "bob"))
+    )
+    assert got["averagePrice"] == "10.00"
+    listed = await data(
+        await client.get(f"{TRADING}/users/bob/orders", headers=trader(runtime, "bob"))
+    )
+    assert [o["averagePrice"] for o in listed] == ["10.00"]
+    # 1 at 10.00 and 1 at 10.10: 10.05, two places; 1 at 10.00 and 2 at 10.01: 10.006666
+    await place(client, runtime, "alice", side="SELL", type="LIMIT", price="10.00", quantity="1")
+    await place(client, runtime, "alice", side="SELL", type="LIMIT", price="10.10", quantity="1")
+    two = await data(await place(client, runtime, "bob", side="BUY", type="MARKET", quantity="2"))
+    assert two["averagePrice"] == "10.05"
+    await place(client, runtime, "alice", side="SELL", type="LIMIT", price="10.00", quantity="1")
+    await place(client, runtime, "alice", side="SELL", type="LIMIT", price="10.01", quantity="2")
+    three = await data(await place(client, runtime, "bob", side="BUY", type="MARKET", quantity="3"))
+    assert three["averagePrice"] == "10.006666"  # truncated to the quote's smallest unit
+    # an order that never filled has none
+    resting = await data(
+        await place(client, runtime, "carol", side="BUY", type="LIMIT", price="1.00", quantity="1")
+    )
+    assert resting["averagePrice"] is None
+
+
 async def test_client_order_id_is_idempotent(client: Any, runtime: Runtime) -> None:
     pair = await setup(client, runtime)
     first = await data(
@@ -279,7 +313,7 @@ async def test_post_only_fok_ioc_and_stop_limit(client: Any, runtime: Runtime) -
     got = await data(
         await client.get(f"{TRADING}/orders/{stop['id']}", headers=trader(runtime, "carol"))
     )
-    assert got["status"] == "FILLED" and got["averagePrice"] == "8.5"
+    assert got["status"] == "FILLED" and got["averagePrice"] == "8.50"
     assert (await balance(runtime, "carol", base)).locked == 0
     for token in (base, quote):
         total, outstanding = await totals(runtime, token)

@@ -95,6 +95,16 @@ class Pair:
         """Base units with exactly the size precision."""
         return _fixed(quantity, self.base_decimals, self.size_decimals)
 
+    def average_text(self, quote_spent: int, quantity: int) -> str:
+        """The average price of fills worth ``quote_spent`` quote base units for ``quantity``
+        base units: truncated to the quote's smallest unit, written with at least the price
+        precision (``"10.00"``, like a price) and more places only when the average is
+        between two ticks (``"100.333333"``)."""
+        average = quote_spent * 10**self.base_decimals // quantity
+        exact = format_units(average, self.quote_decimals)
+        places = max(self.price_decimals, _places(exact))
+        return _fixed(average, self.quote_decimals, places)
+
     def quote_text(self, amount: int) -> str:
         """Quote base units as exact whole quote tokens."""
         return format_units(amount, self.quote_decimals)

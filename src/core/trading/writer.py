@@ -855,9 +855,7 @@ def order_view(pair: Pair, order: Order) -> dict[str, Any]:
     remaining = order.remaining_quantity
     average = None
     if order.filled_quantity:
-        average = pair.quote_text(
-            order.filled_quote * 10**pair.base_decimals // order.filled_quantity
-        )
+        average = pair.average_text(order.filled_quote, order.filled_quantity)
     return {
         "id": order.id,
         "clientOrderId": order.client_order_id,

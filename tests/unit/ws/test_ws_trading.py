@@ -312,6 +312,31 @@ async def test_order_submit_and_cancel_ack_after_commit_and_refuse_like_http(
         assert theirs["code"] in ("forbidden", "permission_denied", "order_not_found")
 
 
+async def test_ack_and_orders_channel_pad_average_price(app: Any, runtime: Runtime) -> None:
+    """``averagePrice`` on the WebSocket has the pair's price precision, like ``price``."""
+    client = app.test_client()
+    await funded_pair(client, runtime)
+    await place(client, runtime, "ben", side="SELL", type="LIMIT", price="10.00", quantity="1")
+    async with client.websocket(WS) as ws:
+        await auth(ws, runtime, "ann")
+        assert (await ask(ws, {"op": "subscribe", "channel": "orders"}))["type"] == "subscribed"
+        assert (await recv(ws))["type"] == "snapshot"
+        body = {"tradingPairId": "WETH-USDC", "side": "BUY", "type": "LIMIT", "quantity": "1"}
+        ack = await ask(ws, {"op": "order.submit", "reqId": "a", **body, "price": "10.00"})
+        while ack["type"] != "ack":  # the orders channel may come first
+            assert ack["channel"] == "orders"
+            ack = await recv(ws)
+        assert ack["order"]["status"] == "FILLED"
+        assert ack["order"]["averagePrice"] == "10.00" and ack["order"]["price"] == "10.00"
+        for _ in range(5):
+            frame = await recv(ws)
+            if frame.get("channel") == "orders" and frame["order"]["status"] == "FILLED":
+                assert frame["order"]["averagePrice"] == "10.00"
+                break
+        else:
+            raise AssertionError("no FILLED order on the orders channel")
+
+
 async def test_a_book_seq_jump_seen_by_the_gateway_sends_a_fresh_snapshot(
     app: Any, runtime: Runtime
 ) -> None:
