@@ -180,10 +180,42 @@ class AuditContract:
                 await uow.commit()
         assert await self._all(storage) == [stored]
 
+    async def test_append_many_numbers_in_order_and_reads_back_like_append(
+        self, storage: Storage
+    ) -> None:
+        (single,) = await self._append(storage, entry(action="market.approve"))
+        many = [
+            entry(action=f"order.submit.{n}", after={"n": n, "d": Decimal("1.5")}) for n in range(5)
+        ]
+        async with storage.unit_of_work() as uow:
+            assert await uow.audit.append_many([]) == []
+            stored = await uow.audit.append_many(many)
+            await uow.commit()
+        seqs = [e.seq for e in stored]
+        assert all(s is not None for s in seqs) and seqs == sorted(seqs)
+        assert len(set(seqs)) == 5 and (single.seq or 0) < (seqs[0] or 0)
+        assert [e.id for e in stored] == [e.id for e in many]
+        assert stored[2].after == {"n": 2, "d": "1.5"}
+        assert await self._all(storage) == [*reversed(stored), single]
+
+    async def test_append_many_is_all_or_nothing(self, storage: Storage) -> None:
+        (stored,) = await self._append(storage, entry())
+        fresh = [entry(action="order.submit"), entry(action="order.cancel")]
+        for lot, error in (
+            ([*fresh, attrs.evolve(stored, seq=None)], Conflict),  # one already stored
+            ([fresh[0], fresh[0]], Conflict),  # twice in the lot
+            ([*fresh, attrs.evolve(entry(), action="  ")], InvalidAuditEntry),
+        ):
+            async with storage.unit_of_work() as uow:
+                with pytest.raises(error):
+                    await uow.audit.append_many(lot)
+                await uow.commit()  # what the unit did besides stays; none of the lot
+            assert await self._all(storage) == [stored]
+
     async def test_the_repository_offers_no_way_to_change_an_entry(self, storage: Storage) -> None:
         async with storage.unit_of_work() as uow:
             public = {name for name in dir(uow.audit) if not name.startswith("_")}
-        assert public == {"append", "query"}
+        assert public == {"append", "append_many", "query"}
 
     async def test_values_held_by_the_caller_cannot_change_a_stored_entry(
         self, storage: Storage

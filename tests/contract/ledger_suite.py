@@ -194,6 +194,30 @@ class LedgerContract:
         assert [b.account.owner for b in first + rest] == sorted(owners)  # code-point order
         assert (total.available, total.locked) == (50, 0)
 
+    async def test_balances_of_reads_many_accounts_in_the_order_given(
+        self, storage: Storage
+    ) -> None:
+        await self._mint(storage, alice(), 10)
+        await self._mint(storage, bob(QUOTE), 7)
+        await self._apply(storage, ops.lock_funds(key(), T0, alice(), 4))
+        big = AccountRef.user("carol", "BIG")
+        await self._mint(storage, big, MAX_UINT256)
+        async with storage.unit_of_work() as uow:
+            assert await uow.ledger.balances_of([]) == []
+            wanted = [bob(QUOTE), alice(), AccountRef.user("nobody", TOKEN), big, alice()]
+            found = await uow.ledger.balances_of(wanted)
+            # in a unit that moved money, the read sees the unit's own postings
+            await uow.ledger.apply(ops.unlock_funds(key(), T0, alice(), 4))
+            after = await uow.ledger.balances_of([alice()])
+        assert found == [
+            Balance(bob(QUOTE), 7, 0),
+            Balance(alice(), 6, 4),
+            Balance(AccountRef.user("nobody", TOKEN), 0, 0),
+            Balance(big, MAX_UINT256, 0),
+            Balance(alice(), 6, 4),
+        ]
+        assert after == [Balance(alice(), 10, 0)]
+
     async def test_lines_that_cancel_out_touch_no_account(self, storage: Storage) -> None:
         await self._mint(storage, alice(), 5)
         carol = AccountRef.user("carol", TOKEN)

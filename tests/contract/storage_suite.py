@@ -682,6 +682,34 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
             history = await uow.events.for_aggregate(market_id)
         assert [e.seq for e in history] == seqs == list(range(1, len(seqs) + 1))
 
+    async def test_concurrent_batches_to_one_stream_never_share_a_seq(
+        self, storage: Storage
+    ) -> None:
+        """Several events per append (a trading batch), several units at once."""
+        market_id = new_id()
+
+        async def append(n: int) -> list[int]:
+            try:
+                async with storage.unit_of_work() as uow:
+                    stored = await uow.events.append(
+                        [make_event(market_id, f"market.e{n}.{k}") for k in range(3)]
+                        + [make_event(new_id())]
+                    )
+                    await asyncio.sleep(0)
+                    await uow.commit()
+            except ConcurrentModification:
+                return []
+            return [e.seq for e in stored[:3] if e.seq is not None]
+
+        results = await asyncio.gather(*(append(n) for n in range(4)))
+        seqs = sorted(seq for batch in results for seq in batch)
+        assert seqs, "at least one append commits"
+        async with storage.unit_of_work(read_only=True) as uow:
+            history = await uow.events.for_aggregate(market_id)
+        assert [e.seq for e in history] == seqs == list(range(1, len(seqs) + 1))
+        for batch in results:  # a batch's events are consecutive in their stream
+            assert batch == list(range(batch[0], batch[0] + 3)) if batch else True
+
     @pytest.mark.parametrize(
         "bad",
         [

@@ -17,7 +17,7 @@ and a datetime into ISO 8601; it refuses floats (amounts are exact) and anything
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -165,6 +165,12 @@ class AuditLog(abc.ABC):
         ``InvalidAuditEntry`` (nothing written) for what ``check_audit_entry`` refuses.
         Rolling the unit back drops the entry with the change it records.
         """
+
+    @abc.abstractmethod
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """``append`` for several entries at once (a batch of orders), in order, with
+        increasing ``seq``; all or nothing: one invalid (``InvalidAuditEntry``) or duplicate
+        (``Conflict``) entry refuses the lot and writes none of it."""
 
     @abc.abstractmethod
     async def query(

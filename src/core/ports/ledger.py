@@ -7,6 +7,7 @@ together with the orders, trades, audit entries and outbox messages written besi
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from core.ledger.model import (
     AccountEntry,
@@ -47,6 +48,11 @@ class LedgerRepository(abc.ABC):
     @abc.abstractmethod
     async def balance(self, account: AccountRef) -> Balance:
         """The account's buckets; zero for an account that never held anything."""
+
+    @abc.abstractmethod
+    async def balances_of(self, accounts: Sequence[AccountRef]) -> list[Balance]:
+        """``balance`` of each account, in the order given, in one read (zero for an account
+        that never held anything)."""
 
     @abc.abstractmethod
     async def balances(self, owner: str) -> list[Balance]:

@@ -179,9 +179,11 @@ async def create_pair_for_market(
 
 async def find_pair(uow: UnitOfWork, reference: str) -> Pair:
     """A pair by id or by symbol (``LUXAPT-USDC``, any case); 404 ``pair_not_found``."""
-    found = await uow.pairs.get(reference)
-    if found is None and PAIR_SYMBOL_RE.fullmatch(reference.upper()):
+    found = None
+    if PAIR_SYMBOL_RE.fullmatch(reference.upper()):  # a symbol first: one read, not two
         found = await uow.pairs.by_symbol(reference.upper())
+    if found is None:
+        found = await uow.pairs.get(reference)
     if found is None:
         raise PairNotFound(reference)
     return found

@@ -32,7 +32,7 @@ import attrs
 
 from core.ledger.model import AccountRef, Bucket, InsufficientFunds, Posting
 from core.ledger.operations import lock, posting_set, settle, transfer, unlock
-from core.ports.audit import audit_entry
+from core.ports.audit import AuditEntry, audit_entry
 from core.ports.clock import Clock
 from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.storage import Storage, UnitOfWork
@@ -40,8 +40,9 @@ from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
 from core.shared.events import Actor, DomainEvent
 from core.shared.ids import new_id
 from core.shared.roles import roles_allow_any
-from core.tokens.compliance_use_cases import require_compliant
-from core.tokens.model import Token
+from core.tokens.compliance import ComplianceRecord, ComplianceRules, check_compliance
+from core.tokens.compliance_use_cases import compliance_rules
+from core.tokens.model import Token, TokenType
 from core.trading import book as book_format
 from core.trading import commands as c
 from core.trading.engine import MatchingEngine
@@ -326,6 +327,7 @@ class PairWriter:
             if pair is None:
                 raise PairNotFound(self.pair_id)
             batch = self._open_batch = _Batch(self, uow, pair, self._engine, now)
+            await batch.read_balances(requests)
             answers: list[object] = []
             for request in requests:
                 try:
@@ -373,6 +375,9 @@ class _Batch:
         self.trades: list[Trade] = []
         self.events: list[DomainEvent] = []
         self.tokens: dict[str, Token | None] = {}
+        self.audits: list[AuditEntry] = []  # appended together at the end
+        self.compliance: dict[str, list[ComplianceRecord]] = {}  # per user, read once
+        self.rules: ComplianceRules | None = None  # the base token's market rules
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -407,6 +412,29 @@ class _Batch:
         for line in lines:
             key = (line.account, line.bucket)
             self.moved[key] = self.moved.get(key, 0) + line.delta
+
+    async def read_balances(self, requests: list[Request]) -> None:
+        """The stored balances every new order of the batch will check, in one read."""
+        wanted: dict[AccountRef, None] = {}
+        for request in requests:
+            if isinstance(request, NewOrder):
+                order = request.order
+                token = self.pair.quote_token_id if order.side == c.BUY else self.pair.base_token_id
+                wanted[self.account(order.user_id, token)] = None
+        for found in await self.uow.ledger.balances_of(list(wanted)):
+            self.held[found.account] = found.available
+
+    async def require_compliant(self, user_id: str, token: Token) -> None:
+        """``require_compliant`` with each user's records and the market's rules read once
+        per batch (the batch is one transaction at one ``now``)."""
+        if token.type is not TokenType.RWA:
+            return
+        if self.rules is None:
+            self.rules = await compliance_rules(self.uow, token)
+        records = self.compliance.get(user_id)
+        if records is None:
+            records = self.compliance[user_id] = await self.uow.compliance.for_user(user_id)
+        check_compliance(records, token, self.rules, self.now, user_id=user_id)
 
     async def available(self, account: AccountRef) -> int:
         """What ``account`` has available now: as stored, plus this batch's postings."""
@@ -446,7 +474,7 @@ class _Batch:
             self.tokens[pair.base_token_id] = await self.uow.tokens.get(pair.base_token_id)
         base = self.tokens[pair.base_token_id]
         if base is not None:
-            await require_compliant(self.uow, order.user_id, base, self.now)
+            await self.require_compliant(order.user_id, base)
         order = attrs.evolve(
             order,
             pair_id=pair.id,
@@ -472,7 +500,7 @@ class _Batch:
         self.metrics.observe_matching_latency(self.pair_id, time.perf_counter() - started)
         await self._settle_events(request.actor)
         final = self.orders[order.id]
-        await self.uow.audit.append(
+        self.audits.append(
             audit_entry(
                 request.actor,
                 SUBMIT,
@@ -562,7 +590,7 @@ class _Batch:
         self.engine.apply(c.Cancel(order.seq))
         await self._settle_events(actor, cancel_reason=request.reason)
         final = self.orders[order.id]
-        await self.uow.audit.append(
+        self.audits.append(
             audit_entry(
                 actor,
                 CANCEL,
@@ -586,7 +614,7 @@ class _Batch:
                 self.engine.apply(c.Cancel(seq))
             await self._settle_events(request.actor, cancel_reason="pair_closed")
         if request.actor.type == "user":
-            await self.uow.audit.append(
+            self.audits.append(
                 audit_entry(
                     request.actor,
                     request.action,
@@ -847,6 +875,8 @@ class _Batch:
             )
         if self.events:
             await self.uow.events.append(self.events)
+        if self.audits:
+            await self.uow.audit.append_many(self.audits)
 
 
 def order_view(pair: Pair, order: Order) -> dict[str, Any]:

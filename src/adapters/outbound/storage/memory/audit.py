@@ -12,6 +12,7 @@ import bisect
 import copy
 import itertools
 import threading
+from collections.abc import Sequence
 
 import attrs
 
@@ -84,6 +85,18 @@ class MemoryAuditLog(AuditLog):
         stored = attrs.evolve(_copy(entry), seq=self._state.next_seq())
         self._changes.entries.append(stored)
         return _copy(stored)
+
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        staged = {s.id for s in self._changes.entries}
+        seen: set[str] = set()
+        for entry in entries:  # every check before anything is staged: all or nothing
+            check_audit_entry(entry)
+            if entry.id in seen or entry.id in staged or self._state.knows(entry.id):
+                raise Conflict(f"audit entry {entry.id} already exists")
+            seen.add(entry.id)
+        stored = [attrs.evolve(_copy(e), seq=self._state.next_seq()) for e in entries]
+        self._changes.entries.extend(stored)
+        return [_copy(e) for e in stored]
 
     async def query(
         self, audit_filter: AuditFilter, *, limit: int, before_seq: int | None = None

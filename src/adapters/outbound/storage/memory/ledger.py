@@ -10,6 +10,7 @@ whole commit if any bucket would leave that range or any key was committed by so
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import attrs
 
@@ -158,6 +159,9 @@ class MemoryLedgerRepository(LedgerRepository):
     async def balance(self, account: AccountRef) -> Balance:
         available, locked = self._current(account)
         return Balance(account, available, locked)
+
+    async def balances_of(self, accounts: Sequence[AccountRef]) -> list[Balance]:
+        return [await self.balance(account) for account in accounts]
 
     async def balances(self, owner: str) -> list[Balance]:
         found = sorted(a for a in self._known() if a.owner == owner)

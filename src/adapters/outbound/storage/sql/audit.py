@@ -6,6 +6,9 @@ This repository only inserts and selects; the table's triggers (migration 0007) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
@@ -31,33 +34,56 @@ def _entry(row: RowMapping) -> AuditEntry:
     )
 
 
+def _values(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "actor_id": entry.actor_id,
+        "actor_type": entry.actor_type,
+        "action": entry.action,
+        "subject": entry.subject,
+        "before": entry.before,
+        "after": entry.after,
+        "at": entry.at,
+    }
+
+
+def _refuse_duplicate(exc: IntegrityError, ids: str) -> NoReturn:
+    if "uq_audit_log_id" in str(exc.orig) or "audit_log.id" in str(exc.orig):
+        raise Conflict(f"audit entry {ids} already exists") from exc
+    raise exc
+
+
 class SqlAuditLog(AuditLog):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
         check_audit_entry(entry)
-        values = {
-            "id": entry.id,
-            "actor_id": entry.actor_id,
-            "actor_type": entry.actor_type,
-            "action": entry.action,
-            "subject": entry.subject,
-            "before": entry.before,
-            "after": entry.after,
-            "at": entry.at,
-        }
         try:
             async with self._conn.begin_nested():
                 result = await self._conn.execute(
-                    sa.insert(table).values(**values).returning(table.c.seq)
+                    sa.insert(table).values(**_values(entry)).returning(table.c.seq)
                 )
         except IntegrityError as exc:
-            if "uq_audit_log_id" in str(exc.orig) or "audit_log.id" in str(exc.orig):
-                raise Conflict(f"audit entry {entry.id} already exists") from exc
-            raise
+            _refuse_duplicate(exc, entry.id)
         seq = int(result.scalar_one())
         return attrs.evolve(entry, seq=seq)
+
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """One executemany INSERT in one savepoint, then the seqs in one read (RETURNING
+        in parameter order would make SQLAlchemy insert row by row on SQLite)."""
+        if not entries:
+            return []
+        for entry in entries:
+            check_audit_entry(entry)
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(sa.insert(table), [_values(e) for e in entries])
+        except IntegrityError as exc:
+            _refuse_duplicate(exc, ", ".join(e.id for e in entries))
+        query = sa.select(table.c.id, table.c.seq).where(table.c.id.in_([e.id for e in entries]))
+        seqs = {row[0]: int(row[1]) for row in (await self._conn.execute(query)).all()}
+        return [attrs.evolve(e, seq=seqs[e.id]) for e in entries]
 
     async def query(
         self, audit_filter: AuditFilter, *, limit: int, before_seq: int | None = None

@@ -269,6 +269,20 @@ class SqlLedgerRepository(LedgerRepository):
         row = (await self._conn.execute(query)).first()
         return Balance(account) if row is None else Balance(account, row[0], row[1])
 
+    async def balances_of(self, accounts: Sequence[AccountRef]) -> list[Balance]:
+        if not accounts:
+            return []
+        table = ledger_accounts
+        pairs = sorted({(a.token, a.owner) for a in accounts})
+        query = sa.select(table.c.token, table.c.owner, table.c.available, table.c.locked).where(
+            sa.tuple_(table.c.token, table.c.owner).in_(pairs)
+        )
+        found = {(r[0], r[1]): (r[2], r[3]) for r in (await self._conn.execute(query)).all()}
+        return [
+            Balance(a, *found[(a.token, a.owner)]) if (a.token, a.owner) in found else Balance(a)
+            for a in accounts
+        ]
+
     async def balances(self, owner: str) -> list[Balance]:
         table = ledger_accounts
         query = (

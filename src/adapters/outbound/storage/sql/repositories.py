@@ -169,6 +169,8 @@ class SqlEventLog(EventLog):
     async def append(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
         for event in events:
             check_event(event)
+        if len(events) > 1:
+            return await self._append_many(events)
         numbered = []
         for event in events:
             row = codec.event_to_row(event)
@@ -190,6 +192,34 @@ class SqlEventLog(EventLog):
         await self._conn.execute(
             sa.insert(outbox), [codec.outbox_row(e, correlation) for e in numbered]
         )
+        return numbered
+
+    async def _append_many(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        """A batch (a pair's writer appends dozens): each stream's last seq read once, then
+        one multi-row INSERT into the history and one into the outbox. The unique
+        ``(stream, stream_seq)`` still refuses a concurrent append to a stream."""
+        last: dict[str, int] = {}
+        for stream in sorted({event.stream for event in events}):
+            query = sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0)).where(
+                market_events.c.stream == stream
+            )
+            last[stream] = int((await self._conn.execute(query)).scalar_one())
+        numbered = []
+        for event in events:
+            last[event.stream] += 1
+            numbered.append(attrs.evolve(event, seq=last[event.stream]))
+        try:
+            await self._conn.execute(
+                sa.insert(market_events), [codec.event_to_row(e) for e in numbered]
+            )
+        except IntegrityError as exc:
+            if _violates(exc, "stream_seq"):
+                raise ConcurrentModification(
+                    "an event stream was appended to meanwhile",
+                    details={"streams": sorted(last)},
+                ) from exc
+            raise
+        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in numbered])
         return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
