@@ -12,7 +12,7 @@ from core.ports.storage import Storage
 from core.ports.trading import DuplicateClientOrderId
 from core.shared.errors import ConcurrentModification
 from core.tokens.model import Token, TokenType
-from core.trading.orders import Order, OrderStatus, OrderType, Trade
+from core.trading.orders import BookEntry, Order, OrderStatus, OrderType, Trade
 from core.trading.pairs import Pair, PairStatus, PairSymbolTaken, make_pair
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -138,6 +138,42 @@ class TradingContract:
             assert only_live == [second]
             page = await uow.orders.for_user("u-1", limit=1, before_id=mine[0].id)
             assert page == [mine[1]]
+
+    async def test_book_entries_are_the_live_orders_in_book_order(self, storage: Storage) -> None:
+        """Resting orders by ``rest_position`` (not ``seq``), then pending stops by ``seq``;
+        amounts exact beyond 64 bits; ended orders and other pairs left out; staged changes
+        of the unit seen."""
+        base, quote = await tokens(storage)
+        pair = pair_of(base, quote)
+        other = pair_of(base, quote, symbol="GOLD-EUR", market_id="m-2")
+        late = order_of(pair, 1, rest_position=7, filled_quantity=3, user_id="u-9")
+        early = order_of(pair, 2, side="SELL", rest_position=5, quantity=BIG, post_only=True)
+        stop_b = order_of(pair, 6, status=OrderStatus.PENDING_TRIGGER, stop_price=BIG + 1)
+        stop_a = order_of(
+            pair, 4, status=OrderStatus.PENDING_TRIGGER, stop_price=9, rest_position=None
+        )
+        partial = order_of(pair, 3, status=OrderStatus.PARTIALLY_FILLED, rest_position=6)
+        ended = order_of(pair, 5, status=OrderStatus.CANCELLED, locked=0)
+        elsewhere = order_of(other, 1)
+        async with storage.unit_of_work() as uow:
+            await uow.pairs.add(pair)
+            await uow.pairs.add(other)
+            await uow.orders.add_many([late, early, stop_b, stop_a, partial, ended, elsewhere])
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            entries = await uow.orders.book_entries(pair.id)
+            assert await uow.orders.book_entries("nope") == []
+        assert [e.id for e in entries] == [early.id, partial.id, late.id, stop_a.id, stop_b.id]
+        assert entries[0] == BookEntry(
+            early.id, 2, "u-1", "SELL", OrderStatus.OPEN, "GTC", True, BIG, None, BIG, 0, 5
+        )
+        assert entries[2].filled_quantity == 3 and entries[2].user_id == "u-9"
+        assert entries[4].stop_price == BIG + 1 and entries[3].rest_position is None
+        assert all(type(v) is int for e in entries for v in (e.seq, e.price, e.quantity))
+        cancelled = attrs.evolve(early, status=OrderStatus.CANCELLED, locked=0, version=2)
+        async with storage.unit_of_work() as uow:
+            await uow.orders.save(cancelled)
+            assert [e.id for e in await uow.orders.book_entries(pair.id)][:1] == [partial.id]
 
     async def test_trades_by_pair_and_user(self, storage: Storage) -> None:
         base, quote = await tokens(storage)

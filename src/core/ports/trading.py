@@ -13,7 +13,7 @@ import abc
 from collections.abc import Sequence
 
 from core.shared.errors import Conflict
-from core.trading.orders import Order, OrderStatus, Trade
+from core.trading.orders import BookEntry, Order, OrderStatus, Trade
 from core.trading.pairs import Pair
 
 
@@ -68,6 +68,11 @@ class OrderRepository(abc.ABC):
     @abc.abstractmethod
     async def live(self, pair_id: str) -> list[Order]:
         """The pair's open, partially filled and pending orders, by ``seq``."""
+
+    @abc.abstractmethod
+    async def book_entries(self, pair_id: str) -> list[BookEntry]:
+        """What ``live`` holds, as the book's rebuild needs it: the resting orders (open,
+        partially filled) by ``rest_position``, then the pending stop orders by ``seq``."""
 
     @abc.abstractmethod
     async def max_seq(self, pair_id: str) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -91,6 +92,55 @@ class Order:
         if self.quantity is None:
             return None
         return self.quantity - self.filled_quantity if self.is_live else 0
+
+
+class BookEntry(NamedTuple):
+    """A live order as a rebuild of the book needs it (``OrderRepository.book_entries``):
+    a plain tuple, because a rebuild reads every resting order of the pair."""
+
+    id: str
+    seq: int
+    user_id: str
+    side: str
+    status: OrderStatus
+    time_in_force: str
+    post_only: bool
+    price: int
+    stop_price: int | None
+    quantity: int
+    filled_quantity: int
+    rest_position: int | None
+
+
+def book_entries_of(live: list[Order]) -> list[BookEntry]:
+    """``live`` orders as ``BookEntry`` tuples in the order ``book_entries`` promises."""
+    resting = sorted(
+        (o for o in live if o.status is not OrderStatus.PENDING_TRIGGER),
+        key=lambda o: (o.rest_position or 0, o.seq),
+    )
+    pending = sorted(
+        (o for o in live if o.status is OrderStatus.PENDING_TRIGGER), key=lambda o: o.seq
+    )
+    entries = []
+    for o in resting + pending:
+        assert o.price is not None and o.quantity is not None, "a live order has both"
+        entries.append(
+            BookEntry(
+                o.id,
+                o.seq,
+                o.user_id,
+                o.side,
+                o.status,
+                o.time_in_force,
+                o.post_only,
+                o.price,
+                o.stop_price,
+                o.quantity,
+                o.filled_quantity,
+                o.rest_position,
+            )
+        )
+    return entries
 
 
 @attrs.frozen

@@ -215,39 +215,31 @@ class PairWriter:
             pair = await uow.pairs.get(self.pair_id)
             if pair is None:
                 raise PairNotFound(self.pair_id)
-            live = await uow.orders.live(self.pair_id)
+            live = await uow.orders.book_entries(self.pair_id)
             next_seq = await uow.orders.max_seq(self.pair_id) + 1
             next_rest = await uow.orders.max_rest_position(self.pair_id) + 1
             next_trade = await uow.trades.max_seq(self.pair_id) + 1
         engine = MatchingEngine()
         ids: dict[int, str] = {}
-        resting = [o for o in live if o.status is not OrderStatus.PENDING_TRIGGER]
-        resting.sort(key=lambda o: o.rest_position or 0)
-        for order in resting:
-            assert order.price is not None and order.quantity is not None
-            engine.restore(
-                order.seq,
-                order.user_id,
-                order.side,
-                order.price // pair.tick,
-                (order.quantity - order.filled_quantity) // pair.lot,
-            )
-            ids[order.seq] = order.id
-        for order in live:
-            if order.status is OrderStatus.PENDING_TRIGGER:
-                assert order.price is not None and order.stop_price is not None
-                assert order.quantity is not None
-                engine.restore_stop(
-                    order.seq,
-                    order.user_id,
-                    order.side,
-                    order.stop_price // pair.tick,
-                    order.price // pair.tick,
-                    order.quantity // pair.lot,
-                    order.time_in_force,
-                    order.post_only,
+        tick, lot = pair.tick, pair.lot
+        restore, restore_stop = engine.restore, engine.restore_stop
+        for entry in live:  # resting ones in time priority, then the pending stops
+            if entry.status is not OrderStatus.PENDING_TRIGGER:
+                remaining = (entry.quantity - entry.filled_quantity) // lot
+                restore(entry.seq, entry.user_id, entry.side, entry.price // tick, remaining)
+            else:
+                assert entry.stop_price is not None
+                restore_stop(
+                    entry.seq,
+                    entry.user_id,
+                    entry.side,
+                    entry.stop_price // tick,
+                    entry.price // tick,
+                    entry.quantity // lot,
+                    entry.time_in_force,
+                    entry.post_only,
                 )
-                ids[order.seq] = order.id
+            ids[entry.seq] = entry.id
         engine.take_events()
         engine.seq = pair.book_seq
         engine.last_price = None if pair.last_price is None else pair.last_price // pair.tick

@@ -19,7 +19,14 @@ from core.ports.trading import (
     TradeRepository,
 )
 from core.shared.errors import ConcurrentModification, Conflict
-from core.trading.orders import LIVE_STATUSES, Order, OrderStatus, Trade
+from core.trading.orders import (
+    LIVE_STATUSES,
+    BookEntry,
+    Order,
+    OrderStatus,
+    Trade,
+    book_entries_of,
+)
 from core.trading.pairs import Pair, PairSymbolTaken
 
 
@@ -202,6 +209,9 @@ class MemoryOrderRepository(OrderRepository):
             else:
                 merged.pop(order.id, None)
         return sorted(merged.values(), key=lambda o: o.seq)
+
+    async def book_entries(self, pair_id: str) -> list[BookEntry]:
+        return book_entries_of(await self.live(pair_id))
 
     async def max_seq(self, pair_id: str) -> int:
         return max((o.seq for o in self._all().values() if o.pair_id == pair_id), default=0)

@@ -17,9 +17,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.outbound.storage.sql.tables import LIVE_ORDER, trading_pairs
 from adapters.outbound.storage.sql.tables import orders as order_rows
 from adapters.outbound.storage.sql.tables import trades as trade_rows
-from adapters.outbound.storage.sql.tables import trading_pairs
 from core.ports.trading import (
     DuplicateClientOrderId,
     OrderRepository,
@@ -27,7 +27,7 @@ from core.ports.trading import (
     TradeRepository,
 )
 from core.shared.errors import ConcurrentModification, Conflict
-from core.trading.orders import LIVE_STATUSES, Order, OrderStatus, OrderType, Trade
+from core.trading.orders import LIVE_STATUSES, BookEntry, Order, OrderStatus, OrderType, Trade
 from core.trading.pairs import Pair, PairStatus, PairSymbolTaken
 
 _PAIR_INTS = ("tick", "lot", "min_quantity", "max_quantity", "book_seq", "version")
@@ -127,6 +127,39 @@ class SqlPairRepository(PairRepository):
         return pair
 
 
+_STATUS = {s.value: s for s in OrderStatus}
+
+
+def _raw(column: sa.Column[Any]) -> Any:
+    """The column as the driver returns it (digits text on SQLite, a Decimal on Postgres)."""
+    return sa.type_coerce(column, sa.Text())
+
+
+# The live orders' partial index serves this (its WHERE is the index's own).
+_BOOK_ENTRIES = sa.select(
+    order_rows.c.id,
+    _raw(order_rows.c.seq),
+    order_rows.c.user_id,
+    order_rows.c.side,
+    order_rows.c.status,
+    order_rows.c.time_in_force,
+    order_rows.c.post_only,
+    _raw(order_rows.c.price),
+    _raw(order_rows.c.stop_price),
+    _raw(order_rows.c.quantity),
+    _raw(order_rows.c.filled_quantity),
+    _raw(order_rows.c.rest_position),
+).where(order_rows.c.pair_id == sa.bindparam("pair_id"), sa.text(LIVE_ORDER))
+
+
+def _by_rest_position(entry: BookEntry) -> tuple[int, int]:
+    return (entry.rest_position or 0, entry.seq)
+
+
+def _by_seq(entry: BookEntry) -> int:
+    return entry.seq
+
+
 class SqlOrderRepository(OrderRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
@@ -184,6 +217,37 @@ class SqlOrderRepository(OrderRepository):
             .where(order_rows.c.pair_id == pair_id, order_rows.c.status.in_(live))
             .order_by(order_rows.c.seq)
         )
+
+    async def book_entries(self, pair_id: str) -> list[BookEntry]:
+        """Only the columns the book needs, their amounts converted here (no per-value type
+        processing: 100,000 resting orders are read in a fraction of a second)."""
+        rows = (await self._conn.execute(_BOOK_ENTRIES, {"pair_id": pair_id})).all()
+        status = _STATUS.__getitem__
+        make = tuple.__new__  # BookEntry's own __new__ parses arguments: 3x slower
+        resting: list[BookEntry] = []
+        pending: list[BookEntry] = []
+        for row in rows:
+            entry: BookEntry = make(
+                BookEntry,
+                (
+                    row[0],
+                    int(row[1]),
+                    row[2],
+                    row[3],
+                    status(row[4]),
+                    row[5],
+                    bool(row[6]),
+                    int(row[7]),
+                    None if row[8] is None else int(row[8]),
+                    int(row[9]),
+                    int(row[10]),
+                    None if row[11] is None else int(row[11]),
+                ),
+            )
+            (pending if entry.status is OrderStatus.PENDING_TRIGGER else resting).append(entry)
+        resting.sort(key=_by_rest_position)
+        pending.sort(key=_by_seq)
+        return resting + pending
 
     async def max_seq(self, pair_id: str) -> int:
         query = sa.select(sa.func.max(order_rows.c.seq)).where(order_rows.c.pair_id == pair_id)
