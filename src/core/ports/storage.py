@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
 
@@ -196,6 +197,12 @@ class UnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def commit(self) -> None:
         """Apply the unit's changes; ``ReadOnlyUnitOfWork`` in a read-only unit."""
+
+
+URGENT_WRITES: ContextVar[bool] = ContextVar("urgent_writes", default=False)
+"""Set (in its own task) by a writer whose callers wait for its commit (a pair's single
+writer): a storage that queues writers (SQLite: one at a time) lets its units of work in
+before the others'. Background work (relay marks, candles, jobs) keeps arrival order."""
 
 
 class ReadOnlyUnitOfWork(RuntimeError):

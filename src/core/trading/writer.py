@@ -35,7 +35,7 @@ from core.ledger.operations import lock, posting_set, settle, transfer, unlock
 from core.ports.audit import AuditEntry, audit_entry
 from core.ports.clock import Clock
 from core.ports.metrics import NO_METRICS, Metrics
-from core.ports.storage import Storage, UnitOfWork
+from core.ports.storage import URGENT_WRITES, Storage, UnitOfWork
 from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
 from core.shared.events import Actor, DomainEvent
 from core.shared.ids import new_id
@@ -249,6 +249,7 @@ class PairWriter:
     # -- the loop ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        URGENT_WRITES.set(True)  # this task's commits are what callers wait for
         while True:
             item = await self._queue.get()
             batch = [item]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
@@ -12,7 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.outbound.storage.sql.audit import SqlAuditLog
 from adapters.outbound.storage.sql.deployments import SqlDeploymentRepository
-from adapters.outbound.storage.sql.engine import SQLITE_BEGIN_OPTION, create_engine
+from adapters.outbound.storage.sql.engine import (
+    SQLITE_BEGIN_OPTION,
+    SQLITE_BUSY_TIMEOUT_MS,
+    create_engine,
+)
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
 from adapters.outbound.storage.sql.marketdata import (
     SqlMarketDataRepository,
@@ -42,8 +49,9 @@ from adapters.outbound.storage.sql.trading import (
     SqlTradeRepository,
 )
 from adapters.outbound.storage.sql.wallets import SqlWalletRepository
+from adapters.outbound.storage.sql.write_gate import WriteGate
 from core.ports.clock import Clock
-from core.ports.storage import ReadOnlyUnitOfWork, Storage, UnitOfWork
+from core.ports.storage import URGENT_WRITES, ReadOnlyUnitOfWork, Storage, UnitOfWork
 from core.shared.errors import ServiceUnavailable
 
 
@@ -70,11 +78,14 @@ class SqlUnitOfWork(UnitOfWork):
         *,
         read_only: bool = False,
         reader: Engine | None = None,
+        write_gate: Callable[[], WriteGate] | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._read_only = read_only
         self._reader = reader if read_only else None
+        self._write_gate = None if read_only else write_gate
+        self._gate: WriteGate | None = None  # held from BEGIN until the unit ends
         self._conn: AsyncConnection | None = None
         self._sync: Connection | None = None
 
@@ -126,7 +137,33 @@ class SqlUnitOfWork(UnitOfWork):
         self.reference_prices = SqlReferencePriceRepository(conn)
         self.valuations = SqlValuationRepository(conn)
 
+    async def _enter_gate(self) -> None:
+        """SQLite: the process's writers queue in a ``WriteGate`` (urgent ones first)
+        instead of in SQLite's busy handler. A unit that cannot enter within the busy
+        timeout gets what SQLite would answer: 503, the database is busy."""
+        if self._write_gate is None:
+            return
+        gate = self._write_gate()
+        try:
+            await gate.acquire(urgent=URGENT_WRITES.get(), timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            raise ServiceUnavailable("the database is busy; try again") from None
+        self._gate = gate
+
+    def _leave_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
+
     async def _begin_async(self) -> AsyncConnection:
+        await self._enter_gate()
+        try:
+            return await self._connect_and_begin()
+        except BaseException:
+            self._leave_gate()
+            raise
+
+    async def _connect_and_begin(self) -> AsyncConnection:
         try:
             conn = await self._engine.connect()
         except (OSError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
@@ -161,7 +198,10 @@ class SqlUnitOfWork(UnitOfWork):
             if conn.in_transaction():
                 await conn.rollback()
         finally:
-            await conn.close()
+            try:
+                await conn.close()
+            finally:
+                self._leave_gate()
 
     async def commit(self) -> None:
         if self._conn is None and self._sync is None:
@@ -188,6 +228,11 @@ class SqlStorage(Storage):
             self._engine, self._owns_engine = create_engine(url), True
         self._clock = clock or UtcClock()
         self._reader = loop_thread_reader(self._engine)
+        # SQLite has one writer at a time: one queue of writers per event loop (its futures
+        # belong to the loop; tests run one storage on several loops in turn)
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteGate] | None
+        sqlite = self._engine.dialect.name == "sqlite"
+        self._gates = weakref.WeakKeyDictionary() if sqlite else None
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine, *, clock: Clock | None = None) -> SqlStorage:
@@ -198,7 +243,21 @@ class SqlStorage(Storage):
         return self._engine
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        return SqlUnitOfWork(self._engine, self._clock, read_only=read_only, reader=self._reader)
+        return SqlUnitOfWork(
+            self._engine,
+            self._clock,
+            read_only=read_only,
+            reader=self._reader,
+            write_gate=None if self._gates is None else self._write_gate,
+        )
+
+    def _write_gate(self) -> WriteGate:
+        assert self._gates is not None
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = WriteGate()
+        return gate
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
