@@ -10,7 +10,9 @@ database of a cluster the tests' harness starts on loopback with fsync on. Then,
 times, opens a fresh ``SqlStorage`` (new connections: nothing cached in the process) and
 times ``PairWriter.rebuild()``: the read of the pair and its live orders, and the engine
 rebuilt from them. Each rebuilt book is checked: every order in it, levels and time
-priority equal to what was stored. Prints ONE JSON line: per store the median, min and max
+priority equal to what was stored. ``--compare REF`` measures the tree of the git revision
+REF the same way, in a child process, after each store's own figures, and adds ``before``
+and the ``ratio`` before/after. Prints ONE JSON line: per store the median, min and max
 seconds, and the median split into reading the orders and the rest (the pair, the next
 numbers, the engine filled). Target (issue 8): at most 3 s.
 """
@@ -24,11 +26,14 @@ if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
+import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -36,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+# --src TREE/src: measure another tree's code (what --compare runs in a subprocess)
+SRC = Path(sys.argv[sys.argv.index("--src") + 1]) if "--src" in sys.argv else ROOT / "src"
+sys.path[:0] = [str(ROOT), str(SRC)]
 
 import attrs  # noqa: E402
 
@@ -230,11 +237,31 @@ async def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compare(options: argparse.Namespace, store: str, work: Path) -> dict[str, Any]:
+    """The same measurement with the tree of ``--compare`` (``git archive``), in a child."""
+    tree = work / "before"
+    if not tree.exists():
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", options.compare], cwd=ROOT, capture_output=True, check=True
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tree, filter="data")
+    command = [sys.executable, str(Path(__file__).resolve()), "--src", str(tree / "src")]
+    command += ["--stores", store, "--runs", str(options.runs), "--orders", str(options.orders)]
+    env = {**os.environ, "RWA_MIGRATIONS_DIR": str(tree / "migrations")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])[store]
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--compare", metavar="REF", help="also measure this git revision")
+    parser.add_argument("--src", help=argparse.SUPPRESS)
     options = parser.parse_args()
     stores = [s for s in options.stores.split(",") if s]
     work = Path(tempfile.mkdtemp(prefix="rwa-bench-recovery-"))
@@ -261,6 +288,15 @@ def main() -> None:
                 postgres.psql("SELECT pg_reload_conf()")
                 url = postgres.create_database("bench_recovery")
             result[store] = asyncio.run(measure(url, options))
+            if options.compare:
+                before = compare(options, store, work)
+                result[store] = {
+                    **result[store],
+                    "before": before,
+                    "ratio": round(before["seconds"] / result[store]["seconds"], 2),
+                }
+        if options.compare:
+            result["before_ref"] = options.compare
         print(json.dumps(result, separators=(",", ":")))
     finally:
         if postgres is not None:
