@@ -585,6 +585,7 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
         """The request (or connection, or job) that appended an event is remembered with its
         outbox message: its reactions run, and log, with the same correlation id."""
         first, second = make_event(new_id(), "market.c1"), make_event(new_id(), "market.c2")
+        batch = [make_event(new_id(), "market.c3"), make_event(new_id(), "market.c4")]
         with bound_contextvars(request_id="req-corr-1"):
             async with storage.unit_of_work() as uow:
                 await uow.events.append([first])
@@ -592,9 +593,18 @@ class StorageContract(DeploymentRecordsContract, TokenStorageContract):
         async with storage.unit_of_work() as uow:
             await uow.events.append([second])
             await uow.commit()
+        with bound_contextvars(connection_id="conn-corr-2"):
+            async with storage.unit_of_work() as uow:
+                await uow.events.append(batch)  # many events at once (a writer's batch)
+                await uow.commit()
         async with storage.unit_of_work(read_only=True) as uow:
             found = {m.event.type: m.correlation_id for m in await uow.outbox.pending(10)}
-        assert found == {"market.c1": "req-corr-1", "market.c2": None}
+        assert found == {
+            "market.c1": "req-corr-1",
+            "market.c2": None,
+            "market.c3": "conn-corr-2",
+            "market.c4": "conn-corr-2",
+        }
 
     async def test_rolled_back_events_never_reach_the_outbox(self, storage: Storage) -> None:
         lost, kept = make_event(new_id(), "market.lost"), make_event(new_id(), "market.kept")

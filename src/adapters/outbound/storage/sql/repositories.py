@@ -219,7 +219,10 @@ class SqlEventLog(EventLog):
                     details={"streams": sorted(last)},
                 ) from exc
             raise
-        await self._conn.execute(sa.insert(outbox), [codec.outbox_row(e) for e in numbered])
+        correlation = correlation_id()
+        await self._conn.execute(
+            sa.insert(outbox), [codec.outbox_row(e, correlation) for e in numbered]
+        )
         return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:
