@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.outbound.clock.system import SystemClock
@@ -25,6 +26,8 @@ from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade_async
 from core.ledger.model import AccountRef
 from core.ledger.operations import mint
+from core.marketdata.candles import ALL_INTERVALS, apply_trade
+from core.marketdata.model import Candle
 from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
 from core.shared.errors import DomainError, ServiceUnavailable
@@ -275,6 +278,26 @@ async def test_a_failed_commit_errors_the_whole_batch_and_restores_the_book(
         await trading.stop()
 
 
+async def check_market_data(storage: Storage, pair: Pair, count: int) -> None:
+    """No relay runs here: the writer's batches stored every trade for market data and folded
+    it into candles in the same transaction; each interval's candles equal a fold from
+    scratch of the stored trades."""
+    async with storage.unit_of_work(read_only=True) as uow:
+        stored = await uow.market_data.trades(
+            pair.id, after=datetime(2000, 1, 1, tzinfo=UTC), until=datetime(2100, 1, 1, tzinfo=UTC)
+        )
+        assert len(stored) == count
+        for interval in ALL_INTERVALS:
+            candles = await uow.market_data.candles(pair.id, interval, limit=10_000)
+            expected: dict[datetime, Candle] = {}
+            for trade in stored:
+                open_time = interval.open_time(trade.time)
+                expected[open_time] = apply_trade(expected.get(open_time), trade, interval)
+            assert [attrs.evolve(c, version=0) for c in candles] == [
+                attrs.evolve(expected[t], version=0) for t in sorted(expected)
+            ]
+
+
 async def test_many_users_at_once_conserve_every_token(storage: FlakyStorage) -> None:
     users = [f"u{i}" for i in range(12)]
     pair = await make_market(storage, users)
@@ -322,6 +345,7 @@ async def test_many_users_at_once_conserve_every_token(storage: FlakyStorage) ->
             fees = await uow.ledger.balance(AccountRef.fee(pair.quote_token_id))
         assert trades, "the random stream crossed"
         assert fees.available == sum(t.maker_fee + t.taker_fee for t in trades)
+        await check_market_data(storage, pair, len(trades))
         # a restart: a new service rebuilds the same book
         await trading.stop()
         restarted = service_on(storage)

@@ -147,6 +147,31 @@ async def record_trade(uow: UnitOfWork, trade: MarketTrade) -> bool:
     return True
 
 
+async def fold_new_trades(uow: UnitOfWork, events: Sequence[DomainEvent]) -> int:
+    """Store the trades of freshly numbered ``trade.executed`` events and fold them into
+    their candles, in ``uow`` (the pair writer's batch: one read and one write per candle
+    touched, however many trades the batch holds). The events were numbered by this unit of
+    work, so none of their trades can be stored yet. Returns how many trades were stored."""
+    trades = [market_trade(event) for event in events if event.type == TRADE_EXECUTED]
+    if not trades:
+        return 0
+    trades.sort(key=lambda trade: trade.key)
+    for trade in trades:
+        await uow.market_data.add_trade(trade)
+    for interval in ALL_INTERVALS:
+        buckets: dict[tuple[str, datetime], list[MarketTrade]] = {}
+        for trade in trades:
+            buckets.setdefault((trade.pair_id, interval.open_time(trade.time)), []).append(trade)
+        for (pair_id, open_time), bucket in buckets.items():
+            current = await uow.market_data.get_candle(pair_id, interval, open_time)
+            base = 0 if current is None else current.version
+            for trade in bucket:
+                current = apply_trade(current, trade, interval)
+            assert current is not None
+            await uow.market_data.put_candle(attrs.evolve(current, version=base + 1))
+    return len(trades)
+
+
 async def aggregate_candles(storage: Storage, events: Sequence[DomainEvent]) -> AggregationReport:
     """Apply a batch of delivered events in one unit of work (all or nothing: on a storage
     conflict, such as another aggregator writing the same candle, nothing is kept and the
@@ -210,6 +235,15 @@ class CandleAggregator:
         self.skipped: list[tuple[str, int | None, str]] = []
 
     async def on_trade_executed(self, event: DomainEvent) -> None:
+        try:
+            trade = market_trade(event)
+        except (InvalidTradeEvent, ValueError):
+            trade = None  # aggregate_candles reports it
+        if trade is not None:
+            # the pair's writer folds its trades in its own batch: this is then only a read
+            async with self._storage.unit_of_work(read_only=True) as uow:
+                if await uow.market_data.has_trade(trade.pair_id, trade.seq):
+                    return
         report = await aggregate_candles(self._storage, [event])
         for stream, seq, reason in report.invalid:
             log.warning("aggregate-candles skipped %s#%s: %s", stream, seq, reason)

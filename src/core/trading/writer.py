@@ -32,6 +32,7 @@ import attrs
 
 from core.ledger.model import AccountRef, Bucket, InsufficientFunds, Posting
 from core.ledger.operations import lock, posting_set, settle, transfer, unlock
+from core.marketdata.aggregate import fold_new_trades
 from core.ports.audit import AuditEntry, audit_entry
 from core.ports.clock import Clock
 from core.ports.metrics import NO_METRICS, Metrics
@@ -867,7 +868,9 @@ class _Batch:
                 attrs.evolve(pair, version=self.original_pair.version + 1)
             )
         if self.events:
-            await self.uow.events.append(self.events)
+            numbered = await self.uow.events.append(self.events)
+            # market data (trades and candles) commits with the trades: no write of its own
+            await fold_new_trades(self.uow, numbered)
         if self.audits:
             await self.uow.audit.append_many(self.audits)
 
