@@ -541,8 +541,8 @@ class Container(containers.DeclarativeContainer):
         market_queries,
         token_use_cases,
         providers.Callable(ws_limits, settings),
-        metrics,
         trading=trading,
+        metrics=metrics,
         order_rate_limit=providers.Callable(ws_order_rate_limit, settings, rate_limiter),
     )
 

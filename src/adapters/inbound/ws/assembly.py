@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.inbound.http.auth import TokenIssuer
 from adapters.inbound.http.order_rate_limit import OrderRateLimit
-from adapters.inbound.ws.channels import ChannelRegistry, trading_placeholders
+from adapters.inbound.ws.channels import ChannelRegistry
 from adapters.inbound.ws.gateway import Gateway, WsLimits
 from adapters.inbound.ws.marketdata import CandlesChannel, TickerChannel
 from adapters.inbound.ws.markets import MarketsChannel
@@ -24,24 +24,22 @@ from core.trading.service import TradingService
 
 
 def standard_registry(
-    markets: MarketQueries, tokens: TokenUseCases, trading: TradingService | None = None
+    markets: MarketQueries, tokens: TokenUseCases, trading: TradingService
 ) -> ChannelRegistry:
-    """Live: ``markets``, private ``balances`` and, with ``trading``, ``book``, ``trades``,
-    ``ticker``, ``candles`` and private ``orders``, ``fills``."""
-    registry = ChannelRegistry(
-        [*trading_placeholders(), MarketsChannel(markets), BalancesChannel(tokens)]
-    )
-    if trading is not None:
-        for channel in (
+    """Every channel of DESIGN §6: ``markets``, ``book``, ``trades``, ``ticker``,
+    ``candles`` and private ``orders``, ``fills``, ``balances``."""
+    return ChannelRegistry(
+        [
+            MarketsChannel(markets),
+            BalancesChannel(tokens),
             BookChannel(trading),
             TradesChannel(trading),
             OrdersChannel(trading),
             FillsChannel(trading),
             TickerChannel(trading),
             CandlesChannel(trading),
-        ):
-            registry.register(channel)
-    return registry
+        ]
+    )
 
 
 def build_gateway(
@@ -50,8 +48,8 @@ def build_gateway(
     markets: MarketQueries,
     tokens: TokenUseCases,
     limits: WsLimits,
+    trading: TradingService,
     metrics: Metrics = NO_METRICS,
-    trading: TradingService | None = None,
     order_rate_limit: OrderRateLimit | None = None,
 ) -> Gateway:
     return Gateway(
@@ -60,5 +58,5 @@ def build_gateway(
         issuer,
         limits,
         metrics=metrics,
-        ops=None if trading is None else order_ops(trading, order_rate_limit),
+        ops=order_ops(trading, order_rate_limit),
     )

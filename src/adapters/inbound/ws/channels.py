@@ -7,10 +7,9 @@ first message of a subscription (its snapshot, read from storage) and turns each
 topic into an update. Every update carries the ``stream`` and ``seq`` of the event it comes
 from, so a client sees gaps per stream.
 
-Channels of DESIGN §6 without a source yet (``ticker``, ``candles``) are registered as
-``UnavailableChannel``: they check their parameters like the real ones will, then answer
-``channel_unavailable``. The trading channels (``book``, ``trades``, private ``orders`` and
-``fills``, in ``trading.py``) are registered over their placeholders.
+Every channel of DESIGN §6 has its source (``assembly.standard_registry``): ``markets``
+here, ``balances`` in ``private.py``, the trading channels in ``trading.py`` and the market
+data channels in ``marketdata.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ class Channel(abc.ABC):
 
     name: str
     private: bool = False
-    available: bool = True
 
     def check(self, request: SubscribeRequest) -> SubscribeRequest:
         """The request with this channel's defaults, or ``ClientError("invalid_params")``.
@@ -97,58 +95,8 @@ class Channel(abc.ABC):
         return None
 
 
-class UnavailableChannel(Channel):
-    """A channel of DESIGN §6 whose source does not exist yet: checked like the real one,
-    answered with ``channel_unavailable``."""
-
-    available = False
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        private: bool = False,
-        pair: str = "none",  # "required", "optional" or "none"
-        takes_depth: bool = False,
-        needs_interval: bool = False,
-        reason: str = "it needs the trading engine, which is not wired yet",
-    ) -> None:
-        self.name = name
-        self.private = private
-        self.pair = pair
-        self.takes_depth = takes_depth
-        self.needs_interval = needs_interval
-        self.reason = reason
-
-    def check(self, request: SubscribeRequest) -> SubscribeRequest:
-        if self.pair == "required" and request.pair is None:
-            raise ClientError("invalid_params", f"channel {self.name} needs a pair")
-        if self.pair == "none" and request.pair is not None:
-            raise ClientError("invalid_params", f"channel {self.name} takes no pair")
-        if request.depth is not None and not self.takes_depth:
-            raise ClientError("invalid_params", f"channel {self.name} takes no depth")
-        if self.needs_interval and request.interval is None:
-            raise ClientError("invalid_params", f"channel {self.name} needs an interval")
-        if request.interval is not None and not self.needs_interval:
-            raise ClientError("invalid_params", f"channel {self.name} takes no interval")
-        return request
-
-    def topic(self, request: SubscribeRequest, actor: Actor | None) -> str:
-        raise ClientError("channel_unavailable", self.unavailable_message())
-
-    async def snapshot(self, request: SubscribeRequest, actor: Actor | None) -> Mapping[str, Any]:
-        raise ClientError("channel_unavailable", self.unavailable_message())
-
-    def update(self, request: SubscribeRequest, event: DomainEvent) -> Outgoing | None:
-        return None
-
-    def unavailable_message(self) -> str:
-        return f"channel {self.name} is not available yet: {self.reason}"
-
-
 class ChannelRegistry:
-    """Channels by name; a later channel of the same name replaces an earlier one (the
-    trading engine registers ``book`` over the unavailable entry)."""
+    """Channels by name; a later channel of the same name replaces an earlier one."""
 
     def __init__(self, channels: Iterable[Channel] = ()) -> None:
         self._channels: dict[str, Channel] = {}
@@ -166,23 +114,3 @@ class ChannelRegistry:
 
     def channels(self) -> list[Channel]:
         return list(self._channels.values())
-
-
-def trading_placeholders() -> list[Channel]:
-    """The channels of DESIGN §6 that wait for the trading engine."""
-    return [
-        UnavailableChannel("book", pair="required", takes_depth=True),
-        UnavailableChannel("trades", pair="required"),
-        UnavailableChannel("ticker", pair="optional"),
-        UnavailableChannel("candles", pair="required", needs_interval=True),
-        UnavailableChannel("orders", private=True),
-        UnavailableChannel("fills", private=True),
-    ]
-
-
-# Ops of DESIGN §6 that wait for the trading engine: answered with ``op_unavailable`` (after
-# the authentication check they will have).
-UNAVAILABLE_OPS = {
-    "order.submit": "order entry over WebSocket needs the trading engine, not wired yet",
-    "order.cancel": "order entry over WebSocket needs the trading engine, not wired yet",
-}

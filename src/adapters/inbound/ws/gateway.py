@@ -20,7 +20,7 @@ import attrs
 import jwt
 
 from adapters.inbound.http.auth import AuthError, TokenIssuer
-from adapters.inbound.ws.channels import UNAVAILABLE_OPS, Channel, ChannelRegistry
+from adapters.inbound.ws.channels import Channel, ChannelRegistry
 from adapters.inbound.ws.protocol import (
     ClientError,
     ReqId,
@@ -267,10 +267,6 @@ class Connection:
                 raise ClientError("auth_required", f"{op} needs an auth op first")
             answer = await self.gateway.ops[op](self.actor, frame)
             self.enqueue(_with_req_id(dict(answer), req_id))
-        elif op in self.gateway.unavailable_ops:
-            if self.actor is None:
-                raise ClientError("auth_required", f"{op} needs an auth op first")
-            raise ClientError("op_unavailable", self.gateway.unavailable_ops[op])
         else:
             raise ClientError("unknown_op", f"unknown op {escape(op, max_length=32)}")
 
@@ -312,8 +308,6 @@ class Connection:
                 "auth_required", f"channel {channel.name} is private: send an auth op first"
             )
         request = channel.check(request)
-        if not channel.available:
-            raise ClientError("channel_unavailable", _unavailable_message(channel))
         if request.key in self.subs:
             raise ClientError("already_subscribed", "this subscription exists already")
         if len(self.subs) >= self.limits.max_subscriptions:
@@ -432,11 +426,6 @@ def _pair_fields(request: SubscribeRequest) -> dict[str, Any]:
     return {"pair": request.pair} if request.pair is not None else {}
 
 
-def _unavailable_message(channel: Channel) -> str:
-    message = getattr(channel, "unavailable_message", None)
-    return str(message()) if callable(message) else f"channel {channel.name} is not available"
-
-
 class Gateway:
     """Routes bus events to subscriptions; owns the counters and the limits."""
 
@@ -447,7 +436,6 @@ class Gateway:
         tokens: TokenIssuer,
         limits: WsLimits | None = None,
         *,
-        unavailable_ops: Mapping[str, str] = UNAVAILABLE_OPS,
         ops: Mapping[str, OpHandler] | None = None,
         retry_seconds: float = 1.0,
         metrics: Metrics = NO_METRICS,
@@ -458,7 +446,6 @@ class Gateway:
         self.tokens = tokens
         self.limits = limits or WsLimits()
         self.ops: dict[str, OpHandler] = dict(ops or {})
-        self.unavailable_ops = {k: v for k, v in unavailable_ops.items() if k not in self.ops}
         self.counters = GatewayCounters()
         self._topics: dict[str, set[ChannelSubscription]] = {}
         self._connections: set[Connection] = set()
