@@ -21,6 +21,13 @@ from adapters.outbound.storage.sql.engine import (
     create_engine,
 )
 from adapters.outbound.storage.sql.ledger import SqlLedgerRepository
+from adapters.outbound.storage.sql.loop_thread import (
+    Checkpointer,
+    LoopThreadConnection,
+    begin_immediate,
+    loop_thread_reader,
+    loop_thread_writer,
+)
 from adapters.outbound.storage.sql.marketdata import (
     SqlMarketDataRepository,
     SqlReferencePriceRepository,
@@ -41,7 +48,6 @@ from adapters.outbound.storage.sql.repositories import (
     SqlProcessedEventRepository,
 )
 from adapters.outbound.storage.sql.settlement import SqlSettlementRepository
-from adapters.outbound.storage.sql.sqlite_reader import LoopThreadConnection, loop_thread_reader
 from adapters.outbound.storage.sql.tokens import SqlComplianceRepository, SqlTokenRepository
 from adapters.outbound.storage.sql.trading import (
     SqlOrderRepository,
@@ -78,12 +84,16 @@ class SqlUnitOfWork(UnitOfWork):
         *,
         read_only: bool = False,
         reader: Engine | None = None,
+        writer: Engine | None = None,
         write_gate: Callable[[], WriteGate] | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._read_only = read_only
         self._reader = reader if read_only else None
+        self._writer = None if read_only else writer
+        self._checkpointer = checkpointer
         self._write_gate = None if read_only else write_gate
         self._gate: WriteGate | None = None  # held from BEGIN until the unit ends
         self._conn: AsyncConnection | None = None
@@ -91,7 +101,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     def _begin_on_loop_thread(self, reader: Engine) -> AsyncConnection:
         """A read-only SQLite unit: a deferred transaction on the loop's thread (see
-        ``sqlite_reader``), behind the part of ``AsyncConnection`` the repositories use."""
+        ``loop_thread``), behind the part of ``AsyncConnection`` the repositories use."""
         try:
             sync = reader.connect()
         except sa_exc.OperationalError as exc:
@@ -106,11 +116,39 @@ class SqlUnitOfWork(UnitOfWork):
         self._sync = sync
         return cast(AsyncConnection, LoopThreadConnection(sync))
 
+    async def _begin_writing_on_loop_thread(self, writer: Engine) -> AsyncConnection:
+        """A read-write SQLite unit on the loop's thread (see ``loop_thread``): the process's
+        turn from the ``WriteGate``, then ``BEGIN IMMEDIATE`` without blocking the loop."""
+        await self._enter_gate()
+        try:
+            try:
+                sync = writer.connect()
+            except sa_exc.OperationalError as exc:
+                raise ServiceUnavailable(
+                    f"the database is unreachable: {type(exc).__name__}"
+                ) from exc
+            try:
+                await begin_immediate(sync, timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            except BaseException as exc:
+                sync.close()
+                if isinstance(exc, sa_exc.OperationalError):
+                    raise ServiceUnavailable("the database is busy; try again") from exc
+                raise
+        except BaseException:
+            self._leave_gate()
+            raise
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+        self._sync = sync
+        return cast(AsyncConnection, LoopThreadConnection(sync))
+
     async def _begin(self) -> None:
         if self._conn is not None or self._sync is not None:
             raise RuntimeError("this unit of work is already open")
         if self._reader is not None:
             conn = self._begin_on_loop_thread(self._reader)
+        elif self._writer is not None:
+            conn = await self._begin_writing_on_loop_thread(self._writer)
         else:
             conn = await self._begin_async()
         self.markets = SqlMarketRepository(conn)
@@ -190,7 +228,10 @@ class SqlUnitOfWork(UnitOfWork):
                 if sync.in_transaction():
                     sync.rollback()
             finally:
-                sync.close()
+                try:
+                    sync.close()
+                finally:
+                    self._leave_gate()  # held by a read-write unit only
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -206,10 +247,14 @@ class SqlUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         if self._conn is None and self._sync is None:
             raise RuntimeError("commit() outside of the unit of work's async with block")
-        if self._read_only or self._conn is None:
+        if self._read_only:
             raise ReadOnlyUnitOfWork("commit() in a read-only unit of work")
         try:
-            await self._conn.commit()
+            if self._sync is not None:
+                self._sync.commit()
+            else:
+                assert self._conn is not None
+                await self._conn.commit()
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise ServiceUnavailable(f"the commit failed: {type(exc).__name__}") from exc
 
@@ -228,6 +273,11 @@ class SqlStorage(Storage):
             self._engine, self._owns_engine = create_engine(url), True
         self._clock = clock or UtcClock()
         self._reader = loop_thread_reader(self._engine)
+        self._writer = loop_thread_writer(self._engine)
+        path = self._engine.url.database
+        self._checkpointer = (
+            None if self._writer is None or path is None else Checkpointer(path, self)
+        )
         # SQLite has one writer at a time: one queue of writers per event loop (its futures
         # belong to the loop; tests run one storage on several loops in turn)
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteGate] | None
@@ -248,7 +298,9 @@ class SqlStorage(Storage):
             self._clock,
             read_only=read_only,
             reader=self._reader,
+            writer=self._writer,
             write_gate=None if self._gates is None else self._write_gate,
+            checkpointer=self._checkpointer,
         )
 
     def _write_gate(self) -> WriteGate:
@@ -266,6 +318,10 @@ class SqlStorage(Storage):
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+        if self._writer is not None:
+            self._writer.dispose()
         if self._reader is not None:
             self._reader.dispose()
         if self._owns_engine:
