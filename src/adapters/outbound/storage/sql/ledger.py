@@ -12,6 +12,7 @@ error the savepoint is rolled back, so nothing of the set stays and the unit of 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -57,6 +58,85 @@ class _DuplicateKey(Exception):
     """The journal already holds the key (another unit of work committed it meanwhile)."""
 
 
+def _debit_row(
+    account: AccountRef, available: int, locked: int, *, numeric: bool = False
+) -> dict[str, Any]:
+    """The parameters of ``_Statements.debit``: the deltas (signed, as text on SQLite, as
+    NUMERIC on Postgres) and the amounts each bucket must hold."""
+    delta: Any = Decimal if numeric else str
+    return {
+        "k_token": account.token,
+        "k_owner": account.owner,
+        "d_available": delta(available),
+        "d_locked": delta(locked),
+        "need_available": max(0, -available),
+        "need_locked": max(0, -locked),
+    }
+
+
+def _credit_row(account: AccountRef, available: int, locked: int) -> dict[str, Any]:
+    return {
+        "token": account.token,
+        "owner": account.owner,
+        "available": available,
+        "locked": locked,
+    }
+
+
+@attrs.frozen
+class _Statements:
+    """The per-account statements of a dialect, built once (building and caching a statement
+    per account and posting set cost more than running it)."""
+
+    debit: sa.Update
+    credit: Any
+
+    @classmethod
+    def build(cls, dialect: str) -> _Statements:
+        table = ledger_accounts
+        postgres = dialect == "postgresql"
+
+        def plus(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[Any]:
+            if postgres:
+                return sa.type_coerce(column, sa.Numeric()) + sa.bindparam(name, type_=sa.Numeric())
+            return sa.func.rwa_uint_add(column, sa.bindparam(name, type_=sa.String()))
+
+        debit = (
+            sa.update(table)
+            .where(
+                table.c.token == sa.bindparam("k_token"),
+                table.c.owner == sa.bindparam("k_owner"),
+                table.c.available >= sa.bindparam("need_available", type_=uint.Uint256()),
+                table.c.locked >= sa.bindparam("need_locked", type_=uint.Uint256()),
+            )
+            .values(
+                available=plus(table.c.available, "d_available"),
+                locked=plus(table.c.locked, "d_locked"),
+            )
+        )
+        insert = (postgresql if postgres else sqlite).insert(table)
+        credit = insert.on_conflict_do_update(
+            index_elements=[table.c.token, table.c.owner],
+            set_={
+                "available": uint.add_columns_in(
+                    dialect, table.c.available, insert.excluded.available
+                ),
+                "locked": uint.add_columns_in(dialect, table.c.locked, insert.excluded.locked),
+            },
+        )
+        return cls(debit=debit, credit=credit)
+
+
+_BUILT: dict[str, _Statements] = {}
+
+
+def _statements(dialect: str) -> _Statements:
+    built = _BUILT.get(dialect)
+    if built is None:
+        built = _BUILT[dialect] = _Statements.build(dialect)
+    return built
+
+
 class SqlLedgerRepository(LedgerRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
@@ -72,8 +152,7 @@ class SqlLedgerRepository(LedgerRepository):
         savepoint = await self._conn.begin_nested()
         try:
             seq = await self._insert_set(posting_set)
-            for account, (available, locked) in posting_set.net_changes().items():
-                await self._move(account, available, locked)
+            await self._move_all(posting_set.net_changes())
             for token, counters in posting_set.supply_changes().items():
                 await self._grow_supply(token, counters)
             await self._journal(seq, posting_set)
@@ -125,27 +204,48 @@ class SqlLedgerRepository(LedgerRepository):
         assert seq is not None
         return int(seq[0])
 
+    async def _move_all(self, changes: dict[AccountRef, tuple[int, int]]) -> None:
+        """Every account's net change. Postgres: one statement per account, in account order
+        (the order concurrent sets lock rows in). SQLite (one writer at a time, no row locks):
+        all debits in one executemany, then all credits in another; if a debit finds too
+        little, that attempt is undone and the per-account path names the short account."""
+        if self._dialect.name != "sqlite":
+            for account, (available, locked) in changes.items():
+                await self._move(account, available, locked)
+            return
+        debits: list[dict[str, Any]] = []
+        credits: list[dict[str, Any]] = []
+        for account, (available, locked) in changes.items():
+            if available == 0 and locked == 0:
+                continue
+            if available >= 0 and locked >= 0:
+                credits.append(_credit_row(account, available, locked))
+            else:
+                debits.append(_debit_row(account, available, locked))
+        if debits:
+            attempt = await self._conn.begin_nested()
+            result = await self._conn.execute(_statements("sqlite").debit, debits)
+            if result.rowcount == len(debits):
+                await attempt.commit()
+            else:
+                await attempt.rollback()
+                for account, (available, locked) in changes.items():
+                    if available < 0 or locked < 0:
+                        await self._move(account, available, locked)  # raises for the short one
+                raise AssertionError("a debit was refused in a batch but not alone")
+        if credits:
+            await self._conn.execute(_statements("sqlite").credit, credits)
+
     async def _move(self, account: AccountRef, available: int, locked: int) -> None:
         if available == 0 and locked == 0:
             return
+        statements = _statements(self._dialect.name)
         if available >= 0 and locked >= 0:
-            await self._credit(account, available, locked)
+            row = _credit_row(account, available, locked)
+            await self._conn.execute(statements.credit, row)
             return
-        table = ledger_accounts
-        statement = (
-            sa.update(table)
-            .where(
-                table.c.token == account.token,
-                table.c.owner == account.owner,
-                table.c.available >= max(0, -available),
-                table.c.locked >= max(0, -locked),
-            )
-            .values(
-                available=uint.add(self._dialect, table.c.available, available),
-                locked=uint.add(self._dialect, table.c.locked, locked),
-            )
-        )
-        result = await self._conn.execute(statement)
+        row = _debit_row(account, available, locked, numeric=self._dialect.name == "postgresql")
+        result = await self._conn.execute(statements.debit, row)
         if result.rowcount == 1:
             return
         # Refused by the database; read the row only to say which bucket was short.
@@ -153,22 +253,6 @@ class SqlLedgerRepository(LedgerRepository):
         if current.available + available < 0:
             raise InsufficientFunds(account, Bucket.AVAILABLE, -available)
         raise InsufficientFunds(account, Bucket.LOCKED, -locked)
-
-    async def _credit(self, account: AccountRef, available: int, locked: int) -> None:
-        table = ledger_accounts
-        insert = self._insert(table).values(
-            token=account.token, owner=account.owner, available=available, locked=locked
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.token, table.c.owner],
-            set_={
-                "available": uint.add_columns(
-                    self._dialect, table.c.available, insert.excluded.available
-                ),
-                "locked": uint.add_columns(self._dialect, table.c.locked, insert.excluded.locked),
-            },
-        )
-        await self._conn.execute(statement)
 
     async def _grow_supply(self, token: str, counters: dict[SupplyCounter, int]) -> None:
         table = ledger_supply

@@ -95,17 +95,17 @@ async def install_sqlite_functions(connection: AsyncConnection) -> None:
     connection.info[_INSTALLED] = True
 
 
-def add(dialect: Dialect, column: sa.ColumnElement[Any], delta: int) -> sa.ColumnElement[Any]:
-    """SQL for ``column + delta`` (``delta`` may be negative)."""
-    if dialect.name == "postgresql":
-        return sa.type_coerce(column, sa.Numeric()) + sa.literal(Decimal(delta), sa.Numeric())
-    return sa.func.rwa_uint_add(column, sa.literal(str(delta), sa.String()))
-
-
 def add_columns(
     dialect: Dialect, column: sa.ColumnElement[Any], other: sa.ColumnElement[Any]
 ) -> sa.ColumnElement[Any]:
     """SQL for ``column + other`` of two stored values (an upsert's ``excluded`` row)."""
-    if dialect.name == "postgresql":
+    return add_columns_in(dialect.name, column, other)
+
+
+def add_columns_in(
+    dialect: str, column: sa.ColumnElement[Any], other: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    """``add_columns`` for the dialect named ``dialect``."""
+    if dialect == "postgresql":
         return sa.type_coerce(column, sa.Numeric()) + sa.type_coerce(other, sa.Numeric())
     return sa.func.rwa_uint_add(column, other)
