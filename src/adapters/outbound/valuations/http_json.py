@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from adapters.outbound.valuations.answer import MAX_BODY, fail, parse_answer
+from core.marketdata.valuations import MAX_SOURCE
 from core.ports.valuation_source import ValuationQuote, ValuationSource, ValuationSourceError
 
 PLACEHOLDERS = ("{symbol}", "{marketId}")
@@ -43,7 +44,7 @@ def source_name(template: str) -> str:
     """The host (and port) of ``template``: the default name of its valuations' source."""
     parts = urlsplit(template.replace("{symbol}", "x").replace("{marketId}", "x"))
     host = parts.hostname or "http"
-    return f"{host}:{parts.port}" if parts.port else host
+    return (f"{host}:{parts.port}" if parts.port else host)[:MAX_SOURCE]
 
 
 class HttpJsonValuationSource(ValuationSource):
