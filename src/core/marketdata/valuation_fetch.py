@@ -22,9 +22,10 @@ valuation, else the one it was registered with):
 
 Each market is checked and recorded in its own unit of work, the check reading the current
 valuation in the same transaction as the write (two racing runs cannot both record: the
-second sees ``repeated``, or the store refuses its version, ``conflict``). One market's
-failure never stops the others. Markets that stopped being active meanwhile are skipped
-(``not_active``).
+second sees ``repeated``, or the store refuses its version, ``conflict``; a rule of the
+history refusing it is ``invalid``). One market's refusal never stops the others; a storage
+outage fails the whole run (the job is retried, and records nothing twice). Markets that
+stopped being active meanwhile are skipped (``not_active``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from core.ports.clock import Clock
 from core.ports.jobs import Job
 from core.ports.storage import MarketFilter, Storage
 from core.ports.valuation_source import ValuationQuote, ValuationSource, ValuationSourceError
-from core.shared.errors import DomainError
+from core.shared.errors import Conflict, ValidationFailed
 from core.shared.events import Actor
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ WRONG_CURRENCY = "wrong_currency"
 OUT_OF_BAND = "out_of_band"
 NOT_ACTIVE = "not_active"
 CONFLICT = "conflict"
+INVALID = "invalid"
 OUTCOMES = (
     RECORDED,
     UNAVAILABLE,
@@ -71,6 +73,7 @@ OUTCOMES = (
     OUT_OF_BAND,
     NOT_ACTIVE,
     CONFLICT,
+    INVALID,
 )
 PAGE = 100
 
@@ -219,9 +222,12 @@ async def fetch_valuations(
             continue
         try:
             outcome = await _record(storage, quote, policy, clock.now())
-        except DomainError as exc:  # the version taken by a racing run, a rule of the store
+        except (Conflict, ValidationFailed) as exc:  # a racing run took the version first
             outcome = ValuationRejection(
-                market.id, market.token_symbol, CONFLICT, f"{type(exc).__name__}: {exc.message}"
+                market.id,
+                market.token_symbol,
+                CONFLICT if isinstance(exc, Conflict) else INVALID,
+                f"{type(exc).__name__}: {exc.message}",
             )
         if isinstance(outcome, ValuationRejection):
             rejected.append(outcome)
