@@ -68,9 +68,15 @@ from adapters.outbound.sns.memory import MemorySnsGateway
 from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade as upgrade_schema
+from adapters.outbound.valuations.http_json import HttpJsonValuationSource
 from core.ledger.notices import BalanceNoticeStorage
 from core.marketdata.aggregate import TRADE_EXECUTED, CandleAggregator
 from core.marketdata.prices import FetchExternalPricesJob, PriceFetching, PricePolicy
+from core.marketdata.valuation_fetch import (
+    UpdateTokenMetadataJob,
+    ValuationFetching,
+    ValuationPolicy,
+)
 from core.marketdata.valuations import ValuationUseCases
 from core.markets.chain_state import ChainStateGuard
 from core.markets.deployment import RetryPolicy, TokenDeployment
@@ -81,6 +87,7 @@ from core.markets.use_cases import MarketUseCases
 from core.ports.jobs import DeployTokenJob, TokenPauseJob
 from core.ports.notifications import Notifier
 from core.ports.price_feed import PriceFeed
+from core.ports.valuation_source import ValuationSource
 from core.shared.audit import AuditQueries
 from core.shared.authorization import Authorizer
 from core.shared.commit_signal import SignallingStorage
@@ -149,6 +156,22 @@ def build_price_feeds(settings: Settings) -> list[PriceFeed]:
             )
         feeds.append(ChainlinkPriceFeed.over_rpc(settings.chain_rpc_url, settings.chainlink_feeds))
     return feeds
+
+
+def build_valuation_source(settings: Settings) -> ValuationSource | None:
+    """The source of ``update-token-metadata``: ``RWA_VALUATION_SOURCE_URL``, or none."""
+    if not settings.valuation_source_url:
+        return None
+    return HttpJsonValuationSource(
+        settings.valuation_source_url, timeout=settings.valuation_timeout_seconds
+    )
+
+
+def valuation_policy(settings: Settings) -> ValuationPolicy:
+    return ValuationPolicy(
+        max_age=timedelta(seconds=settings.valuation_max_age_seconds),
+        max_change_bps=settings.valuation_max_change_bps,
+    )
 
 
 def price_policy(settings: Settings) -> PricePolicy:
@@ -430,10 +453,21 @@ class Container(containers.DeclarativeContainer):
         clock,
         providers.Callable(price_policy, settings),
     )
+    valuation_fetching = providers.Singleton(
+        ValuationFetching,
+        storage,
+        providers.Singleton(build_valuation_source, settings),
+        clock,
+        providers.Callable(valuation_policy, settings),
+        count=providers.Callable(lambda m: m.valuation_fetched, metrics),
+    )
     token_job_scheduler = providers.Singleton(
         TokenJobScheduler,
         jobs,
         prices_seconds=providers.Callable(lambda s: s.price_fetch_seconds, settings),
+        valuations_seconds=providers.Callable(
+            lambda s: s.valuation_fetch_seconds if s.valuation_fetch_enabled else 0.0, settings
+        ),
         sync_seconds=providers.Callable(lambda s: s.deposit_sync_seconds, settings),
         reconcile_seconds=providers.Callable(lambda s: s.reconcile_seconds, settings),
         compliance_seconds=providers.Callable(lambda s: s.compliance_sweep_seconds, settings),
@@ -559,6 +593,7 @@ def register_token_jobs(c: Container, jobs: Any) -> None:
     jobs.register(SendTradeNotificationJob, c.trade_notifications().handle)
     jobs.register(VerifyComplianceJob, c.compliance_verifier().handle)
     jobs.register(FetchExternalPricesJob, c.price_fetching().handle)
+    jobs.register(UpdateTokenMetadataJob, c.valuation_fetching().handle)
 
 
 async def resume_token_jobs(c: Container) -> None:
@@ -646,6 +681,7 @@ class Runtime:
             ("rate limiter", c.rate_limiter().close),
             ("notifier", c.notifier().close),
             ("price feeds", c.price_fetching().close),
+            ("valuation source", c.valuation_fetching().close),
             ("cache", c.cache().close),
             ("storage", c.storage().close),
             ("metrics", self.close_metrics),

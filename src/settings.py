@@ -150,6 +150,13 @@ class Settings(BaseSettings):
     price_feed_chainlink: CommaSeparated = ()
     price_max_age_seconds: float = Field(default=3_600.0, gt=0)  # older quotes are stale
     price_max_deviation_bps: int = Field(default=1_000, ge=0)  # band around the last price
+    # scheduled update-token-metadata (valuations of active markets' assets); daily, but only
+    # with a source: GET on a URL template with {symbol} and/or {marketId}; 0: not scheduled
+    valuation_fetch_seconds: float = Field(default=86_400.0, ge=0)
+    valuation_source_url: str | None = None
+    valuation_timeout_seconds: float = Field(default=10.0, gt=0)  # per request, in all
+    valuation_max_age_seconds: float = Field(default=604_800.0, gt=0)  # older as-of: stale
+    valuation_max_change_bps: int = Field(default=2_000, ge=0)  # band around the current one
     custody_mnemonic: str = Field(default=DEV_CUSTODY_MNEMONIC, min_length=1, repr=False)
     quote_symbol: str = Field(default="USDC", pattern=r"^[A-Z0-9]{2,12}$")
     quote_token_address: str | None = None
@@ -303,6 +310,18 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("valuation_source_url")
+    @classmethod
+    def _valuation_template(cls, value: str | None) -> str | None:
+        from adapters.outbound.valuations.http_json import check_template
+
+        return None if value is None else check_template(value)
+
+    @property
+    def valuation_fetch_enabled(self) -> bool:
+        """Whether ``update-token-metadata`` is scheduled: a source and a positive interval."""
+        return bool(self.valuation_source_url) and self.valuation_fetch_seconds > 0
 
     @field_validator("redis_url")
     @classmethod

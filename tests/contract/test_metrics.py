@@ -54,6 +54,9 @@ class MetricsContract:
         """(how many, their sum in seconds)."""
         raise NotImplementedError
 
+    def valuations(self, m: Metrics, outcome: str) -> float:
+        raise NotImplementedError
+
     def test_counters_add_up_per_label(self) -> None:
         m = self.make()
         m.trades_executed("A-B", ok=True, count=3)
@@ -75,6 +78,9 @@ class MetricsContract:
         m.deployment_attempt("retrying")
         m.deployment_attempt("succeeded")
         assert self.deployments(m, "retrying") == self.deployments(m, "succeeded") == 1
+        for outcome in ("recorded", "stale", "stale", "out_of_band"):
+            m.valuation_fetched(outcome)
+        assert [self.valuations(m, o) for o in ("recorded", "stale", "out_of_band")] == [1, 2, 1]
 
     def test_durations_are_counted(self) -> None:
         m = self.make()
@@ -172,6 +178,10 @@ class TestMemoryMetrics(MetricsContract):
         lags = m.settlement.get(kind, [])
         return len(lags), sum(lags)
 
+    def valuations(self, m: Metrics, outcome: str) -> float:
+        assert isinstance(m, MemoryMetrics)
+        return m.valuations[outcome]
+
 
 class TestPrometheusMetrics(MetricsContract):
     def make(self) -> PrometheusMetrics:
@@ -222,3 +232,6 @@ class TestPrometheusMetrics(MetricsContract):
             self.read(m, "rwa_settlement_lag_seconds_count", kind=kind),
             self.read(m, "rwa_settlement_lag_seconds_sum", kind=kind),
         )
+
+    def valuations(self, m: Metrics, outcome: str) -> float:
+        return self.read(m, "rwa_valuation_fetches_total", outcome=outcome)

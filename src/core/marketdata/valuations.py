@@ -16,7 +16,7 @@ from core.marketdata.model import AssetValuation
 from core.markets.model import Market, MarketAsset
 from core.ports.audit import audit_entry
 from core.ports.clock import Clock
-from core.ports.storage import Storage
+from core.ports.storage import Storage, UnitOfWork
 from core.shared.authorization import Authorizer
 from core.shared.errors import NotFound, ValidationFailed
 from core.shared.events import Actor
@@ -77,6 +77,66 @@ def valuation_view(valuation: AssetValuation) -> dict[str, object]:
     }
 
 
+def current_valuation(
+    latest: AssetValuation | None, market: Market, asset: MarketAsset | None, now: datetime
+) -> AssetValuation | None:
+    """The valuation an update follows: the latest recorded, else the registration's."""
+    return latest if latest is not None else registration_valuation(market, asset, now)
+
+
+async def append_valuation(
+    uow: UnitOfWork,
+    actor: Actor,
+    market: Market,
+    asset: MarketAsset | None,
+    *,
+    valuation: Decimal,
+    currency: str | None,
+    effective_at: datetime,
+    source: str | None,
+    note: str | None,
+    now: datetime,
+) -> AssetValuation:
+    """Append a (checked) valuation and its audit entry in ``uow``, the caller commits: the
+    next version after the latest (the registration's valuation first recorded as version 1
+    when the history is empty)."""
+    previous = await uow.valuations.latest(market.id)
+    if previous is None:
+        # the history starts with the valuation the market was registered with
+        previous = registration_valuation(market, asset, now)
+        if previous is not None:
+            await uow.valuations.add(previous)
+    chosen = currency or (previous.currency if previous else None)
+    if not chosen:
+        raise ValidationFailed(
+            "the valuation update is invalid", fields={"currency": "is required"}
+        )
+    record = AssetValuation(
+        id=new_id(),
+        market_id=market.id,
+        version=1 if previous is None else previous.version + 1,
+        valuation=valuation,
+        currency=chosen,
+        effective_at=effective_at,
+        recorded_at=now,
+        actor_id=actor.id,
+        source=source,
+        note=note,
+    )
+    await uow.valuations.add(record)
+    await uow.audit.append(
+        audit_entry(
+            actor,
+            AUDIT_ACTION,
+            f"market:{market.id}",
+            before=None if previous is None else valuation_view(previous),
+            after=valuation_view(record),
+            at=now,
+        )
+    )
+    return record
+
+
 async def update_token_metadata(
     storage: Storage,
     clock: Clock,
@@ -115,39 +175,17 @@ async def update_token_metadata(
         asset = await uow.markets.get_asset(market_id) if market is not None else None
         if market is None:
             raise NotFound(f"market {market_id} not found", code="market_not_found")
-        previous = await uow.valuations.latest(market_id)
-        if previous is None:
-            # the history starts with the valuation the market was registered with
-            previous = registration_valuation(market, asset, now)
-            if previous is not None:
-                await uow.valuations.add(previous)
-        chosen = currency or (previous.currency if previous else None)
-        if not chosen:
-            raise ValidationFailed(
-                "the valuation update is invalid", fields={"currency": "is required"}
-            )
-        record = AssetValuation(
-            id=new_id(),
-            market_id=market_id,
-            version=1 if previous is None else previous.version + 1,
+        record = await append_valuation(
+            uow,
+            actor,
+            market,
+            asset,
             valuation=valuation,
-            currency=chosen,
+            currency=currency,
             effective_at=effective_at or now,
-            recorded_at=now,
-            actor_id=actor.id,
             source=source,
             note=note,
-        )
-        await uow.valuations.add(record)
-        await uow.audit.append(
-            audit_entry(
-                actor,
-                AUDIT_ACTION,
-                f"market:{market_id}",
-                before=None if previous is None else valuation_view(previous),
-                after=valuation_view(record),
-                at=now,
-            )
+            now=now,
         )
         await uow.commit()
     return record

@@ -39,6 +39,11 @@ class Metrics(abc.ABC):
         """How far chain and ledger differ for ``token`` after a reconcile run: the sum of
         the absolute differences, in base units (0: they agree)."""
 
+    @abc.abstractmethod
+    def valuation_fetched(self, outcome: str) -> None:
+        """One market's valuation in an ``update-token-metadata`` run: ``recorded`` or the
+        reason it was refused (``stale``, ``out_of_band``, ``repeated``, ``unavailable``...)."""
+
     # -- jobs, cache, database -------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -103,6 +108,9 @@ class NoMetrics(Metrics):
         return None
 
     def reconciliation_drift(self, token: str, amount: int) -> None:
+        return None
+
+    def valuation_fetched(self, outcome: str) -> None:
         return None
 
     def job_enqueued(self, name: str) -> None:

@@ -41,6 +41,7 @@ def exported() -> tuple[set[str], set[str]]:
     m.settlement_lag("mint", 1.0)
     m.deployment_attempt("succeeded")
     m.reconciliation_drift("USDC", 0)
+    m.valuation_fetched("recorded")
     m.job_enqueued("j")
     m.job_processed("j", ok=True, seconds=0.1)
     m.queue_depth("q", 0)

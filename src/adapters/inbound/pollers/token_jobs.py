@@ -1,12 +1,12 @@
 """Scheduled token jobs: ``sync-blockchain`` every ``RWA_DEPOSIT_SYNC_SECONDS`` and
 ``reconcile`` every ``RWA_RECONCILE_SECONDS``, the ``verify-compliance`` sweep of expiries every
-``RWA_COMPLIANCE_SWEEP_SECONDS`` and ``fetch-external-prices`` every ``RWA_PRICE_FETCH_SECONDS``
-(0 turns any of them off).
+``RWA_COMPLIANCE_SWEEP_SECONDS``, ``fetch-external-prices`` every ``RWA_PRICE_FETCH_SECONDS`` and
+``update-token-metadata`` every ``RWA_VALUATION_FETCH_SECONDS`` (0 turns any of them off).
 
 With a ``lease`` (a ``StorageLease`` in the shared database) only the process holding it
 enqueues, so several API processes schedule each run once. The jobs themselves are safe to
 run twice (deposits are recorded once per (tx hash, log index); a reconciliation only reads
-and reports).
+and reports; a valuation already recorded is refused as ``repeated``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import time
 
 from core.marketdata.prices import FetchExternalPricesJob
+from core.marketdata.valuation_fetch import UpdateTokenMetadataJob
 from core.ports.jobs import Job, JobQueue
 from core.shared.lease import StorageLease
 from core.tokens.compliance_chain import VerifyComplianceJob
@@ -34,6 +35,7 @@ class TokenJobScheduler:
         reconcile_seconds: float,
         compliance_seconds: float = 0.0,
         prices_seconds: float = 0.0,
+        valuations_seconds: float = 0.0,
         lease: StorageLease | None = None,
     ) -> None:
         self._jobs = jobs
@@ -44,6 +46,7 @@ class TokenJobScheduler:
                 (reconcile_seconds, ReconcileJob()),
                 (compliance_seconds, VerifyComplianceJob()),
                 (prices_seconds, FetchExternalPricesJob()),
+                (valuations_seconds, UpdateTokenMetadataJob()),
             )
             if seconds > 0
         ]

@@ -15,6 +15,7 @@ class MemoryMetrics(Metrics):
         self.settlement: defaultdict[str, list[float]] = defaultdict(list)
         self.deployments: Counter[str] = Counter()
         self.drift: dict[str, int] = {}
+        self.valuations: Counter[str] = Counter()
         self.enqueued: Counter[str] = Counter()
         self.jobs: Counter[tuple[str, bool]] = Counter()
         self.job_seconds: defaultdict[str, list[float]] = defaultdict(list)
@@ -46,6 +47,9 @@ class MemoryMetrics(Metrics):
 
     def reconciliation_drift(self, token: str, amount: int) -> None:
         self.drift[token] = amount
+
+    def valuation_fetched(self, outcome: str) -> None:
+        self.valuations[outcome] += 1
 
     def job_enqueued(self, name: str) -> None:
         self.enqueued[name] += 1

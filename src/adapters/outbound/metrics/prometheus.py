@@ -73,6 +73,10 @@ class PrometheusMetrics(Metrics):
             "Sum of |chain - ledger| per token at the last reconcile run (base units)",
             ["token"], namespace=ns, registry=r, multiprocess_mode="mostrecent",
         )  # fmt: skip
+        self._valuations = Counter(
+            "valuation_fetches", "update-token-metadata: valuations recorded or refused",
+            ["outcome"], namespace=ns, registry=r,
+        )  # fmt: skip
         self._enqueued = Counter(
             "jobs_enqueued", "Jobs enqueued by name", ["job"], namespace=ns, registry=r
         )
@@ -145,6 +149,9 @@ class PrometheusMetrics(Metrics):
 
     def reconciliation_drift(self, token: str, amount: int) -> None:
         self._drift.labels(token).set(amount)
+
+    def valuation_fetched(self, outcome: str) -> None:
+        self._valuations.labels(outcome).inc()
 
     def job_enqueued(self, name: str) -> None:
         self._enqueued.labels(name).inc()
