@@ -92,6 +92,32 @@ class MarketDataContract:
             )
             assert await uow.market_data.pair_ids() == ["pair-1", "pair-2"]
 
+    async def test_a_batch_of_trades_is_stored_all_or_none(self, storage: Storage) -> None:
+        big = attrs.evolve(trade(2, 3), price=HUGE)
+        async with storage.unit_of_work() as uow:
+            await uow.market_data.add_trades([trade(1, 1), big, trade(1, 2, pair="pair-2")])
+            await uow.market_data.add_trades([])
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            for batch in (
+                [trade(3, 4), trade(2, 9)],  # one of them is stored
+                [trade(5, 4), trade(5, 5)],  # repeated within the batch
+            ):
+                with pytest.raises(DuplicateMarketData):
+                    await uow.market_data.add_trades(batch)
+            await uow.market_data.add_trades([trade(4, 6)])  # the unit of work goes on
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            found = await uow.market_data.trades("pair-1", after=T0, until=T0 + timedelta(hours=1))
+            assert [t.seq for t in found] == [1, 2, 4]  # neither refused batch left a trade
+            assert found[1] == big
+            assert [
+                t.seq
+                for t in await uow.market_data.trades(
+                    "pair-2", after=T0, until=T0 + timedelta(hours=1)
+                )
+            ] == [1]
+
     async def test_racing_writers_of_one_trade_or_candle_store_it_once(
         self, storage: Storage
     ) -> None:

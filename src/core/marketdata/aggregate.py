@@ -156,8 +156,7 @@ async def fold_new_trades(uow: UnitOfWork, events: Sequence[DomainEvent]) -> int
     if not trades:
         return 0
     trades.sort(key=lambda trade: trade.key)
-    for trade in trades:
-        await uow.market_data.add_trade(trade)
+    await uow.market_data.add_trades(trades)
     for interval in ALL_INTERVALS:
         buckets: dict[tuple[str, datetime], list[MarketTrade]] = {}
         for trade in trades:

@@ -13,6 +13,7 @@ What the store enforces itself, memory and SQL alike (possibly only at ``commit(
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 
 from core.marketdata.model import AssetValuation, Candle, Interval, MarketTrade, ReferencePrice
@@ -29,6 +30,11 @@ class MarketDataRepository(abc.ABC):
     @abc.abstractmethod
     async def add_trade(self, trade: MarketTrade) -> None:
         """Store a trade; ``DuplicateMarketData`` when ``(pair_id, seq)`` is stored."""
+
+    @abc.abstractmethod
+    async def add_trades(self, trades: Sequence[MarketTrade]) -> None:
+        """Store trades at once (a pair writer's batch), all or none: ``DuplicateMarketData``
+        when any ``(pair_id, seq)`` is stored or repeated, and then none is stored."""
 
     @abc.abstractmethod
     async def has_trade(self, pair_id: str, seq: int) -> bool: ...

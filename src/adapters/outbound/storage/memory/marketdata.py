@@ -5,6 +5,7 @@ at commit what the database would."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
@@ -91,6 +92,14 @@ class MemoryMarketDataRepository(MarketDataRepository):
         if key in self._state.trades or key in self._changes.trades:
             raise DuplicateMarketData(f"trade {trade.seq} of pair {trade.pair_id} is stored")
         self._changes.trades[key] = trade
+
+    async def add_trades(self, trades: Sequence[MarketTrade]) -> None:
+        keys = [(trade.pair_id, trade.seq) for trade in trades]
+        taken = [k for k in keys if k in self._state.trades or k in self._changes.trades]
+        if taken or len(set(keys)) != len(keys):
+            raise DuplicateMarketData("a trade of the batch is stored or repeated")
+        for key, trade in zip(keys, trades, strict=True):
+            self._changes.trades[key] = trade
 
     async def has_trade(self, pair_id: str, seq: int) -> bool:
         return (pair_id, seq) in self._state.trades or (pair_id, seq) in self._changes.trades

@@ -9,6 +9,7 @@ in a SAVEPOINT, so a refusal leaves the unit of work usable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,27 @@ def _candle(row: RowMapping) -> Candle:
     return Candle(**values)
 
 
+# Built once: a pair writer's batch stores its trades and reads and writes their candles.
+_INSERT_TRADE = sa.insert(marketdata_trades)
+_CANDLE_KEY = (
+    marketdata_candles.c.pair_id == sa.bindparam("k_pair_id"),
+    marketdata_candles.c.interval == sa.bindparam("k_interval"),
+    marketdata_candles.c.open_time
+    == sa.bindparam("k_open_time", type_=marketdata_candles.c.open_time.type),
+)
+_GET_CANDLE = sa.select(marketdata_candles).where(*_CANDLE_KEY)
+_UPDATE_CANDLE = (
+    sa.update(marketdata_candles)
+    .where(*_CANDLE_KEY, marketdata_candles.c.version == sa.bindparam("k_version"))
+    .values(
+        {
+            column.name: sa.bindparam(column.name, type_=column.type)
+            for column in marketdata_candles.c
+        }
+    )
+)
+
+
 class SqlMarketDataRepository(MarketDataRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
@@ -74,6 +96,17 @@ class SqlMarketDataRepository(MarketDataRepository):
         await _insert(
             self._conn, marketdata_trades, values, f"trade {trade.seq} of pair {trade.pair_id}"
         )
+
+    async def add_trades(self, trades: Sequence[MarketTrade]) -> None:
+        if not trades:
+            return
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    _INSERT_TRADE, [attrs.asdict(trade, recurse=False) for trade in trades]
+                )
+        except IntegrityError as exc:
+            raise DuplicateMarketData("a trade of the batch is already stored") from exc
 
     async def has_trade(self, pair_id: str, seq: int) -> bool:
         t = marketdata_trades.c
@@ -108,11 +141,8 @@ class SqlMarketDataRepository(MarketDataRepository):
     async def get_candle(
         self, pair_id: str, interval: Interval, open_time: datetime
     ) -> Candle | None:
-        c = marketdata_candles.c
-        query = sa.select(marketdata_candles).where(
-            c.pair_id == pair_id, c.interval == interval.value, c.open_time == open_time
-        )
-        row = (await self._conn.execute(query)).mappings().first()
+        key = {"k_pair_id": pair_id, "k_interval": interval.value, "k_open_time": open_time}
+        row = (await self._conn.execute(_GET_CANDLE, key)).mappings().first()
         return None if row is None else _candle(row)
 
     async def put_candle(self, candle: Candle) -> None:
@@ -129,17 +159,9 @@ class SqlMarketDataRepository(MarketDataRepository):
             except IntegrityError as exc:
                 raise conflict from exc
             return
-        c = marketdata_candles.c
-        result = await self._conn.execute(
-            sa.update(marketdata_candles)
-            .where(
-                c.pair_id == candle.pair_id,
-                c.interval == candle.interval.value,
-                c.open_time == candle.open_time,
-                c.version == candle.version - 1,
-            )
-            .values(**values)
-        )
+        values["k_pair_id"], values["k_interval"] = candle.pair_id, candle.interval.value
+        values["k_open_time"], values["k_version"] = candle.open_time, candle.version - 1
+        result = await self._conn.execute(_UPDATE_CANDLE, values)
         if result.rowcount != 1:
             raise conflict
 

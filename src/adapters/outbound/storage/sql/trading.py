@@ -86,12 +86,19 @@ def _load_trade(row: RowMapping) -> Trade:
     return Trade(**values)
 
 
+# Built once: every order submission and every batch of a pair's writer reads its pair.
+_PAIR_BY = {
+    column: sa.select(trading_pairs).where(trading_pairs.c[column] == sa.bindparam("key"))
+    for column in ("id", "symbol", "market_id")
+}
+
+
 class SqlPairRepository(PairRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def _one(self, where: Any) -> Pair | None:
-        row = (await self._conn.execute(sa.select(trading_pairs).where(where))).mappings().first()
+    async def _one(self, column: str, key: str) -> Pair | None:
+        row = (await self._conn.execute(_PAIR_BY[column], {"key": key})).mappings().first()
         return None if row is None else _load_pair(row)
 
     async def add(self, pair: Pair) -> None:
@@ -104,13 +111,13 @@ class SqlPairRepository(PairRepository):
             raise
 
     async def get(self, pair_id: str) -> Pair | None:
-        return await self._one(trading_pairs.c.id == pair_id)
+        return await self._one("id", pair_id)
 
     async def by_symbol(self, symbol: str) -> Pair | None:
-        return await self._one(trading_pairs.c.symbol == symbol)
+        return await self._one("symbol", symbol)
 
     async def by_market(self, market_id: str) -> Pair | None:
-        return await self._one(trading_pairs.c.market_id == market_id)
+        return await self._one("market_id", market_id)
 
     async def list(self) -> list[Pair]:
         query = sa.select(trading_pairs).order_by(trading_pairs.c.symbol)
