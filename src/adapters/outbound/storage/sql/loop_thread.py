@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect, Engine, NestedTransaction
+from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -260,10 +261,15 @@ class LoopThreadConnection:
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
         result = self.sync_connection.execute(statement, parameters, **kwargs)
-        if result.returns_rows:
+        strategy = getattr(result, "cursor_strategy", None)
+        if result.returns_rows and not isinstance(strategy, FullyBufferedCursorFetchStrategy):
             # fetched at once, as aiosqlite does: an open cursor would keep its statement in
-            # progress, and SQLite then refuses to release a savepoint or to commit
-            return result.freeze()()
+            # progress, and SQLite then refuses to release a savepoint or to commit. (The
+            # strategy SQLAlchemy itself uses for such results; ``Result.freeze`` would copy
+            # every row twice.)
+            result.cursor_strategy = FullyBufferedCursorFetchStrategy(
+                result.cursor, strategy.alternate_cursor_description if strategy else None
+            )
         return result
 
     async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
