@@ -18,8 +18,8 @@ from hypercorn.config import Config as HypercornConfig
 
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
-from adapters.inbound.ws.compression import decline_permessage_deflate
 from adapters.inbound.reconcile_cli import run_reconcile
+from adapters.inbound.ws.compression import decline_permessage_deflate
 from core.shared.errors import ChainError, ServiceUnavailable
 from logs import configure_logging
 from settings import ConfigurationError, Settings

@@ -21,7 +21,7 @@ from wsproto.extensions import PerMessageDeflate
 class DeclinedPerMessageDeflate(PerMessageDeflate):
     """Answers every permessage-deflate offer with no: the extension stays disabled."""
 
-    def accept(self, offer: str) -> bool | None | str:
+    def accept(self, offer: str) -> bool | str | None:
         return None
 
 
@@ -29,8 +29,8 @@ def decline_permessage_deflate() -> None:
     """From now on, hypercorn's WebSocket handshakes in this process decline
     permessage-deflate (``hypercorn.protocol.ws_stream.Handshake.accept`` builds its list of
     server extensions from the module's ``PerMessageDeflate``)."""
-    ws_stream.PerMessageDeflate = DeclinedPerMessageDeflate  # type: ignore[misc]
+    ws_stream.PerMessageDeflate = DeclinedPerMessageDeflate  # type: ignore[attr-defined]
 
 
 def permessage_deflate_declined() -> bool:
-    return ws_stream.PerMessageDeflate is DeclinedPerMessageDeflate
+    return ws_stream.PerMessageDeflate is DeclinedPerMessageDeflate  # type: ignore[attr-defined]
