@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,8 @@ import jwt
 BENCH_SECRET = "bench-only-jwt-secret-" + "0123456789abcdefghijklmnop"  # never a real secret
 TRADING = "/api/v1/trading"
 PAIR = "WETH-USDC"
+ROOT = Path(__file__).resolve().parents[1]
+_SERVE = "import sys, cli; sys.exit(cli.main())"  # the `rwa-market` script of PYTHONPATH's tree
 
 
 def free_port() -> int:
@@ -57,9 +60,12 @@ def rwa_market() -> list[str]:
 
 class Server:
     """``rwa-market serve --migrate``, embedded profile (SQLite in WAL, durable), on a free
-    port of 127.0.0.1 and a temporary data directory; rate limits off for the bench."""
+    port of 127.0.0.1 and a temporary data directory; rate limits off for the bench. With
+    ``src``, the server is that source tree's (``export_tree``), not the installed one."""
 
-    def __init__(self, work: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, work: Path, extra_env: dict[str, str] | None = None, *, src: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws"
@@ -81,13 +87,19 @@ class Server:
                 **(extra_env or {}),
             }
         )
+        self.src = src
+        if src is not None:
+            self.env["PYTHONPATH"] = str(src)
+            self.env["RWA_MIGRATIONS_DIR"] = str(src.parent / "migrations")
         self.log_path = work / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        command = rwa_market() if self.src is None else [sys.executable, "-c", _SERVE]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*rwa_market(), "serve", "--migrate"],
+                [*command, "serve", "--migrate"],
                 cwd=self.work,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -179,6 +191,17 @@ async def _fund(server: Server, users: list[str], base: str, quote: str) -> None
             await uow.commit()
     finally:
         await storage.close()
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The ``src`` of git revision ``ref`` (``git archive`` into ``into``), for a side-by-side
+    ``before``."""
+    archive = into / "tree.tar"
+    with archive.open("wb") as handle:
+        subprocess.run(["git", "archive", ref], cwd=ROOT, stdout=handle, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree" / "src"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,7 +1,8 @@
 """Benchmark: WebSocket fan-out of one pair to many subscribers while orders flow.
 
 Run: .venv/bin/python bench/ws_fanout.py [--subscribers 1000] [--rate 200] [--duration 10]
-                                         [--processes 2]
+                                         [--processes 2] [--compare REF] [--runs N]
+                                         [--profile DIR]
 
 Starts ``rwa-market serve --migrate`` (embedded profile, durable SQLite) as a subprocess,
 creates WETH-USDC and funds a maker and a taker. ``--subscribers`` connections (spread over
@@ -14,7 +15,14 @@ Measured by every subscriber: messages received (all types), the lag from a trad
 (its ``executedAt``, the writer's time when the batch matched) to its receipt, gaps (a book
 update whose ``fromSeq``/``seq`` does not follow the last ``seq``, a ``gap`` notice, or a
 ``slow_consumer`` close: each must be 0), and the server's resident memory before the
-subscribers connect and at the end. Prints ONE JSON line; target p99 lag <= 100 ms.
+subscribers connect and at the end; the server's CPU time (all threads, ``/proc``) from the
+go to the end, per delivered message. Prints ONE JSON line; target p99 lag <= 100 ms.
+
+``--compare REF`` also measures the tree of git revision REF (``git archive``; its server
+runs with ``PYTHONPATH`` on that tree's ``src``), alternating with the working tree round by
+round (``--runs``), and adds its figures as ``before``. ``--profile DIR`` records each
+round's server with py-spy (``--py-spy``) for ``--profile-seconds`` from the go, as raw
+stacks (``DIR/<round>.raw``).
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ import asyncio  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime  # noqa: E402
@@ -180,81 +191,140 @@ async def flow(url: str, rate: float, duration: float) -> int:
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system, all threads), from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profile(pid: int, options: argparse.Namespace, name: str) -> subprocess.Popen[bytes]:
+    """py-spy on the server for ``--profile-seconds``, raw stacks into ``--profile``."""
+    out = Path(options.profile) / f"{name}.raw"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [options.py_spy, "record", "-p", str(pid), "-d", str(options.profile_seconds)]
+    command += ["-r", "150", "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def one_round(
+    work: Path, src: Path | None, options: argparse.Namespace, name: str
+) -> dict[str, Any]:
+    """One server (of ``src``, else the installed tree), its subscribers and the flow."""
+    server = common.Server(work / name, src=src)
+    server.start()
+    children: list[tuple[Any, Any]] = []
+    channels = options.channels.split(",")
+    try:
+        common.make_pair(server, ["bench-maker", "bench-taker"])
+        rss_before = server.rss_mb()
+        ctx = multiprocessing.get_context("spawn")
+        shares = [options.subscribers // options.processes] * options.processes
+        shares[0] += options.subscribers - sum(shares)
+        for index, share in enumerate(shares):
+            parent, child = ctx.Pipe()
+            process = ctx.Process(
+                target=client_process, args=(server.ws_url, share, index, child, channels)
+            )
+            process.start()
+            children.append((process, parent))
+        subscribed = sum(parent.recv()[1] for _, parent in children)
+        rss_subscribed = server.rss_mb()
+        for _, parent in children:
+            parent.send("go")
+        cpu_before = cpu_seconds(server.pid)
+        profiler = None
+        if options.profile:
+            profiler = start_profile(server.pid, options, name)
+        started = time.monotonic()
+        orders = asyncio.run(flow(server.ws_url, options.rate, options.duration))
+        elapsed = time.monotonic() - started
+        time.sleep(1.0)  # what is still in flight
+        cpu = cpu_seconds(server.pid) - cpu_before
+        rss_end = server.rss_mb()
+        for _, parent in children:
+            parent.send("stop")
+        results = [parent.recv()[1] for _, parent in children]
+        for process, _ in children:
+            process.join(timeout=30)
+        if profiler is not None:
+            profiler.wait(timeout=options.profile_seconds + 30)
+    finally:
+        for process, _ in children:
+            if process.is_alive():
+                process.terminate()
+        server.stop()
+    lags = [x for r in results for x in r["lags"]]
+    messages = sum(r["messages"] for r in results)
+    gaps = sum(r["gaps"] for r in results)
+    return {
+        "subscribed": subscribed,
+        "orders": orders,
+        "orders_per_s": round(orders / elapsed, 1),
+        "delivered_messages": messages,
+        "delivered_per_s": round(messages / (elapsed + 1.0), 1),
+        "server_cpu_us_per_message": round(cpu / messages * 1e6, 1) if messages else None,
+        "trade_lag_samples": len(lags),
+        "lag_p50_ms": round(common.percentile(lags, 50) * 1000, 1),
+        "lag_p99_ms": round(common.percentile(lags, 99) * 1000, 1),
+        "gaps": gaps,
+        "closed": sum(r["closed"] for r in results),
+        "server_rss_mb": {
+            "before": round(rss_before, 1),
+            "subscribed": round(rss_subscribed, 1),
+            "end": round(rss_end, 1),
+        },
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--channels", default="book,trades,ticker", help="comma-separated")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="rwa-bench-ws-fanout-") as tmp:
-        server = common.Server(Path(tmp))
-        server.start()
-        children: list[tuple[Any, Any]] = []
-        try:
-            common.make_pair(server, ["bench-maker", "bench-taker"])
-            rss_before = server.rss_mb()
-            ctx = multiprocessing.get_context("spawn")
-            shares = [args.subscribers // args.processes] * args.processes
-            shares[0] += args.subscribers - sum(shares)
-            for index, share in enumerate(shares):
-                parent, child = ctx.Pipe()
-                process = ctx.Process(
-                    target=client_process,
-                    args=(server.ws_url, share, index, child, args.channels.split(",")),
-                )
-                process.start()
-                children.append((process, parent))
-            subscribed = sum(parent.recv()[1] for _, parent in children)
-            rss_subscribed = server.rss_mb()
-            for _, parent in children:
-                parent.send("go")
-            started = time.monotonic()
-            orders = asyncio.run(flow(server.ws_url, args.rate, args.duration))
-            elapsed = time.monotonic() - started
-            time.sleep(1.0)  # what is still in flight
-            rss_end = server.rss_mb()
-            for _, parent in children:
-                parent.send("stop")
-            results = [parent.recv()[1] for _, parent in children]
-            for process, _ in children:
-                process.join(timeout=30)
-        finally:
-            for process, _ in children:
-                if process.is_alive():
-                    process.terminate()
-            server.stop()
-    lags = [x for r in results for x in r["lags"]]
-    messages = sum(r["messages"] for r in results)
-    p99 = common.percentile(lags, 99) * 1000
-    print(
-        json.dumps(
-            {
-                "bench": "ws_fanout",
-                "profile": "embedded (SQLite WAL, durable)",
-                "subscribers": args.subscribers,
-                "subscribed": subscribed,
-                "channels": args.channels.split(","),
-                "orders": orders,
-                "orders_per_s": round(orders / elapsed, 1),
-                "delivered_messages": messages,
-                "delivered_per_s": round(messages / (elapsed + 1.0), 1),
-                "trade_lag_samples": len(lags),
-                "lag_p50_ms": round(common.percentile(lags, 50) * 1000, 1),
-                "lag_p99_ms": round(p99, 1),
-                "gaps": sum(r["gaps"] for r in results),
-                "closed": sum(r["closed"] for r in results),
-                "server_rss_mb": {
-                    "before": round(rss_before, 1),
-                    "subscribed": round(rss_subscribed, 1),
-                    "end": round(rss_end, 1),
-                },
-                "target": {"lag_p99_ms": 100, "gaps": 0},
-                "meets_target": p99 <= 100 and sum(r["gaps"] for r in results) == 0,
-            }
-        )
-    )
+    parser.add_argument("--compare", metavar="REF", help="also measure this git revision")
+    parser.add_argument("--runs", type=int, default=1, help="rounds (alternating with --compare)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy raw stacks of each round here")
+    parser.add_argument("--profile-seconds", type=int, default=8)
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rwa-bench-ws-fanout-"))
+    try:
+        trees: dict[str, Path | None] = {"after": None}
+        if options.compare:
+            trees = {"before": common.export_tree(options.compare, work), "after": None}
+        rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+        for run in range(options.runs):
+            order = list(trees.items())
+            if run % 2:  # the second round the other way round: a drifting machine evens out
+                order.reverse()
+            for label, src in order:
+                figures = one_round(work, src, options, f"{label}_{run}")
+                print(f"{label}_{run}: {json.dumps(figures)}", file=sys.stderr)
+                rounds[label].append(figures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result: dict[str, Any] = {
+        "bench": "ws_fanout",
+        "profile": "embedded (SQLite WAL, durable)",
+        "subscribers": options.subscribers,
+        "rate": options.rate,
+        "duration_s": options.duration,
+        "channels": options.channels.split(","),
+        "runs": options.runs,
+    }
+    after = rounds["after"]
+    result.update(after[0] if options.runs == 1 else {"rounds": after})
+    if options.compare:
+        result["before_ref"] = options.compare
+        before = rounds["before"]
+        result["before"] = before[0] if options.runs == 1 else before
+    p99 = max(r["lag_p99_ms"] for r in after)
+    gaps = sum(r["gaps"] for r in after)
+    result["target"] = {"lag_p99_ms": 100, "gaps": 0}
+    result["meets_target"] = p99 <= 100 and gaps == 0
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

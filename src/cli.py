@@ -19,6 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 import bootstrap
 from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
 from adapters.inbound.reconcile_cli import run_reconcile
+from adapters.inbound.ws.compression import decline_permessage_deflate
 from core.shared.errors import ChainError, ServiceUnavailable
 from logs import configure_logging
 from settings import ConfigurationError, Settings
@@ -41,6 +42,8 @@ async def _serve(settings: Settings) -> None:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 10
     config.websocket_max_message_size = settings.ws_max_message_bytes  # larger: close 1009
+    if not settings.ws_compression:  # one deflate per frame per connection: see compression.py
+        decline_permessage_deflate()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -103,6 +103,18 @@ async def test_ops_answers_and_bad_input_over_a_real_connection(ws_server: RwaSe
         assert await ask(ws, {"op": "ping", "reqId": 2}) == {"type": "pong", "reqId": 2}
 
 
+async def test_permessage_deflate_is_declined(ws_server: RwaServer) -> None:
+    """The client offers it (``websockets`` does by default); the server answers without it
+    (RWA_WS_COMPRESSION is off), and frames flow uncompressed."""
+    async with connect(ws_url(ws_server)) as ws:
+        offered = ws.request.headers.get("Sec-WebSocket-Extensions") if ws.request else None
+        assert offered is not None and "permessage-deflate" in offered
+        assert ws.response is not None
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert ws.protocol.extensions == []
+        assert await ask(ws, {"op": "ping", "reqId": 1}) == {"type": "pong", "reqId": 1}
+
+
 async def test_a_frame_over_the_limit_closes_with_1009(ws_server: RwaServer) -> None:
     async with connect(ws_url(ws_server)) as ws:
         await ws.send(json.dumps({"op": "ping", "reqId": "x" * 5000}))

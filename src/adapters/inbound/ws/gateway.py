@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 CLOSE_POLICY = 1008  # slow consumer, rate limit
 CLOSE_TOO_BIG = 1009
 CLOSE_GOING_AWAY = 1001
-HEARTBEAT_TEXT = '{"type":"heartbeat"}'
+HEARTBEAT = Outgoing({"type": "heartbeat"})  # not counted in the ``ws_messages`` metric
 
 
 @attrs.frozen
@@ -135,6 +135,7 @@ class ChannelSubscription:
 
 
 SendText = Callable[[str], Awaitable[None]]
+GroupKey = tuple[Channel, SubscribeRequest]
 # An op past ``auth`` (``order.submit``): the actor and the frame; its answer (``reqId`` added)
 OpHandler = Callable[[Actor, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 
@@ -158,6 +159,8 @@ class Connection:
         self._snapshot_lock = asyncio.Lock()
         self._pending_gap = 0
         self._resync_task: asyncio.Task[None] | None = None
+        self._idle_since: float | None = None  # loop time the sender found its queue empty
+        self._heartbeat: asyncio.TimerHandle | None = None
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -194,22 +197,51 @@ class Connection:
             self.close_requested.set()
 
     async def run_sender(self) -> None:
-        """Send queued frames in order; a heartbeat after ``heartbeat_seconds`` of silence."""
-        while True:
-            message = self.queue.pop()
-            if message is None:
+        """Send queued frames in order, all that wait at each wake-up (an enqueue wakes the
+        sender at most once a loop turn, however many messages come); a heartbeat after
+        ``heartbeat_seconds`` of silence (a timer of its own, see ``_heartbeat_due``, not a
+        timeout around every wait)."""
+        loop = asyncio.get_running_loop()
+        counters, metrics = self.gateway.counters, self.gateway.metrics
+        try:
+            while True:
+                sent = 0
+                message = self.queue.pop()
+                while message is not None:
+                    self._idle_since = None
+                    counters.messages_out += 1
+                    await self._send(message.text)
+                    if message is not HEARTBEAT:
+                        sent += 1
+                    message = self.queue.pop()
+                if sent:
+                    metrics.ws_messages("out", sent)
+                self._idle_since = loop.time()
+                if self._heartbeat is None:
+                    self._heartbeat = loop.call_at(
+                        self._idle_since + self.limits.heartbeat_seconds, self._heartbeat_due
+                    )
                 self._wake.clear()
-                try:  # not wait_for: on 3.11 it can swallow a cancel that meets a wake-up
-                    async with asyncio.timeout(self.limits.heartbeat_seconds):
-                        await self._wake.wait()
-                except TimeoutError:
-                    self.check_auth_expiry()
-                    self.gateway.counters.messages_out += 1
-                    await self._send(HEARTBEAT_TEXT)
-                continue
-            self.gateway.counters.messages_out += 1
-            await self._send(message.text)
-            self.gateway.metrics.ws_messages("out")
+                await self._wake.wait()
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
+
+    def _heartbeat_due(self) -> None:
+        """The heartbeat timer: a heartbeat once the sender has been idle for
+        ``heartbeat_seconds`` (the token's expiry is checked then too), else the timer is set
+        again for the current idle period."""
+        self._heartbeat = None
+        if self.close_request is not None or self._idle_since is None:
+            return  # busy: the sender sets the timer again when it goes idle
+        loop = asyncio.get_running_loop()
+        due = self._idle_since + self.limits.heartbeat_seconds
+        if loop.time() < due:
+            self._heartbeat = loop.call_at(due, self._heartbeat_due)
+            return
+        self.check_auth_expiry()
+        self.enqueue(HEARTBEAT)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -447,7 +479,9 @@ class Gateway:
         self.limits = limits or WsLimits()
         self.ops: dict[str, OpHandler] = dict(ops or {})
         self.counters = GatewayCounters()
-        self._topics: dict[str, set[ChannelSubscription]] = {}
+        # topic -> (channel, request) -> its subscriptions (a dict: ordered, O(1) removal):
+        # an event is turned into a message once per group, then handed to each subscription
+        self._topics: dict[str, dict[GroupKey, dict[ChannelSubscription, None]]] = {}
         self._connections: set[Connection] = set()
         self._numbers = itertools.count(1)
         self._pump_task: asyncio.Task[None] | None = None
@@ -527,17 +561,22 @@ class Gateway:
         await conn.close()
 
     def attach(self, sub: ChannelSubscription) -> None:
-        self._topics.setdefault(sub.topic, set()).add(sub)
+        groups = self._topics.setdefault(sub.topic, {})
+        groups.setdefault((sub.channel, sub.request), {})[sub] = None
         sub.actor = sub.conn.actor  # detached with the same actor, even after auth expired
         sub.channel.attached(sub.request, sub.actor)
 
     def detach(self, sub: ChannelSubscription) -> None:
         sub.active = False
-        subs = self._topics.get(sub.topic)
-        if subs is not None and sub in subs:
-            subs.discard(sub)
+        groups = self._topics.get(sub.topic)
+        key = (sub.channel, sub.request)
+        subs = None if groups is None else groups.get(key)
+        if groups is not None and subs is not None and sub in subs:
+            del subs[sub]
             if not subs:
-                del self._topics[sub.topic]
+                del groups[key]
+                if not groups:
+                    del self._topics[sub.topic]
             sub.channel.detached(sub.request, sub.actor)
 
     def publish(
@@ -545,38 +584,61 @@ class Gateway:
     ) -> None:
         """Send ``message`` to every subscription of ``request`` on ``channel`` listening to
         ``topic`` (a channel with state of its own, such as ``ticker``, pushes updates here)."""
-        for sub in tuple(self._topics.get(topic, ())):
-            if sub.channel is channel and sub.request == request:
+        subs = self._topics.get(topic, {}).get((channel, request))
+        if subs:
+            for sub in tuple(subs):
                 sub.deliver(message)
 
-    def _subscribers(self, stream: str) -> Iterator[ChannelSubscription]:
+    def _groups(self, stream: str) -> Iterator[tuple[GroupKey, tuple[ChannelSubscription, ...]]]:
         for topic in (stream, topic_family(stream)):
-            yield from tuple(self._topics.get(topic, ()))
+            groups = self._topics.get(topic)
+            if groups:
+                yield from [(key, tuple(subs)) for key, subs in groups.items()]
 
     def dispatch(self, event: DomainEvent) -> None:
-        """Route one event to every subscription of its stream or stream family. Each
-        distinct (channel, request) is encoded once."""
+        """Route one event to every subscription of its stream or stream family. A public
+        channel's message is built (and later encoded) once per (channel, request) and the
+        same ``Outgoing`` goes to each of its subscriptions; a private channel's once per
+        user."""
         for channel in self._observers:
             try:
                 channel.observe(event)
             except Exception:
                 log.exception("ws gateway: channel %s failed observing an event", channel.name)
-        made: dict[tuple[int, SubscribeRequest, str | None], Outgoing | None] = {}
-        for sub in self._subscribers(event.stream):
-            actor = None
-            if sub.channel.private:
-                sub.conn.check_auth_expiry()
-                if not sub.active:
-                    continue
-                actor = sub.conn.actor
-            key = (id(sub.channel), sub.request, None if actor is None else actor.id)
-            if key not in made:
+        for (channel, request), subs in self._groups(event.stream):
+            if channel.private:
+                self._dispatch_private(channel, request, subs, event)
+                continue
+            try:
+                message = channel.update_for(request, event, None)
+            except Exception:
+                log.exception("ws gateway: channel %s failed on an event", channel.name)
+                continue
+            if message is not None:
+                for sub in subs:
+                    sub.deliver(message)
+
+    def _dispatch_private(
+        self,
+        channel: Channel,
+        request: SubscribeRequest,
+        subs: tuple[ChannelSubscription, ...],
+        event: DomainEvent,
+    ) -> None:
+        made: dict[str | None, Outgoing | None] = {}
+        for sub in subs:
+            sub.conn.check_auth_expiry()
+            if not sub.active:
+                continue
+            actor = sub.conn.actor
+            user = None if actor is None else actor.id
+            if user not in made:
                 try:
-                    made[key] = sub.channel.update_for(sub.request, event, actor)
+                    made[user] = channel.update_for(request, event, actor)
                 except Exception:
-                    log.exception("ws gateway: channel %s failed on an event", sub.channel.name)
-                    made[key] = None
-            message = made[key]
+                    log.exception("ws gateway: channel %s failed on an event", channel.name)
+                    made[user] = None
+            message = made[user]
             if message is not None:
                 sub.deliver(message)
 
