@@ -107,6 +107,8 @@ async def test_http_json_reads_exact_numbers_and_unix_times_and_refuses_the_rest
         b"[1, 2]": "not a JSON object",
         b"<html>": "not JSON",
         b'{"price": "NaN", "updatedAt": 1}': "positive",
+        b'{"price": "1", "updatedAt": 100000000000000000000}': "out of range",
+        b'{"price": "1", "updatedAt": "9999-12-31T23:59:59-01:00"}': "out of range",
         json.dumps({"price": "1", "pad": "x" * 70_000, "updatedAt": 1}).encode(): "too large",
     }
     for body, why in refused.items():

@@ -80,10 +80,16 @@ class ChainlinkPriceFeed(PriceFeed):
             raise PriceFeedError(f"{self._source}: the answer for {symbol} is from an old round")
         if not 0 <= decimals <= 77:
             raise PriceFeedError(f"{self._source}: {decimals} decimals is out of range")
+        try:
+            observed_at = datetime.fromtimestamp(updated_at, UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # a uint256 beyond year 9999
+            raise PriceFeedError(
+                f"{self._source}: the round time of {symbol} is out of range"
+            ) from exc
         return PriceQuote(
             symbol=symbol,
             price=Decimal(answer).scaleb(-decimals, EXACT),
-            observed_at=datetime.fromtimestamp(updated_at, UTC),
+            observed_at=observed_at,
             source=self._source,
         )
 

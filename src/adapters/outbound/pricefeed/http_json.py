@@ -99,7 +99,10 @@ class HttpJsonPriceFeed(PriceFeed):
         if isinstance(value, int) and not isinstance(value, bool):
             if value <= 0:
                 raise self._fail(symbol, "updatedAt must be positive")
-            return datetime.fromtimestamp(value, UTC)
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError) as exc:  # beyond year 9999
+                raise self._fail(symbol, "updatedAt is out of range") from exc
         if not isinstance(value, str):
             raise self._fail(symbol, "updatedAt must be an ISO-8601 time or Unix seconds")
         try:
@@ -108,7 +111,10 @@ class HttpJsonPriceFeed(PriceFeed):
             raise self._fail(symbol, "updatedAt is not an ISO-8601 time") from exc
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise self._fail(symbol, "updatedAt has no time zone")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:  # 9999-12-31T23:59-01:00 is in year 10000 in UTC
+            raise self._fail(symbol, "updatedAt is out of range") from exc
 
     async def close(self) -> None:
         await self._client.aclose()
