@@ -1,6 +1,7 @@
 """Benchmark: order entry over the WebSocket against the durable embedded server.
 
 Run: .venv/bin/python bench/ws_orders.py [--connections 32] [--duration 10] [--warmup 2]
+                                         [--runs N] [--compare REF]
 
 Starts ``rwa-market serve --migrate`` (embedded profile: SQLite in WAL, the in-process chain
 and job queue) as a subprocess on a temporary data directory, creates the pair WETH-USDC and
@@ -10,7 +11,9 @@ in flight per connection): limit orders of 0.001 at prices around 100.00, altern
 and SELL, so some rest and some trade. The ack latency is the time from sending the frame to
 receiving its ``ack`` (the order, its locks and fills committed). Orders acked in the
 ``--warmup`` seconds are not counted. Prints ONE JSON line: orders/s, p50 and p99 ack latency
-(ms), errors, and the target (3,000 orders/s, p99 <= 30 ms).
+(ms), errors, and the target (3,000 orders/s, p99 <= 30 ms). With ``--runs N`` every figure is
+the median of N rounds (a fresh server each); ``--compare REF`` also measures the tree of git
+revision REF (``git archive``), rounds interleaved, and adds ``before`` and ``ratio``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -38,9 +42,10 @@ _spec = importlib.util.spec_from_file_location("ws_common", _HERE / "ws_common.p
 assert _spec is not None and _spec.loader is not None
 common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(common)
-PAIR, Server, make_pair, percentile, token = (
+PAIR, Server, export_tree, make_pair, percentile, token = (
     common.PAIR,
     common.Server,
+    common.export_tree,
     common.make_pair,
     common.percentile,
     common.token,
@@ -106,14 +111,10 @@ async def drive(url: str, connections: int, duration: float, warmup: float) -> d
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="rwa-bench-ws-orders-") as tmp:
-        server = Server(Path(tmp))
+def one_round(work: Path, src: Path | None, args: argparse.Namespace) -> dict[str, float]:
+    """A fresh server (of ``src``, or the installed tree) on a fresh data directory."""
+    with tempfile.TemporaryDirectory(prefix="round-", dir=work) as tmp:
+        server = Server(Path(tmp), src=src)
         server.start()
         try:
             make_pair(server, [f"bench-{i}" for i in range(args.connections)])
@@ -123,19 +124,52 @@ def main() -> None:
             figures["server_rss_mb"] = round(server.rss_mb(), 1)
         finally:
             server.stop()
-    print(
-        json.dumps(
-            {
-                "bench": "ws_orders",
-                "profile": "embedded (SQLite WAL, durable)",
-                "connections": args.connections,
-                "duration_s": args.duration,
-                **figures,
-                "target": {"orders_per_s": 3000, "p99_ms": 30},
-                "meets_target": figures["orders_per_s"] >= 3000 and figures["p99_ms"] <= 30,
-            }
-        )
-    )
+    return figures
+
+
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--runs", type=int, default=1, help="rounds; figures are medians")
+    parser.add_argument("--compare", metavar="REF", help="also measure this git revision")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rwa-bench-ws-orders-") as tmp:
+        work = Path(tmp)
+        trees: dict[str, Path | None] = {"after": None}
+        if args.compare:
+            trees = {"before": export_tree(args.compare, work), "after": None}
+        rounds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+        for run in range(args.runs):
+            order = list(trees.items())
+            if run % 2:  # every other round the other way round: a drifting machine evens out
+                order.reverse()
+            for label, src in order:
+                figures = one_round(work, src, args)
+                print(f"{label}_{run}: {json.dumps(figures)}", file=sys.stderr)
+                rounds[label].append(figures)
+    figures = median_of(rounds["after"])
+    result: dict[str, object] = {
+        "bench": "ws_orders",
+        "profile": "embedded (SQLite WAL, durable)",
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "runs": args.runs,
+        **figures,
+    }
+    if args.compare:
+        before = median_of(rounds["before"])
+        result["before_ref"] = args.compare
+        result["before"] = before
+        result["ratio"] = round(figures["orders_per_s"] / max(before["orders_per_s"], 0.1), 2)
+    result["target"] = {"orders_per_s": 3000, "p99_ms": 30}
+    result["meets_target"] = figures["orders_per_s"] >= 3000 and figures["p99_ms"] <= 30
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
