@@ -548,7 +548,6 @@ class Container(containers.DeclarativeContainer):
         clock,
         batch_size=providers.Callable(lambda s: s.settlement_batch_size, settings),
         retry_seconds=providers.Callable(lambda s: s.settlement_retry_seconds, settings),
-        linger_seconds=providers.Callable(lambda s: s.settlement_linger_seconds, settings),
     )
     notifier = providers.Singleton(build_notifier, settings)
     trade_notifications = providers.Singleton(TradeNotifications, storage, notifier, jobs)

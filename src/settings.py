@@ -181,9 +181,6 @@ class Settings(BaseSettings):
     order_rate_window_seconds: float = Field(default=60.0, gt=0)
     settlement_batch_size: int = Field(default=50, ge=1, le=200)  # trades per batchForcedTransfer
     settlement_retry_seconds: float = Field(default=30.0, ge=0)  # 0: no automatic retry
-    # how long a pair's settlement job waits after the trade that queued it (trades share
-    # batches); in-process job queue only
-    settlement_linger_seconds: float = Field(default=0.5, ge=0, le=60)
     notification_webhook_url: str | None = None  # None: notifications are log lines
     notification_webhook_secret: str | None = Field(default=None, repr=False)
     notification_timeout_seconds: float = Field(default=5.0, gt=0)

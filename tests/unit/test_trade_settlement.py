@@ -365,24 +365,6 @@ async def test_the_reaction_coalesces_jobs_only_on_an_in_process_queue(
         assert [j.pair_id for j, _ in queue.jobs] == ["pair-1"] * expected  # type: ignore[attr-defined]
 
 
-async def test_a_lingering_job_waits_so_that_trades_share_a_batch(runtime: Runtime) -> None:
-    c = runtime.container
-    event = DomainEvent(
-        type="trade.executed",
-        aggregate_id="pair-1",
-        actor_id="matching",
-        actor_type="system",
-        occurred_at=datetime.now(UTC),
-    )
-    queue = RecordingJobQueue()
-    settlement = TradeSettlementService(
-        c.storage(), c.chain_mirror(), queue, c.clock(), linger_seconds=0.5
-    )
-    for _ in range(3):
-        await settlement.on_trade_executed(event)
-    assert [(j.pair_id, delay) for j, delay in queue.jobs] == [("pair-1", 0.5)]  # type: ignore[attr-defined]
-
-
 def test_a_notification_webhook_needs_its_secret() -> None:
     with pytest.raises(ConfigurationError, match="RWA_NOTIFICATION_WEBHOOK_SECRET"):
         Settings(

@@ -19,10 +19,7 @@ the subject ``settlement:<batch id>``. Its outcome:
 
 The job is enqueued by the reaction to ``trade.executed`` and coalesces: one job settles
 every pending trade of the pair, and while a job of a pair is queued (not yet started) in
-this process another is not. With ``linger_seconds`` the job waits that long after the trade
-that queued it, so that a busy pair's trades share batches (one transaction for up to
-``batch_size`` trades rather than one for every few): the settlement lag grows by at most the
-linger, the chain's work per trade shrinks. A run that leaves a batch unsettled queues the job again after
+this process another is not. A run that leaves a batch unsettled queues the job again after
 ``retry_seconds`` (doubling).
 
 A base token without per-user addresses on chain (the stablecoin or a crypto token held in
@@ -97,7 +94,6 @@ class TradeSettlement:
         batch_size: int = 50,
         retry_seconds: float = 30.0,
         max_attempts: int = 10,
-        linger_seconds: float = 0.0,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_TRANSFERS:
             raise ValueError(f"batch_size must be in 1..{MAX_BATCH_TRANSFERS}")
@@ -108,7 +104,6 @@ class TradeSettlement:
         self._batch_size = batch_size
         self._retry_seconds = retry_seconds
         self._max_attempts = max_attempts
-        self._linger = linger_seconds
         self._queued: set[str] = set()  # pairs with a job queued in this process
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -130,9 +125,7 @@ class TradeSettlement:
             return
         self._queued.add(pair_id)
         try:
-            await self._jobs.enqueue(
-                SettleTradesJob(pair_id=pair_id), delay_seconds=self._linger
-            )
+            await self._jobs.enqueue(SettleTradesJob(pair_id=pair_id))
         except BaseException:
             self._queued.discard(pair_id)
             raise
