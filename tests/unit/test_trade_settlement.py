@@ -17,7 +17,6 @@ from dependency_injector import providers
 
 import bootstrap
 from adapters.outbound.chain.memory import MemoryChain
-from adapters.outbound.storage.memory import MemoryStorage
 from adapters.outbound.storage.sql import SqlStorage
 from adapters.outbound.storage.sql.migrate import upgrade_async
 from bootstrap import Runtime
@@ -36,7 +35,6 @@ from tests.unit.conftest import SECRET, bearer
 from tests.unit.doubles import RecordingJobQueue
 from tests.unit.test_activation_pair import activated, settle
 from tests.unit.test_http_marketdata import BUYER, SELLER, fund, trade
-from tests.unit.test_trading_writer import make_market as make_crypto_pair
 
 BATCH_FN = "token.batch_forced_transfer"
 
@@ -374,24 +372,3 @@ def test_a_notification_webhook_needs_its_secret() -> None:
         ).check()
     with pytest.raises(ConfigurationError, match="RWA_NOTIFICATION_WEBHOOK_URL"):
         Settings(profile="test", jwt_secret=SECRET, notification_webhook_url="ftp://x/")
-
-
-async def test_a_trade_of_a_token_held_in_the_omnibus_queues_no_settlement_job(
-    runtime: Runtime,
-) -> None:
-    """Its writer stored the trade SETTLED; the reaction learns it once per pair."""
-    c = runtime.container
-    storage = MemoryStorage()
-    pair = await make_crypto_pair(storage, ["u1"])
-    queue = RecordingJobQueue()
-    settlement = TradeSettlementService(storage, c.chain_mirror(), queue, c.clock())
-    event = DomainEvent(
-        type="trade.executed",
-        aggregate_id=pair.id,
-        actor_id="matching",
-        actor_type="system",
-        occurred_at=datetime.now(UTC),
-    )
-    for _ in range(3):
-        await settlement.on_trade_executed(event)
-    assert queue.jobs == []  # type: ignore[attr-defined]

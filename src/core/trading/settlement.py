@@ -23,9 +23,7 @@ this process another is not. A run that leaves a batch unsettled queues the job 
 ``retry_seconds`` (doubling).
 
 A base token without per-user addresses on chain (the stablecoin or a crypto token held in
-the omnibus) has nothing to move: the pair's writer stores its trades ``SETTLED`` (a batch
-without a transaction, in the trades' own transaction) and their events queue no job; a job
-that still finds such trades pending (stored before this rule) settles them alike.
+the omnibus) has nothing to move: its trades are ``SETTLED`` without a transaction.
 """
 
 from __future__ import annotations
@@ -107,29 +105,12 @@ class TradeSettlement:
         self._retry_seconds = retry_seconds
         self._max_attempts = max_attempts
         self._queued: set[str] = set()  # pairs with a job queued in this process
-        self._off_chain: dict[str, bool] = {}  # pair -> its trades are settled by its writer
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- the reaction to trade.executed ------------------------------------------------------
 
     async def on_trade_executed(self, event: DomainEvent) -> None:
-        if await self._settled_by_the_writer(event.aggregate_id):
-            return
         await self.request(event.aggregate_id)
-
-    async def _settled_by_the_writer(self, pair_id: str) -> bool:
-        """A pair whose base token is held in the omnibus (not RWA): its writer stores its
-        trades ``SETTLED`` (nothing moves on chain), so a trade queues no job. Known once
-        per pair (a pair's base token and a token's type never change)."""
-        known = self._off_chain.get(pair_id)
-        if known is None:
-            async with self._storage.unit_of_work(read_only=True) as uow:
-                pair = await uow.pairs.get(pair_id)
-                token = None if pair is None else await uow.tokens.get(pair.base_token_id)
-            if token is None:
-                return False  # unknown here: the job decides (and finds nothing, or settles)
-            known = self._off_chain[pair_id] = token.type is not TokenType.RWA
-        return known
 
     async def request(self, pair_id: str) -> None:
         """Queue the pair's job unless one is already queued and not started (coalescing).

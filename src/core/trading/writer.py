@@ -36,7 +36,6 @@ from core.marketdata.aggregate import fold_new_trades
 from core.ports.audit import AuditEntry, audit_entry
 from core.ports.clock import Clock
 from core.ports.metrics import NO_METRICS, Metrics
-from core.ports.settlement import SettlementStatus
 from core.ports.storage import URGENT_WRITES, Storage, UnitOfWork
 from core.shared.errors import DomainError, PermissionDenied, ServiceUnavailable
 from core.shared.events import Actor, DomainEvent
@@ -853,13 +852,6 @@ class _Batch:
             await self.uow.orders.add_many(new)
         if self.trades:
             await self.uow.trades.add(self.trades)
-            base = self.tokens.get(self.pair.base_token_id)
-            if base is not None and base.type is not TokenType.RWA:
-                # held in the omnibus, nothing moves on chain: settled with the trade (DESIGN
-                # §9), rather than by an execute-blockchain-settlement job of its own
-                batch_id = new_id()
-                await self.uow.settlements.claim([t.id for t in self.trades], batch_id, self.now)
-                await self.uow.settlements.mark(batch_id, SettlementStatus.SETTLED, self.now)
         if self.postings:  # one posting set: each account moves once per batch
             key = f"trading:{self.pair.id}:{new_id()}"
             await self.uow.ledger.apply(
