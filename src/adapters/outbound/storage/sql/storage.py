@@ -71,10 +71,12 @@ class UtcClock(Clock):
 class SqlUnitOfWork(UnitOfWork):
     """One connection and one transaction for the duration of an ``async with`` block.
 
-    Read-write units start with ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, queued
-    by the busy timeout); read-only ones with a deferred ``BEGIN``, which takes no lock until
-    the first read and never the write lock, so in WAL mode reads run side by side with each
-    other and with the writer. On Postgres a read-only unit is a READ ONLY transaction.
+    Read-write units start with ``BEGIN IMMEDIATE`` on SQLite (one writer at a time: the
+    process's writers queue in a ``WriteGate``); read-only ones with a deferred ``BEGIN``,
+    which takes no lock until the first read and never the write lock, so in WAL mode reads
+    run side by side with each other and with the writer. On a SQLite file both run on plain
+    ``sqlite3`` connections on the event loop's thread (``loop_thread``); an in-memory
+    database keeps aiosqlite. On Postgres a read-only unit is a READ ONLY transaction.
     """
 
     def __init__(
