@@ -4,6 +4,7 @@ leaves behind (nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from adapters.inbound.pollers.token_jobs import TokenJobScheduler
 from adapters.inbound.reconcile_cli import run_reconcile
 from adapters.outbound.chain.memory import MemoryChain
+from adapters.outbound.clock.system import SystemClock
 from adapters.outbound.custody.eth_signatures import EthAccountSignatureVerifier
 from adapters.outbound.custody.hd_keys import BipUtilsKeyDerivation
 from adapters.outbound.jobs.memory import MemoryJobQueue
@@ -29,6 +31,7 @@ from core.ports.jobs import Job
 from core.shared.authorization import Authorizer
 from core.shared.errors import ChainError, PermissionDenied, ValidationFailed
 from core.shared.events import Actor
+from core.shared.lease import StorageLease
 from core.tokens.chain_mirror import ChainMirror
 from core.tokens.compliance import ComplianceDenied
 from core.tokens.compliance_use_cases import ComplianceUseCases, SetCompliance
@@ -706,3 +709,36 @@ async def test_the_scheduler_enqueues_sync_and_reconcile_when_due(env: Env) -> N
     assert await scheduler.tick(10.0) == ["sync-blockchain"]
     assert await scheduler.tick(60.0) == ["sync-blockchain", "reconcile"]
     assert not TokenJobScheduler(Recording(), sync_seconds=0, reconcile_seconds=0).enabled
+
+
+async def test_a_job_slower_than_the_lease_term_keeps_its_lease_across_processes() -> None:
+    """Two API processes share the lease. A job whose interval is longer than the lease term
+    (a daily valuation fetch, here 1 s against a 0.6 s lease) must not let the lease lapse
+    between runs: the holder ticks three times per term, so the other process never gets the
+    lease and never enqueues (each run once, not once per process)."""
+    storage = MemoryStorage()
+    queued: dict[str, list[str]] = {"api-1": [], "api-2": []}
+
+    def scheduler(holder: str) -> TokenJobScheduler:
+        class Recording(MemoryJobQueue):
+            async def enqueue(self, job: Job, *, delay_seconds: float = 0.0) -> None:
+                queued[holder].append(job.name)
+
+        lease = StorageLease(
+            storage, SystemClock(), name="token-jobs", holder=holder, ttl_seconds=0.6
+        )
+        return TokenJobScheduler(
+            Recording(), sync_seconds=0, reconcile_seconds=0, valuations_seconds=1.0, lease=lease
+        )
+
+    first, second = scheduler("api-1"), scheduler("api-2")
+    assert first.step_seconds == pytest.approx(0.2)  # not 1: the lease is renewed in time
+    first.start()
+    await asyncio.sleep(0.7)  # after a lease term: a holder ticking only per job would lapse
+    second.start()
+    await asyncio.sleep(1.5)
+    await first.stop()
+    await second.stop()
+    assert queued["api-2"] == []
+    assert queued["api-1"] == ["update-token-metadata"] * len(queued["api-1"])
+    assert 2 <= len(queued["api-1"]) <= 3  # at 0, 1 and 2 s

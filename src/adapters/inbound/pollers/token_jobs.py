@@ -88,8 +88,18 @@ class TokenJobScheduler:
             with contextlib.suppress(Exception):
                 await self._lease.release()
 
-    async def _run(self) -> None:
+    @property
+    def step_seconds(self) -> float:
+        """How often the loop ticks: the shortest interval, and with a lease at least three
+        times per lease term, so that its holder renews it before it lapses (a daily job
+        alone would otherwise let another process take the lease and enqueue it again)."""
         step = min(seconds for seconds, _ in self._every)
+        if self._lease is not None:
+            step = min(step, self._lease.ttl_seconds / 3)
+        return step
+
+    async def _run(self) -> None:
+        step = self.step_seconds
         while not self._stopping.is_set():
             try:
                 await self.tick(time.monotonic())
