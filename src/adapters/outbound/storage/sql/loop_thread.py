@@ -147,7 +147,10 @@ async def begin_immediate(connection: Connection, *, timeout_s: float) -> None:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     connection.info[_BEGUN] = True  # the ``begin`` event: SQLite's transaction is open
-    connection.begin()
+    try:
+        connection.begin()
+    finally:
+        connection.info.pop(_BEGUN, None)  # the pool keeps ``info``: never for the next unit
 
 
 class Checkpointer:
