@@ -41,6 +41,7 @@ if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -48,7 +49,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import tarfile
 import tempfile
 import time
 import urllib.error
@@ -67,6 +67,12 @@ SYMBOL = "BENCH"
 PAIR = f"{SYMBOL}-USDC"
 ORDERS = "/api/v1/trading/orders"
 _SERVE = "import sys, cli; sys.exit(cli.main())"  # the `rwa-market` script of PYTHONPATH's tree
+
+_spec = importlib.util.spec_from_file_location("ws_common", ROOT / "bench" / "ws_common.py")
+assert _spec is not None and _spec.loader is not None
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+export_tree = _common.export_tree  # the tree of a git revision, for a side-by-side ``before``
 
 # wrk: one request = one random order of a random trader; tokens come as arguments.
 _ORDERS_LUA = """
@@ -364,16 +370,6 @@ def one_round(
             shutil.rmtree(work / name, ignore_errors=True)
         if database is not None:
             postgres.drop_database(database)
-
-
-def export_tree(ref: str, into: Path) -> Path:
-    """The tree of ``ref`` (``git archive``), for a side-by-side ``before``."""
-    archive = into / "tree.tar"
-    with archive.open("wb") as handle:
-        subprocess.run(["git", "archive", ref], cwd=ROOT, stdout=handle, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree" / "src"
 
 
 def median_of(samples: list[dict[str, float]]) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""Shared parts of the WebSocket benchmarks: the durable embedded server as a subprocess, a
-funded pair, bearer tokens, percentiles. Not a benchmark itself."""
+"""Shared parts of the benchmarks: the durable embedded server as a subprocess, a funded pair,
+bearer tokens, percentiles, a git revision's tree and interleaved before/after rounds. Not a
+benchmark itself."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 
 BENCH_SECRET = "bench-only-jwt-secret-" + "0123456789abcdefghijklmnop"  # never a real secret
 TRADING = "/api/v1/trading"
 PAIR = "WETH-USDC"
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 _SERVE = "import sys, cli; sys.exit(cli.main())"  # the `rwa-market` script of PYTHONPATH's tree
 
@@ -202,6 +205,28 @@ def export_tree(ref: str, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(into / "tree", filter="data")
     return into / "tree" / "src"
+
+
+def interleaved_rounds(
+    work: Path, compare: str | None, runs: int, measure: Callable[[Path | None, str], T]
+) -> dict[str, list[T]]:
+    """``runs`` rounds of ``measure(src, name)`` on the working tree ("after") and, with
+    ``compare``, on that git revision's tree ("before"), alternating which goes first so
+    that a drifting machine evens out; each round's figures printed to stderr."""
+    trees: dict[str, Path | None] = {"after": None}
+    if compare:
+        trees = {"before": export_tree(compare, work), "after": None}
+    rounds: dict[str, list[T]] = {label: [] for label in trees}
+    for run in range(runs):
+        order = list(trees.items())
+        if run % 2:
+            order.reverse()
+        for label, src in order:
+            name = f"{label}_{run}"
+            figures = measure(src, name)
+            print(f"{name}: {json.dumps(figures)}", file=sys.stderr)
+            rounds[label].append(figures)
+    return rounds
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -291,18 +291,12 @@ def main() -> None:
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rwa-bench-ws-fanout-"))
     try:
-        trees: dict[str, Path | None] = {"after": None}
-        if options.compare:
-            trees = {"before": common.export_tree(options.compare, work), "after": None}
-        rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
-        for run in range(options.runs):
-            order = list(trees.items())
-            if run % 2:  # the second round the other way round: a drifting machine evens out
-                order.reverse()
-            for label, src in order:
-                figures = one_round(work, src, options, f"{label}_{run}")
-                print(f"{label}_{run}: {json.dumps(figures)}", file=sys.stderr)
-                rounds[label].append(figures)
+        rounds: dict[str, list[dict[str, Any]]] = common.interleaved_rounds(
+            work,
+            options.compare,
+            options.runs,
+            lambda src, name: one_round(work, src, options, name),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result: dict[str, Any] = {

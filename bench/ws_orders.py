@@ -42,10 +42,10 @@ _spec = importlib.util.spec_from_file_location("ws_common", _HERE / "ws_common.p
 assert _spec is not None and _spec.loader is not None
 common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(common)
-PAIR, Server, export_tree, make_pair, percentile, token = (
+PAIR, Server, interleaved_rounds, make_pair, percentile, token = (
     common.PAIR,
     common.Server,
-    common.export_tree,
+    common.interleaved_rounds,
     common.make_pair,
     common.percentile,
     common.token,
@@ -141,18 +141,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rwa-bench-ws-orders-") as tmp:
         work = Path(tmp)
-        trees: dict[str, Path | None] = {"after": None}
-        if args.compare:
-            trees = {"before": export_tree(args.compare, work), "after": None}
-        rounds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
-        for run in range(args.runs):
-            order = list(trees.items())
-            if run % 2:  # every other round the other way round: a drifting machine evens out
-                order.reverse()
-            for label, src in order:
-                figures = one_round(work, src, args)
-                print(f"{label}_{run}: {json.dumps(figures)}", file=sys.stderr)
-                rounds[label].append(figures)
+        rounds = interleaved_rounds(
+            work, args.compare, args.runs, lambda src, _name: one_round(work, src, args)
+        )
     figures = median_of(rounds["after"])
     result: dict[str, object] = {
         "bench": "ws_orders",

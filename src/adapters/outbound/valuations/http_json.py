@@ -20,7 +20,10 @@ from adapters.outbound.valuations.answer import MAX_BODY, fail, parse_answer
 from core.marketdata.valuations import MAX_SOURCE
 from core.ports.valuation_source import ValuationQuote, ValuationSource, ValuationSourceError
 
-PLACEHOLDERS = ("{symbol}", "{marketId}")
+
+def fill(template: str, *, symbol: str, market_id: str) -> str:
+    """``template`` with ``{symbol}`` and ``{marketId}`` replaced (as given: callers quote)."""
+    return template.replace("{symbol}", symbol).replace("{marketId}", market_id)
 
 
 def check_template(template: str) -> str:
@@ -28,11 +31,9 @@ def check_template(template: str) -> str:
     braces; ``ValueError`` saying what is wrong otherwise."""
     if not template.startswith(("http://", "https://")):
         raise ValueError("must be an http(s) URL")
-    if not any(p in template for p in PLACEHOLDERS):
+    rest = fill(template, symbol="", market_id="")
+    if rest == template:
         raise ValueError("must contain {symbol} or {marketId}")
-    rest = template
-    for placeholder in PLACEHOLDERS:
-        rest = rest.replace(placeholder, "")
     if "{" in rest or "}" in rest:
         raise ValueError("only {symbol} and {marketId} may appear in braces")
     if not urlsplit(rest).hostname:
@@ -42,7 +43,7 @@ def check_template(template: str) -> str:
 
 def source_name(template: str) -> str:
     """The host (and port) of ``template``: the default name of its valuations' source."""
-    parts = urlsplit(template.replace("{symbol}", "x").replace("{marketId}", "x"))
+    parts = urlsplit(fill(template, symbol="x", market_id="x"))
     host = parts.hostname or "http"
     return (f"{host}:{parts.port}" if parts.port else host)[:MAX_SOURCE]
 
@@ -68,8 +69,8 @@ class HttpJsonValuationSource(ValuationSource):
         return self._source
 
     def url(self, market_id: str, symbol: str) -> str:
-        return self._template.replace("{symbol}", quote(symbol, safe="")).replace(
-            "{marketId}", quote(market_id, safe="")
+        return fill(
+            self._template, symbol=quote(symbol, safe=""), market_id=quote(market_id, safe="")
         )
 
     async def latest(self, market_id: str, symbol: str) -> ValuationQuote:

@@ -48,7 +48,7 @@ CHECKPOINT_BUSY_MS = 1_000
 T = TypeVar("T")
 
 
-def _sqlite_file(engine: AsyncEngine) -> str | None:
+def sqlite_file(engine: AsyncEngine) -> str | None:
     """The path of ``engine``'s SQLite file, or None when it is not SQLite on a file (an
     in-memory database is private to its connection)."""
     url = engine.url
@@ -72,7 +72,7 @@ def _sync_engine(engine: AsyncEngine, pool_size: int, max_overflow: int) -> Engi
 
 def loop_thread_reader(engine: AsyncEngine) -> Engine | None:
     """A synchronous engine of read-only connections to ``engine``'s SQLite file, or None."""
-    if _sqlite_file(engine) is None:
+    if sqlite_file(engine) is None:
         return None
     reader = _sync_engine(engine, pool_size=4, max_overflow=12)
 
@@ -96,7 +96,7 @@ def loop_thread_reader(engine: AsyncEngine) -> Engine | None:
 def loop_thread_writer(engine: AsyncEngine) -> Engine | None:
     """A synchronous engine of read-write connections to ``engine``'s SQLite file, or None.
     Start their transactions with ``begin_immediate``."""
-    if _sqlite_file(engine) is None:
+    if sqlite_file(engine) is None:
         return None
     writer = _sync_engine(engine, pool_size=2, max_overflow=8)
 
@@ -122,10 +122,7 @@ def loop_thread_writer(engine: AsyncEngine) -> Engine | None:
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return int(code) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc) or "busy" in str(exc)
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def begin_immediate(connection: Connection, *, timeout_s: float) -> None:

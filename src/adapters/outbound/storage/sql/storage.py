@@ -27,6 +27,7 @@ from adapters.outbound.storage.sql.loop_thread import (
     begin_immediate,
     loop_thread_reader,
     loop_thread_writer,
+    sqlite_file,
 )
 from adapters.outbound.storage.sql.marketdata import (
     SqlMarketDataRepository,
@@ -276,10 +277,8 @@ class SqlStorage(Storage):
         self._clock = clock or UtcClock()
         self._reader = loop_thread_reader(self._engine)
         self._writer = loop_thread_writer(self._engine)
-        path = self._engine.url.database
-        self._checkpointer = (
-            None if self._writer is None or path is None else Checkpointer(path, self)
-        )
+        path = sqlite_file(self._engine)
+        self._checkpointer = None if path is None else Checkpointer(path, self)
         # SQLite has one writer at a time: one queue of writers per event loop (its futures
         # belong to the loop; tests run one storage on several loops in turn)
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteGate] | None
