@@ -126,6 +126,25 @@ class TradingContract:
                 await uow.commit()
         async with storage.unit_of_work(read_only=True) as uow:
             assert await uow.orders.get(first.id) == filled
+            assert await uow.orders.get("missing") is None
+        # many at once: all or, if any changed meanwhile, a refused unit of work
+        stale = attrs.evolve(filled, fee=1, version=2)  # filled is already version 2
+        moved = attrs.evolve(third, filled_quantity=7, version=2)
+        with pytest.raises(ConcurrentModification):
+            async with storage.unit_of_work() as uow:
+                await uow.orders.save_many([moved, stale])
+                await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.orders.get(third.id) == third  # nothing of the refused unit
+            await uow.orders.save_many([])
+            await uow.orders.save_many([moved, attrs.evolve(filled, fee=1, version=3)])
+            await uow.commit()
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.orders.get(third.id) == moved
+            assert (await uow.orders.get(first.id)) == attrs.evolve(filled, fee=1, version=3)
+        third, filled = moved, attrs.evolve(filled, fee=1, version=3)
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.orders.get(first.id) == filled
             assert await uow.orders.by_client_id("u-2", "c-1") == third
             assert await uow.orders.live(pair.id) == [second, third]
             assert await uow.orders.max_seq(pair.id) == 3

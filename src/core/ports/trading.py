@@ -65,6 +65,13 @@ class OrderRepository(abc.ABC):
     async def save(self, order: Order) -> Order:
         """Replace the stored order of ``order.version - 1``."""
 
+    async def save_many(self, orders: Sequence[Order]) -> None:
+        """``save`` each (the pair's writer, at the end of a batch); an adapter may do it in
+        one statement. ``ConcurrentModification`` if any was changed meanwhile: the unit of
+        work must then be abandoned."""
+        for order in orders:
+            await self.save(order)
+
     @abc.abstractmethod
     async def live(self, pair_id: str) -> list[Order]:
         """The pair's open, partially filled and pending orders, by ``seq``."""

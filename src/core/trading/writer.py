@@ -842,12 +842,15 @@ class _Batch:
     async def finish(self) -> None:
         """Write the touched orders, the trades, the pair's book state and the events."""
         new: list[Order] = []
+        changed: list[Order] = []
         for order_id, order in self.orders.items():
             original = self.originals.get(order_id)
             if original is None:
                 new.append(attrs.evolve(order, version=1))
             elif order != original:
-                await self.uow.orders.save(attrs.evolve(order, version=original.version + 1))
+                changed.append(attrs.evolve(order, version=original.version + 1))
+        if changed:
+            await self.uow.orders.save_many(changed)
         if new:
             await self.uow.orders.add_many(new)
         if self.trades:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import audit_log as table
 from core.ports.audit import AuditEntry, AuditFilter, AuditLog, check_audit_entry
 from core.shared.errors import Conflict
@@ -32,6 +33,9 @@ def _entry(row: RowMapping) -> AuditEntry:
         after=row["after"],
         at=row["at"],
     )
+
+
+_INSERT = Prepared.insert(table)
 
 
 def _values(entry: AuditEntry) -> dict[str, Any]:
@@ -78,7 +82,7 @@ class SqlAuditLog(AuditLog):
             check_audit_entry(entry)
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(sa.insert(table), [_values(e) for e in entries])
+                await _INSERT.run(self._conn, [_values(e) for e in entries])
         except IntegrityError as exc:
             _refuse_duplicate(exc, ", ".join(e.id for e in entries))
         query = sa.select(table.c.id, table.c.seq).where(table.c.id.in_([e.id for e in entries]))

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.outbound.storage.sql import uint
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import (
     ledger_accounts,
     ledger_posting_sets,
@@ -88,8 +89,8 @@ class _Statements:
     """The per-account statements of a dialect, built once (building and caching a statement
     per account and posting set cost more than running it)."""
 
-    debit: sa.Update
-    credit: Any
+    debit: Prepared
+    credit: Prepared
 
     @classmethod
     def build(cls, dialect: str) -> _Statements:
@@ -124,10 +125,16 @@ class _Statements:
                 "locked": uint.add_columns_in(dialect, table.c.locked, insert.excluded.locked),
             },
         )
-        return cls(debit=debit, credit=credit)
+        return cls(debit=Prepared(debit), credit=Prepared(credit))
 
 
 _BUILT: dict[str, _Statements] = {}
+_SET_BY_KEY = Prepared(
+    sa.select(ledger_posting_sets).where(ledger_posting_sets.c.key == sa.bindparam("key"))
+)
+_INSERT_SET = Prepared.insert(ledger_posting_sets)
+_INSERT_POSTINGS = Prepared.insert(ledger_postings)
+_INSERT_SUPPLY_CHANGES = Prepared.insert(ledger_supply_changes)
 
 
 def _statements(dialect: str) -> _Statements:
@@ -197,12 +204,9 @@ class SqlLedgerRepository(LedgerRepository):
             "occurred_at": posting_set.occurred_at,
         }
         try:
-            result = await self._conn.execute(sa.insert(ledger_posting_sets).values(row))
+            return await _INSERT_SET.insert_id(self._conn, row)
         except IntegrityError as exc:
             raise _DuplicateKey from exc
-        seq = result.inserted_primary_key
-        assert seq is not None
-        return int(seq[0])
 
     async def _move_all(self, changes: dict[AccountRef, tuple[int, int]]) -> None:
         """Every account's net change. Postgres: one statement per account, in account order
@@ -224,8 +228,7 @@ class SqlLedgerRepository(LedgerRepository):
                 debits.append(_debit_row(account, available, locked))
         if debits:
             attempt = await self._conn.begin_nested()
-            result = await self._conn.execute(_statements("sqlite").debit, debits)
-            if result.rowcount == len(debits):
+            if await _statements("sqlite").debit.run(self._conn, debits) == len(debits):
                 await attempt.commit()
             else:
                 await attempt.rollback()
@@ -234,7 +237,7 @@ class SqlLedgerRepository(LedgerRepository):
                         await self._move(account, available, locked)  # raises for the short one
                 raise AssertionError("a debit was refused in a batch but not alone")
         if credits:
-            await self._conn.execute(_statements("sqlite").credit, credits)
+            await _statements("sqlite").credit.run(self._conn, credits)
 
     async def _move(self, account: AccountRef, available: int, locked: int) -> None:
         if available == 0 and locked == 0:
@@ -242,11 +245,10 @@ class SqlLedgerRepository(LedgerRepository):
         statements = _statements(self._dialect.name)
         if available >= 0 and locked >= 0:
             row = _credit_row(account, available, locked)
-            await self._conn.execute(statements.credit, row)
+            await statements.credit.run(self._conn, row)
             return
         row = _debit_row(account, available, locked, numeric=self._dialect.name == "postgresql")
-        result = await self._conn.execute(statements.debit, row)
-        if result.rowcount == 1:
+        if await statements.debit.run(self._conn, row) == 1:
             return
         # Refused by the database; read the row only to say which bucket was short.
         current = await self.balance(account)
@@ -273,8 +275,8 @@ class SqlLedgerRepository(LedgerRepository):
         return dialect.insert(table)
 
     async def _journal(self, seq: int, posting_set: PostingSet) -> None:
-        await self._conn.execute(
-            sa.insert(ledger_postings),
+        await _INSERT_POSTINGS.run(
+            self._conn,
             [
                 {
                     "posting_set_seq": seq,
@@ -289,8 +291,8 @@ class SqlLedgerRepository(LedgerRepository):
             ],
         )
         if posting_set.supply:
-            await self._conn.execute(
-                sa.insert(ledger_supply_changes),
+            await _INSERT_SUPPLY_CHANGES.run(
+                self._conn,
                 [
                     {
                         "posting_set_seq": seq,
@@ -306,10 +308,10 @@ class SqlLedgerRepository(LedgerRepository):
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, key: str) -> AppliedPostingSet | None:
-        query = sa.select(ledger_posting_sets).where(ledger_posting_sets.c.key == key)
-        row = (await self._conn.execute(query)).mappings().first()
-        if row is None:
+        rows = await _SET_BY_KEY.rows(self._conn, {"key": key})
+        if not rows:
             return None
+        row = rows[0]
         seq = row["seq"]
         postings = (
             await self._conn.execute(

@@ -9,7 +9,7 @@ in a SAVEPOINT, so a refusal leaves the unit of work usable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import (
     asset_valuations,
     marketdata_candles,
@@ -58,7 +59,7 @@ def _trade(row: RowMapping) -> MarketTrade:
     )
 
 
-def _candle(row: RowMapping) -> Candle:
+def _candle(row: Mapping[Any, Any]) -> Candle:
     values = {f.name: row[f.name] for f in attrs.fields(Candle)}
     values["interval"] = Interval(values["interval"])
     for name in ("trade_count", "first_seq", "last_seq", "version"):
@@ -67,15 +68,16 @@ def _candle(row: RowMapping) -> Candle:
 
 
 # Built once: a pair writer's batch stores its trades and reads and writes their candles.
-_INSERT_TRADE = sa.insert(marketdata_trades)
+_INSERT_TRADE = Prepared.insert(marketdata_trades)
+_INSERT_CANDLE = Prepared.insert(marketdata_candles)
 _CANDLE_KEY = (
     marketdata_candles.c.pair_id == sa.bindparam("k_pair_id"),
     marketdata_candles.c.interval == sa.bindparam("k_interval"),
     marketdata_candles.c.open_time
     == sa.bindparam("k_open_time", type_=marketdata_candles.c.open_time.type),
 )
-_GET_CANDLE = sa.select(marketdata_candles).where(*_CANDLE_KEY)
-_UPDATE_CANDLE = (
+_GET_CANDLE = Prepared(sa.select(marketdata_candles).where(*_CANDLE_KEY))
+_UPDATE_CANDLE = Prepared(
     sa.update(marketdata_candles)
     .where(*_CANDLE_KEY, marketdata_candles.c.version == sa.bindparam("k_version"))
     .values(
@@ -102,8 +104,8 @@ class SqlMarketDataRepository(MarketDataRepository):
             return
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(
-                    _INSERT_TRADE, [attrs.asdict(trade, recurse=False) for trade in trades]
+                await _INSERT_TRADE.run(
+                    self._conn, [attrs.asdict(trade, recurse=False) for trade in trades]
                 )
         except IntegrityError as exc:
             raise DuplicateMarketData("a trade of the batch is already stored") from exc
@@ -142,8 +144,8 @@ class SqlMarketDataRepository(MarketDataRepository):
         self, pair_id: str, interval: Interval, open_time: datetime
     ) -> Candle | None:
         key = {"k_pair_id": pair_id, "k_interval": interval.value, "k_open_time": open_time}
-        row = (await self._conn.execute(_GET_CANDLE, key)).mappings().first()
-        return None if row is None else _candle(row)
+        rows = await _GET_CANDLE.rows(self._conn, key)
+        return _candle(rows[0]) if rows else None
 
     async def put_candle(self, candle: Candle) -> None:
         values = attrs.asdict(candle, recurse=False)
@@ -155,14 +157,13 @@ class SqlMarketDataRepository(MarketDataRepository):
         if candle.version == 1:
             try:
                 async with self._conn.begin_nested():
-                    await self._conn.execute(sa.insert(marketdata_candles).values(**values))
+                    await _INSERT_CANDLE.run(self._conn, values)
             except IntegrityError as exc:
                 raise conflict from exc
             return
         values["k_pair_id"], values["k_interval"] = candle.pair_id, candle.interval.value
         values["k_open_time"], values["k_version"] = candle.open_time, candle.version - 1
-        result = await self._conn.execute(_UPDATE_CANDLE, values)
-        if result.rowcount != 1:
+        if await _UPDATE_CANDLE.run(self._conn, values) != 1:
             raise conflict
 
     async def candles(

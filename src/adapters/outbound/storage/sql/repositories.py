@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.outbound.storage.sql import codec
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import (
     OUTBOX_UNFINISHED,
     cursors,
@@ -158,6 +159,13 @@ _APPEND_EVENT = (
     )
     .returning(market_events.c.stream_seq)
 )
+_LAST_STREAM_SEQ = Prepared(
+    sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0).label("last")).where(
+        market_events.c.stream == sa.bindparam("stream")
+    )
+)
+_INSERT_EVENT = Prepared.insert(market_events)
+_INSERT_OUTBOX = Prepared.insert(outbox)
 
 
 class SqlEventLog(EventLog):
@@ -189,9 +197,7 @@ class SqlEventLog(EventLog):
         if not numbered:
             return []
         correlation = correlation_id()
-        await self._conn.execute(
-            sa.insert(outbox), [codec.outbox_row(e, correlation) for e in numbered]
-        )
+        await _INSERT_OUTBOX.run(self._conn, [codec.outbox_row(e, correlation) for e in numbered])
         return numbered
 
     async def _append_many(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
@@ -200,18 +206,14 @@ class SqlEventLog(EventLog):
         ``(stream, stream_seq)`` still refuses a concurrent append to a stream."""
         last: dict[str, int] = {}
         for stream in sorted({event.stream for event in events}):
-            query = sa.select(sa.func.coalesce(sa.func.max(market_events.c.stream_seq), 0)).where(
-                market_events.c.stream == stream
-            )
-            last[stream] = int((await self._conn.execute(query)).scalar_one())
+            found = await _LAST_STREAM_SEQ.rows(self._conn, {"stream": stream})
+            last[stream] = int(found[0]["last"])
         numbered = []
         for event in events:
             last[event.stream] += 1
             numbered.append(attrs.evolve(event, seq=last[event.stream]))
         try:
-            await self._conn.execute(
-                sa.insert(market_events), [codec.event_to_row(e) for e in numbered]
-            )
+            await _INSERT_EVENT.run(self._conn, [codec.event_to_row(e) for e in numbered])
         except IntegrityError as exc:
             if _violates(exc, "stream_seq"):
                 raise ConcurrentModification(
@@ -220,9 +222,7 @@ class SqlEventLog(EventLog):
                 ) from exc
             raise
         correlation = correlation_id()
-        await self._conn.execute(
-            sa.insert(outbox), [codec.outbox_row(e, correlation) for e in numbered]
-        )
+        await _INSERT_OUTBOX.run(self._conn, [codec.outbox_row(e, correlation) for e in numbered])
         return numbered
 
     async def for_aggregate(self, aggregate_id: str) -> list[DomainEvent]:

@@ -8,7 +8,7 @@ the unit of work usable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -17,6 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import LIVE_ORDER, trading_pairs
 from adapters.outbound.storage.sql.tables import orders as order_rows
 from adapters.outbound.storage.sql.tables import trades as trade_rows
@@ -53,7 +54,7 @@ def _pair_values(pair: Pair) -> dict[str, Any]:
     return values
 
 
-def _load_pair(row: RowMapping) -> Pair:
+def _load_pair(row: Mapping[Any, Any]) -> Pair:
     values = {f.name: row[f.name] for f in attrs.fields(Pair)}
     values["status"] = PairStatus(values["status"])
     for name in _PAIR_INTS:
@@ -68,7 +69,7 @@ def _order_values(order: Order) -> dict[str, Any]:
     return values
 
 
-def _load_order(row: RowMapping) -> Order:
+def _load_order(row: Mapping[Any, Any]) -> Order:
     values = {f.name: row[f.name] for f in attrs.fields(Order)}
     values["status"] = OrderStatus(values["status"])
     values["type"] = OrderType(values["type"])
@@ -86,11 +87,22 @@ def _load_trade(row: RowMapping) -> Trade:
     return Trade(**values)
 
 
-# Built once: every order submission and every batch of a pair's writer reads its pair.
+# Built once: every order submission and every batch of a pair's writer reads its pair, and
+# the batch saves it.
 _PAIR_BY = {
-    column: sa.select(trading_pairs).where(trading_pairs.c[column] == sa.bindparam("key"))
+    column: Prepared(sa.select(trading_pairs).where(trading_pairs.c[column] == sa.bindparam("key")))
     for column in ("id", "symbol", "market_id")
 }
+_SAVE_PAIR = Prepared(
+    sa.update(trading_pairs)
+    .where(
+        trading_pairs.c.id == sa.bindparam("k_id"),
+        trading_pairs.c.version == sa.bindparam("k_version"),
+    )
+    .values(
+        {column.name: sa.bindparam(column.name, type_=column.type) for column in trading_pairs.c}
+    )
+)
 
 
 class SqlPairRepository(PairRepository):
@@ -98,8 +110,8 @@ class SqlPairRepository(PairRepository):
         self._conn = connection
 
     async def _one(self, column: str, key: str) -> Pair | None:
-        row = (await self._conn.execute(_PAIR_BY[column], {"key": key})).mappings().first()
-        return None if row is None else _load_pair(row)
+        rows = await _PAIR_BY[column].rows(self._conn, {"key": key})
+        return _load_pair(rows[0]) if rows else None
 
     async def add(self, pair: Pair) -> None:
         try:
@@ -124,12 +136,9 @@ class SqlPairRepository(PairRepository):
         return [_load_pair(r) for r in (await self._conn.execute(query)).mappings().all()]
 
     async def save(self, pair: Pair) -> Pair:
-        result = await self._conn.execute(
-            sa.update(trading_pairs)
-            .where(trading_pairs.c.id == pair.id, trading_pairs.c.version == pair.version - 1)
-            .values(**_pair_values(pair))
-        )
-        if result.rowcount != 1:
+        values = _pair_values(pair)
+        values["k_id"], values["k_version"] = pair.id, pair.version - 1
+        if await _SAVE_PAIR.run(self._conn, values) != 1:
             raise ConcurrentModification(f"pair {pair.id} changed since it was read")
         return pair
 
@@ -169,7 +178,7 @@ def _by_seq(entry: BookEntry) -> int:
 
 # Built once: a pair's writer saves every order a batch touched (building and caching the
 # statement per order cost more than running it).
-_SAVE_ORDER = (
+_SAVE_ORDER = Prepared(
     sa.update(order_rows)
     .where(
         order_rows.c.id == sa.bindparam("k_id"),
@@ -177,6 +186,15 @@ _SAVE_ORDER = (
     )
     .values({column.name: sa.bindparam(column.name, type_=column.type) for column in order_rows.c})
 )
+_INSERT_ORDER = Prepared.insert(order_rows)
+_ORDER_BY_ID = Prepared(sa.select(order_rows).where(order_rows.c.id == sa.bindparam("key")))
+_INSERT_TRADE = Prepared.insert(trade_rows)
+
+
+def _saved_values(order: Order) -> dict[str, Any]:
+    values = _order_values(order)
+    values["k_id"], values["k_version"] = order.id, order.version - 1
+    return values
 
 
 class SqlOrderRepository(OrderRepository):
@@ -204,12 +222,11 @@ class SqlOrderRepository(OrderRepository):
     async def add_many(self, orders: Sequence[Order]) -> None:
         if any(order.version != 1 for order in orders):
             raise ValueError("a new order has version 1")
-        if orders:
-            await self._conn.execute(sa.insert(order_rows), [_order_values(o) for o in orders])
+        await _INSERT_ORDER.run(self._conn, [_order_values(o) for o in orders])
 
     async def get(self, order_id: str) -> Order | None:
-        found = await self._many(sa.select(order_rows).where(order_rows.c.id == order_id))
-        return found[0] if found else None
+        rows = await _ORDER_BY_ID.rows(self._conn, {"key": order_id})
+        return _load_order(rows[0]) if rows else None
 
     async def by_client_id(self, user_id: str, client_order_id: str) -> Order | None:
         found = await self._many(
@@ -220,12 +237,13 @@ class SqlOrderRepository(OrderRepository):
         return found[0] if found else None
 
     async def save(self, order: Order) -> Order:
-        values = _order_values(order)
-        values["k_id"], values["k_version"] = order.id, order.version - 1
-        result = await self._conn.execute(_SAVE_ORDER, values)
-        if result.rowcount != 1:
+        if await _SAVE_ORDER.run(self._conn, _saved_values(order)) != 1:
             raise ConcurrentModification(f"order {order.id} changed since it was read")
         return order
+
+    async def save_many(self, orders: Sequence[Order]) -> None:
+        if await _SAVE_ORDER.run(self._conn, [_saved_values(o) for o in orders]) != len(orders):
+            raise ConcurrentModification("an order changed since it was read")
 
     async def live(self, pair_id: str) -> list[Order]:
         live = [s.value for s in LIVE_STATUSES]
@@ -303,10 +321,7 @@ class SqlTradeRepository(TradeRepository):
         return [_load_trade(r) for r in (await self._conn.execute(query)).mappings().all()]
 
     async def add(self, trades: Sequence[Trade]) -> None:
-        if trades:
-            await self._conn.execute(
-                sa.insert(trade_rows), [attrs.asdict(t, recurse=False) for t in trades]
-            )
+        await _INSERT_TRADE.run(self._conn, [attrs.asdict(t, recurse=False) for t in trades])
 
     async def for_pair(self, pair_id: str, *, limit: int) -> list[Trade]:
         return await self._many(

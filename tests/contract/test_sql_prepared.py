@@ -1,0 +1,177 @@
+"""``Prepared`` statements (``sql/prepared.py``): on a loop-thread SQLite connection they run
+on the ``sqlite3`` cursor with the column types' own processors, and must store and read
+exactly what SQLAlchemy's ``execute`` stores and reads, for every column type the schema
+uses; refuse what it refuses, with the same errors; and never drop a parameter."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from adapters.outbound.storage.sql.loop_thread import LoopThreadConnection, loop_thread_writer
+from adapters.outbound.storage.sql.prepared import Prepared
+from adapters.outbound.storage.sql.types import DecimalText, ExactJson, IntegerText, UtcDateTime
+from adapters.outbound.storage.sql.uint import Uint256
+
+metadata = sa.MetaData()
+
+
+def _columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("at", UtcDateTime, nullable=True),
+        sa.Column("amount", IntegerText, nullable=True),
+        sa.Column("price", DecimalText, nullable=True),
+        sa.Column("doc", ExactJson, nullable=True),
+        sa.Column("big", Uint256, nullable=True),
+        sa.Column("flag", sa.Boolean, nullable=True),
+        sa.Column("n", sa.Integer, nullable=True),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    ]
+
+
+fast = sa.Table("fast", metadata, *_columns())
+slow = sa.Table("slow", metadata, *_columns())
+
+ROWS: list[dict[str, Any]] = [
+    {
+        "id": "a",
+        "at": datetime(2026, 11, 23, 22, 30, 1, 123456, tzinfo=UTC),
+        "amount": 10**40 + 7,
+        "price": Decimal("123.4500"),
+        "doc": {"x": [1, "é", None, {"y": "z"}], "n": 10**30},
+        "big": 2**256 - 1,
+        "flag": True,
+        "n": -5,
+    },
+    {
+        "id": "b",
+        "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5))),
+        "amount": 0,
+        "price": Decimal("0"),
+        "doc": [],
+        "big": 0,
+        "flag": False,
+        "n": 0,
+    },
+    {
+        "id": "c",
+        "at": None,
+        "amount": None,
+        "price": None,
+        "doc": None,
+        "big": None,
+        "flag": None,
+        "n": None,
+    },
+]
+
+
+@pytest.fixture
+async def conns(tmp_path: Path) -> AsyncIterator[tuple[AsyncConnection, AsyncConnection, Path]]:
+    path = tmp_path / "p.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as setup:
+        await setup.run_sync(metadata.create_all)
+    writer = loop_thread_writer(engine)
+    assert writer is not None
+    sync = writer.connect()
+    sync.begin()
+    loop_conn = cast(AsyncConnection, LoopThreadConnection(sync))
+    async with engine.connect() as async_conn:
+        yield loop_conn, async_conn, path
+    sync.rollback()
+    sync.close()
+    writer.dispose()
+    await engine.dispose()
+
+
+def _stored(path: Path, table: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as raw:
+        return raw.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+
+
+async def test_stores_and_reads_exactly_what_sqlalchemy_does(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    loop_conn, _, path = conns
+    assert await Prepared.insert(fast).run(loop_conn, ROWS) == len(ROWS)
+    assert await Prepared.insert(fast).run(loop_conn, []) == 0
+    await loop_conn.execute(sa.insert(slow), ROWS)
+    loop_conn.sync_connection.commit()
+    assert _stored(path, "fast") == _stored(path, "slow")
+
+    by_id = Prepared(sa.select(fast).where(fast.c.id == sa.bindparam("key")))
+    for row in ROWS:
+        expected = (
+            (await loop_conn.execute(sa.select(slow).where(slow.c.id == row["id"])))
+            .mappings()
+            .one()
+        )
+        got = await by_id.rows(loop_conn, {"key": row["id"]})
+        assert got == [dict(expected)]
+    assert await by_id.rows(loop_conn, {"key": "missing"}) == []
+
+
+async def test_an_update_counts_its_rows_on_both_paths(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    loop_conn, async_conn, path = conns
+    update = Prepared(
+        sa.update(fast)
+        .where(fast.c.id == sa.bindparam("k_id"), fast.c.version == sa.bindparam("k_version"))
+        .values(amount=sa.bindparam("amount", type_=IntegerText), version=fast.c.version + 1)
+    )
+    await Prepared.insert(fast).run(loop_conn, ROWS)
+    changes = [
+        {"k_id": "a", "k_version": 1, "amount": 5},
+        {"k_id": "b", "k_version": 9, "amount": 6},
+    ]
+    assert await update.run(loop_conn, changes) == 1  # b's version does not match
+    assert await update.run(loop_conn, {"k_id": "a", "k_version": 2, "amount": 2**70}) == 1
+    loop_conn.sync_connection.commit()
+    assert _stored(path, "fast")[0][2] == str(2**70)
+
+    async with async_conn.begin():  # the ordinary path: the same statement through execute
+        assert await update.run(async_conn, {"k_id": "a", "k_version": 3, "amount": 1}) == 1
+        assert await update.run(async_conn, {"k_id": "a", "k_version": 3, "amount": 1}) == 0
+        assert await Prepared.insert(slow).run(async_conn, ROWS[:1]) == 1
+        rows = await Prepared(sa.select(slow.c.id, slow.c.amount)).rows(async_conn, {})
+        assert rows == [{"id": "a", "amount": 10**40 + 7}]
+
+
+async def test_a_constraint_is_refused_with_sqlalchemys_error(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    loop_conn, _, _ = conns
+    insert = Prepared.insert(fast)
+    await insert.run(loop_conn, ROWS[:1])
+    with pytest.raises(IntegrityError, match="UNIQUE"):
+        await insert.run(loop_conn, ROWS[:1])
+    with pytest.raises(IntegrityError):
+        await insert.run(loop_conn, ROWS[1])  # one set, not many
+        await insert.run(loop_conn, ROWS[1])
+
+
+async def test_a_parameter_set_must_name_exactly_the_statements_parameters(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    loop_conn, _, _ = conns
+    insert = Prepared.insert(fast)
+    await insert.run(loop_conn, [{"id": "x", "n": 1}])  # compiled for (id, n)
+    with pytest.raises(TypeError):
+        await insert.run(loop_conn, [{"id": "y", "n": 1, "amount": 3}])  # amount never dropped
+    with pytest.raises(KeyError):
+        await insert.run(loop_conn, [{"id": "y", "amount": 3}])
+    select = Prepared(sa.select(fast.c.id).where(fast.c.n == sa.bindparam("n")))
+    with pytest.raises(TypeError):
+        await select.rows(loop_conn, {"n": 1, "extra": 2})
