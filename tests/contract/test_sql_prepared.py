@@ -175,3 +175,42 @@ async def test_a_parameter_set_must_name_exactly_the_statements_parameters(
     select = Prepared(sa.select(fast.c.id).where(fast.c.n == sa.bindparam("n")))
     with pytest.raises(TypeError):
         await select.rows(loop_conn, {"n": 1, "extra": 2})
+
+
+async def test_savepoints_on_a_loop_thread_connection_nest_and_undo_only_their_own(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    """``begin_nested`` there is a savepoint sent straight to SQLite: released, rolled back
+    (after a refused statement, too), nested, and dropped with the root transaction."""
+    loop_conn, _, path = conns
+    insert = Prepared.insert(fast)
+    await insert.run(loop_conn, {"id": "root", "n": 0})
+    async with loop_conn.begin_nested():
+        await insert.run(loop_conn, {"id": "kept", "n": 1})
+        with pytest.raises(IntegrityError):
+            async with loop_conn.begin_nested():
+                await insert.run(loop_conn, {"id": "undone", "n": 2})
+                await insert.run(loop_conn, {"id": "kept", "n": 3})  # refused: all of it undone
+        inner = await loop_conn.begin_nested()
+        await insert.run(loop_conn, {"id": "inner", "n": 4})
+        assert inner.is_active
+        await inner.commit()
+        assert not inner.is_active
+    explicit = await loop_conn.begin_nested()
+    await insert.run(loop_conn, {"id": "rolled", "n": 5})
+    await explicit.rollback()
+    loop_conn.sync_connection.commit()
+    assert [row[0] for row in _stored(path, "fast")] == ["inner", "kept", "root"]
+    dropped = await loop_conn.begin_nested()  # a new root transaction, begun first
+    await insert.run(loop_conn, {"id": "never", "n": 6})
+    assert dropped.is_active
+    loop_conn.sync_connection.rollback()  # the root's rollback takes the savepoint with it
+    assert [row[0] for row in _stored(path, "fast")] == ["inner", "kept", "root"]
+
+
+async def test_an_in_list_cannot_be_prepared(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    loop_conn, _, _ = conns
+    with pytest.raises(TypeError, match="IN list"):
+        await Prepared(sa.select(fast.c.id).where(fast.c.n.in_([1, 2]))).rows(loop_conn, {})

@@ -62,6 +62,8 @@ class Prepared:
         compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect, column_keys=keys))
         if compiled.positiontup is None:
             raise TypeError(f"{dialect.name} is not a positional dialect")
+        if any(bind.expanding for bind in compiled.binds.values()):
+            raise TypeError("an IN list is expanded per execution: it cannot be prepared")
         names = tuple(compiled.positiontup)
         if len(set(names)) != len(names):
             raise TypeError("a parameter used twice in one statement")

@@ -9,6 +9,7 @@ SAVEPOINT, so a refusal leaves the unit of work usable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import compliance_records, tokens
 from core.ports.tokens import ComplianceRepository, TokenRepository
 from core.shared.errors import ConcurrentModification, Conflict
@@ -33,7 +35,7 @@ from core.tokens.model import (
 GENERAL_SCOPE = "*"
 
 
-def _token(row: RowMapping) -> Token:
+def _token(row: Mapping[Any, Any]) -> Token:
     return Token(
         id=row["id"],
         symbol=row["symbol"],
@@ -76,13 +78,20 @@ def _token_conflict(exc: IntegrityError, token: Token) -> Conflict | None:
     return None
 
 
+# Built once: every batch of a pair's writer and every settlement reads its tokens.
+_TOKEN_BY = {
+    column: Prepared(sa.select(tokens).where(tokens.c[column] == sa.bindparam("key")))
+    for column in ("id", "symbol", "market_id")
+}
+
+
 class SqlTokenRepository(TokenRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def _one(self, where: Any) -> Token | None:
-        row = (await self._conn.execute(sa.select(tokens).where(where))).mappings().first()
-        return None if row is None else _token(row)
+    async def _one(self, column: str, key: str) -> Token | None:
+        rows = await _TOKEN_BY[column].rows(self._conn, {"key": key})
+        return _token(rows[0]) if rows else None
 
     async def add(self, token: Token) -> None:
         values = {
@@ -106,13 +115,13 @@ class SqlTokenRepository(TokenRepository):
             raise
 
     async def get(self, token_id: str) -> Token | None:
-        return await self._one(tokens.c.id == token_id)
+        return await self._one("id", token_id)
 
     async def by_symbol(self, symbol: str) -> Token | None:
-        return await self._one(tokens.c.symbol == symbol)
+        return await self._one("symbol", symbol)
 
     async def by_market(self, market_id: str) -> Token | None:
-        return await self._one(tokens.c.market_id == market_id)
+        return await self._one("market_id", market_id)
 
     async def list(
         self, token_type: TokenType | None, *, limit: int, before_id: str | None = None
