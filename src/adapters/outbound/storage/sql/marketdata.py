@@ -70,6 +70,12 @@ def _candle(row: Mapping[Any, Any]) -> Candle:
 # Built once: a pair writer's batch stores its trades and reads and writes their candles.
 _INSERT_TRADE = Prepared.insert(marketdata_trades)
 _INSERT_CANDLE = Prepared.insert(marketdata_candles)
+_HAS_TRADE = Prepared(
+    sa.select(marketdata_trades.c.seq).where(
+        marketdata_trades.c.pair_id == sa.bindparam("pair_id"),
+        marketdata_trades.c.seq == sa.bindparam("seq", type_=marketdata_trades.c.seq.type),
+    )
+)
 _CANDLE_KEY = (
     marketdata_candles.c.pair_id == sa.bindparam("k_pair_id"),
     marketdata_candles.c.interval == sa.bindparam("k_interval"),
@@ -111,9 +117,7 @@ class SqlMarketDataRepository(MarketDataRepository):
             raise DuplicateMarketData("a trade of the batch is already stored") from exc
 
     async def has_trade(self, pair_id: str, seq: int) -> bool:
-        t = marketdata_trades.c
-        query = sa.select(t.seq).where(t.pair_id == pair_id, t.seq == seq)
-        return (await self._conn.execute(query)).first() is not None
+        return bool(await _HAS_TRADE.rows(self._conn, {"pair_id": pair_id, "seq": seq}))
 
     async def trades(self, pair_id: str, *, after: datetime, until: datetime) -> list[MarketTrade]:
         t = marketdata_trades.c

@@ -103,20 +103,27 @@ class Prepared:
             ]
         )
 
-    async def run(self, conn: AsyncConnection, params: Params | Sequence[Params]) -> int:
-        """Execute (one parameter set, or many: executemany); the rows it changed."""
+    async def run(
+        self, conn: AsyncConnection, params: Params | Sequence[Params], *, counted: bool = True
+    ) -> int:
+        """Execute (one parameter set, or many: executemany); the rows it changed. With
+        ``counted=False`` the caller does not need the count, and a driver that cannot count
+        an executemany's rows (asyncpg) still runs it as one (the answer is then -1)."""
         if not params:
             return 0
         if not isinstance(conn, LoopThreadConnection):
+            if not counted and not isinstance(params, Mapping):
+                await conn.execute(self.statement, params)
+                return -1
             if isinstance(params, Mapping) or conn.dialect.supports_sane_multi_rowcount:
                 return int((await conn.execute(self.statement, params)).rowcount)
             if isinstance(self.statement, sa.Insert):  # all of them, or an error
                 await conn.execute(self.statement, params)
                 return len(params)
-            counted = 0  # asyncpg's executemany does not count the rows it changed
+            changed = 0  # asyncpg's executemany does not count the rows it changed
             for one in params:
-                counted += int((await conn.execute(self.statement, one)).rowcount)
-            return counted
+                changed += int((await conn.execute(self.statement, one)).rowcount)
+            return changed
         raw = conn.sync_connection.connection.dbapi_connection
         assert isinstance(raw, sqlite3.Connection)
         if isinstance(params, Mapping):

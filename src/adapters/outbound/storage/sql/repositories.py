@@ -246,13 +246,7 @@ class SqlOutbox(Outbox):
     async def pending(self, limit: int) -> list[OutboxMessage]:
         if limit <= 0:
             return []
-        query = (
-            sa.select(outbox)
-            .where(sa.text(OUTBOX_UNFINISHED))
-            .order_by(outbox.c.position)
-            .limit(limit)
-        )
-        rows = (await self._conn.execute(query)).mappings().all()
+        rows = await _UNFINISHED_OUTBOX.rows(self._conn, {"limit": limit})
         return [
             OutboxMessage(
                 position=row["position"],
@@ -271,13 +265,29 @@ class SqlOutbox(Outbox):
         await self._stamp(outbox.c.reacted_at, positions)
 
     async def _stamp(self, column: sa.Column[Any], positions: Sequence[int]) -> None:
-        if not positions:
-            return
-        await self._conn.execute(
-            sa.update(outbox)
-            .where(outbox.c.position.in_(list(positions)), column.is_(None))
-            .values({column.name: self._clock.now()})
-        )
+        now = self._clock.now()
+        params = [{"k_position": position, "now": now} for position in positions]
+        await _STAMP[column.name].run(self._conn, params, counted=False)
+
+
+def _stamp_statement(column: sa.Column[Any]) -> Prepared:
+    return Prepared(
+        sa.update(outbox)
+        .where(outbox.c.position == sa.bindparam("k_position"), column.is_(None))
+        .values({column.name: sa.bindparam("now", type_=column.type)})
+    )
+
+
+# Built once: the relay reads and stamps the outbox after every batch of events.
+_UNFINISHED_OUTBOX = Prepared(
+    sa.select(outbox)
+    .where(sa.text(OUTBOX_UNFINISHED))
+    .order_by(outbox.c.position)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_STAMP = {
+    column.name: _stamp_statement(column) for column in (outbox.c.published_at, outbox.c.reacted_at)
+}
 
 
 class SqlLeaseRepository(LeaseRepository):
