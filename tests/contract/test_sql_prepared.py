@@ -214,3 +214,68 @@ async def test_an_in_list_cannot_be_prepared(
     loop_conn, _, _ = conns
     with pytest.raises(TypeError, match="IN list"):
         await Prepared(sa.select(fast.c.id).where(fast.c.n.in_([1, 2]))).rows(loop_conn, {})
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "adapters.outbound.storage.sql.trading:_SAVE_PAIR",
+        "adapters.outbound.storage.sql.trading:_SAVE_ORDER",
+        "adapters.outbound.storage.sql.marketdata:_UPDATE_CANDLE",
+    ],
+)
+def test_the_hot_updates_never_set_a_primary_key(statement: str) -> None:
+    """SQLite checks every row referencing a key an UPDATE sets (a pair's every order and
+    trade), even to the same value: saving a pair cost milliseconds per 100,000 orders."""
+    import importlib
+
+    module, name = statement.split(":")
+    prepared: Prepared = getattr(importlib.import_module(module), name)
+    update = prepared.statement
+    table = update.table
+    assert isinstance(update, sa.Update)
+    set_columns = set(update._values)  # the statement's SET clause
+    keys = {column.name for column in table.primary_key.columns}
+    assert keys and not keys & {getattr(column, "name", column) for column in set_columns}
+    assert {c.name for c in table.c} - keys <= {getattr(c, "name", c) for c in set_columns}
+
+
+def test_saving_a_pair_does_not_grow_with_its_orders(tmp_path: Path) -> None:
+    """The same as the above, counted in SQLite's virtual machine steps (not timed): the
+    pair's UPDATE with 20,000 orders referencing it costs what it costs with none."""
+    from adapters.outbound.storage.sql.trading import _SAVE_PAIR
+
+    table = _SAVE_PAIR.statement.table
+    compiled = _SAVE_PAIR.statement.compile(dialect=sa.dialects.sqlite.dialect())
+    names = list(compiled.positiontup or ())
+    params = [{"k_id": "p", "k_version": 1, "version": 1}.get(name) for name in names]
+    raw = sqlite3.connect(tmp_path / "pairs.db", isolation_level=None)
+    raw.execute("PRAGMA foreign_keys=ON")
+    columns = ", ".join(f"{c.name} {'PRIMARY KEY' if c.primary_key else ''}" for c in table.c)
+    raw.execute(f"CREATE TABLE trading_pairs ({columns})")
+    raw.execute(
+        "CREATE TABLE orders (id TEXT PRIMARY KEY,"
+        " pair_id TEXT NOT NULL REFERENCES trading_pairs(id), seq INTEGER)"
+    )
+    raw.execute("CREATE UNIQUE INDEX uq_orders_pair_seq ON orders (pair_id, seq)")
+    raw.execute("INSERT INTO trading_pairs (id, version) VALUES ('p', 1)")
+
+    def steps() -> int:
+        counted = 0
+
+        def count() -> int:
+            nonlocal counted
+            counted += 1
+            return 0
+
+        raw.set_progress_handler(count, 100)
+        assert raw.execute(compiled.string, params).rowcount == 1
+        raw.set_progress_handler(None, 100)
+        return counted
+
+    alone = steps()
+    raw.execute("BEGIN")
+    raw.executemany("INSERT INTO orders VALUES (?, 'p', ?)", [(str(i), i) for i in range(20_000)])
+    raw.execute("COMMIT")
+    assert steps() <= alone + 2
+    raw.close()

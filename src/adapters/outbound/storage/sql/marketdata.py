@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.outbound.storage.sql.prepared import Prepared
+from adapters.outbound.storage.sql.prepared import Prepared, settable
 from adapters.outbound.storage.sql.tables import (
     asset_valuations,
     marketdata_candles,
@@ -86,12 +86,7 @@ _GET_CANDLE = Prepared(sa.select(marketdata_candles).where(*_CANDLE_KEY))
 _UPDATE_CANDLE = Prepared(
     sa.update(marketdata_candles)
     .where(*_CANDLE_KEY, marketdata_candles.c.version == sa.bindparam("k_version"))
-    .values(
-        {
-            column.name: sa.bindparam(column.name, type_=column.type)
-            for column in marketdata_candles.c
-        }
-    )
+    .values(settable(marketdata_candles))
 )
 
 
@@ -165,8 +160,8 @@ class SqlMarketDataRepository(MarketDataRepository):
             except IntegrityError as exc:
                 raise conflict from exc
             return
-        values["k_pair_id"], values["k_interval"] = candle.pair_id, candle.interval.value
-        values["k_open_time"], values["k_version"] = candle.open_time, candle.version - 1
+        values["k_pair_id"], values["k_interval"] = values.pop("pair_id"), values.pop("interval")
+        values["k_open_time"], values["k_version"] = values.pop("open_time"), candle.version - 1
         if await _UPDATE_CANDLE.run(self._conn, values) != 1:
             raise conflict
 

@@ -89,6 +89,7 @@ class _SqlRecords(OperationRepository[R], Generic[R]):
 
     async def update(self, record: R) -> R:
         values = self._values(record)
+        del values["id"]  # never SET a key (see ``prepared.settable``)
         statement = (
             sa.update(self.table)
             .where(self.table.c.id == record.id, self.table.c.version == record.version - 1)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.outbound.storage.sql.prepared import Prepared
+from adapters.outbound.storage.sql.prepared import Prepared, settable
 from adapters.outbound.storage.sql.tables import LIVE_ORDER, trading_pairs
 from adapters.outbound.storage.sql.tables import orders as order_rows
 from adapters.outbound.storage.sql.tables import trades as trade_rows
@@ -99,9 +99,7 @@ _SAVE_PAIR = Prepared(
         trading_pairs.c.id == sa.bindparam("k_id"),
         trading_pairs.c.version == sa.bindparam("k_version"),
     )
-    .values(
-        {column.name: sa.bindparam(column.name, type_=column.type) for column in trading_pairs.c}
-    )
+    .values(settable(trading_pairs))
 )
 
 
@@ -137,7 +135,7 @@ class SqlPairRepository(PairRepository):
 
     async def save(self, pair: Pair) -> Pair:
         values = _pair_values(pair)
-        values["k_id"], values["k_version"] = pair.id, pair.version - 1
+        values["k_id"], values["k_version"] = values.pop("id"), pair.version - 1
         if await _SAVE_PAIR.run(self._conn, values) != 1:
             raise ConcurrentModification(f"pair {pair.id} changed since it was read")
         return pair
@@ -184,7 +182,7 @@ _SAVE_ORDER = Prepared(
         order_rows.c.id == sa.bindparam("k_id"),
         order_rows.c.version == sa.bindparam("k_version"),
     )
-    .values({column.name: sa.bindparam(column.name, type_=column.type) for column in order_rows.c})
+    .values(settable(order_rows))
 )
 _INSERT_ORDER = Prepared.insert(order_rows)
 _ORDER_BY_ID = Prepared(sa.select(order_rows).where(order_rows.c.id == sa.bindparam("key")))
@@ -193,7 +191,7 @@ _INSERT_TRADE = Prepared.insert(trade_rows)
 
 def _saved_values(order: Order) -> dict[str, Any]:
     values = _order_values(order)
-    values["k_id"], values["k_version"] = order.id, order.version - 1
+    values["k_id"], values["k_version"] = values.pop("id"), order.version - 1
     return values
 
 
