@@ -388,3 +388,40 @@ async def test_nobody_hears_of_an_order_before_its_commit(storage: FlakyStorage)
     finally:
         storage.gate = None
         await trading.stop()
+
+
+async def test_limits_changed_after_validation_are_enforced_by_the_writer(
+    storage: FlakyStorage,
+) -> None:
+    """An order checked against the pair's limits while a change of them waits to commit is
+    judged again by the writer against the committed pair: refused, nothing locked."""
+    users = ["u0"]
+    pair = await make_market(storage, users)
+    trading = service_on(storage)
+    admin = Actor(id="admin", roles=("admin",))
+    try:
+        storage.gate = asyncio.Event()  # the change's batch waits at its commit
+        change = asyncio.create_task(
+            trading.update_pair(admin, "WETH-USDC", {"max_quantity": "0.100"})
+        )
+        await asyncio.sleep(0.05)
+        order = asyncio.create_task(
+            trading.submit(
+                actor("u0"),
+                SubmitOrder(pair="WETH-USDC", side="BUY", type="LIMIT", price="10", quantity="0.5"),
+            )
+        )
+        await asyncio.sleep(0.05)  # checked against the committed limits, then queued
+        assert not change.done() and not order.done()
+        storage.gate.set()
+        assert (await change).max_quantity == 10**17
+        with pytest.raises(DomainError) as refused:
+            await order
+        assert getattr(refused.value, "code", None) == "quantity_above_max"
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.orders.for_user("u0", limit=5) == []
+            held = await uow.ledger.balance(AccountRef.user("u0", pair.quote_token_id))
+            assert held.locked == 0 and held.available == 200_000 * USD
+    finally:
+        storage.gate = None
+        await trading.stop()

@@ -24,6 +24,7 @@ import attrs
 
 from core.shared.errors import Conflict, NotFound, ValidationFailed
 from core.shared.ids import new_id
+from core.trading.pairs import Pair
 
 SUBMIT = "order.submit"
 CANCEL = "order.cancel"
@@ -202,3 +203,17 @@ class OrderRefused(ValidationFailed):
     def __init__(self, code: str, field: str, message: str) -> None:
         super().__init__(message, fields={field: message})
         self.code = code
+
+
+def check_size_limits(pair: Pair, quantity: int) -> None:
+    """The pair's minimum and maximum order size (checked at submission, and again by the
+    pair's writer against the committed pair: a change of the limits may commit between)."""
+    if quantity < pair.min_quantity:
+        raise OrderRefused(
+            "quantity_below_min",
+            "quantity",
+            f"must be at least {pair.size_text(pair.min_quantity)}",
+        )
+    if quantity > pair.max_quantity:
+        most = pair.size_text(pair.max_quantity)
+        raise OrderRefused("quantity_above_max", "quantity", f"must be at most {most}")

@@ -51,6 +51,7 @@ from core.trading.orders import (
     OrderStatus,
     OrderType,
     Trade,
+    check_size_limits,
 )
 from core.trading.pairs import (
     CREATE,
@@ -465,18 +466,7 @@ class TradingService:
                 "quantity",
                 f"must be a multiple of the lot size {pair.lot_size}",
             )
-        if quantity < pair.min_quantity:
-            raise OrderRefused(
-                "quantity_below_min",
-                "quantity",
-                f"must be at least {pair.size_text(pair.min_quantity)}",
-            )
-        if quantity > pair.max_quantity:
-            raise OrderRefused(
-                "quantity_above_max",
-                "quantity",
-                f"must be at most {pair.size_text(pair.max_quantity)}",
-            )
+        check_size_limits(pair, quantity)
         return quantity
 
     async def cancel(self, actor: Actor, order_id: str) -> OrderResult:

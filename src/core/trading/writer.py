@@ -58,6 +58,7 @@ from core.trading.orders import (
     OrderStatus,
     OrderType,
     Trade,
+    check_size_limits,
     fee_for,
     max_fee,
 )
@@ -464,6 +465,8 @@ class _Batch:
                 return OrderResult(earlier, replayed=True)
         if pair.status is not PairStatus.TRADING:
             raise PairNotTrading(pair)
+        if order.quantity is not None:  # the limits as committed (a PATCH may be newer)
+            check_size_limits(pair, order.quantity)
         if pair.base_token_id not in self.tokens:
             self.tokens[pair.base_token_id] = await self.uow.tokens.get(pair.base_token_id)
         base = self.tokens[pair.base_token_id]
