@@ -344,3 +344,22 @@ async def test_an_empty_binary_frame_is_refused_like_any_binary_frame(
         assert answer["type"] == "error" and answer["code"] == "bad_frame", answer
         await still_alive(ws)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+
+
+async def test_cancel_by_client_order_id_reads_it_as_submit_does(
+    app: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    """The submit stores the NFC form of ``clientOrderId``; a cancel that sends the very same
+    (decomposed) text finds the order."""
+    decomposed = "cafe\u0301-1"
+    async with app.test_client().websocket(WS) as ws:
+        await authed(ws, runtime)
+        placed = await ask(ws, {"op": "order.submit", **ORDER, "clientOrderId": decomposed})
+        assert placed["type"] == "ack" and placed["order"]["clientOrderId"] == "caf\u00e9-1"
+        for bad in ("\ud800", "x\n", "\u202e", " ", "x" * 65, 5, ["a"]):
+            is_error(await ask(ws, {"op": "order.cancel", "clientOrderId": bad}))
+        cancelled = await ask(ws, {"op": "order.cancel", "clientOrderId": decomposed})
+        assert cancelled["type"] == "ack", cancelled
+        assert cancelled["order"]["status"] == "CANCELLED"
+    no_errors_logged(caplog)
+    await no_trace(app, runtime, pair)
