@@ -450,3 +450,52 @@ async def test_patch_pair_fields(
         "takerFeeBps": pair["takerFeeBps"],
     }
     no_500(caplog)
+
+
+async def test_pair_limits_stay_within_what_the_engine_and_the_ledger_hold(
+    client: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    """A maxQuantity of 2**62 lots or more would let orders through that the matching engine
+    can only store as REJECTED; amounts over 2**256 - 1 units fit no ledger column."""
+    url = f"{TRADING}/pairs/WETH-USDC"
+    for too_big in ("1" + "0" * 40, "4611686018427387.904"):  # lot 0.001: 2**62 lots and more
+        response = await client.patch(url, json={"maxQuantity": too_big}, headers=admin(runtime))
+        error = await refused(response, 422)
+        assert "maxQuantity" in error["details"]["fields"], error
+    largest = await client.patch(
+        url, json={"maxQuantity": "4611686018427387.903"}, headers=admin(runtime)
+    )
+    assert largest.status_code == 200, await largest.get_json()
+    await fund(runtime, "alice", pair["baseTokenId"], 10**40)
+    over = await client.post(
+        f"{TRADING}/orders",
+        json={**LIMIT, "side": "SELL", "quantity": "4611686018427387.904"},
+        headers=trader(runtime, "alice"),
+    )
+    assert (await refused(over, 422))["code"] == "quantity_above_max"
+    # a pair whose lot is so large that the default maxQuantity (lot x 10**12) would not fit
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"symbol": "BIG", "name": "Big", "type": "CRYPTO", "decimals": 18},
+        headers=admin(runtime),
+    )
+    assert created.status_code == 201
+    huge_lot = {
+        "baseToken": "BIG",
+        "quoteToken": "USDC",
+        "tickSize": "1",
+        "lotSize": "1" + "0" * 50,
+    }
+    made = await client.post(f"{TRADING}/pairs", json=huge_lot, headers=admin(runtime))
+    assert made.status_code == 201, await made.get_json()
+    maximum = (await data(made))["maxQuantity"]
+    assert int(maximum) * 10**18 <= 2**256 - 1
+    for field, value in (("lotSize", "2" + "0" * 59), ("tickSize", "1" + "0" * 72)):
+        response = await client.post(
+            f"{TRADING}/pairs",
+            json={**huge_lot, "baseToken": "WETH", field: value},
+            headers=admin(runtime),
+        )
+        assert field in (await refused(response, 422))["details"]["fields"]
+    no_500(caplog)
+    await no_trace(client, runtime, pair)

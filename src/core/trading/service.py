@@ -163,7 +163,7 @@ async def create_pair_for_market(
         tick=tick,
         lot=lot,
         min_quantity=lot * defaults.min_lots,
-        max_quantity=lot * defaults.max_lots,
+        max_quantity=defaults.max_quantity(lot),
         maker_fee_bps=(
             market.maker_fee_bps if market.maker_fee_bps is not None else defaults.maker_fee_bps
         ),
@@ -271,7 +271,7 @@ class TradingService:
             lot = parse_units(command.lot_size, base.decimals, "lotSize", places=base.decimals)
             minimum = self._size(command.min_quantity, base, "minQuantity", lot)
             maximum = self._size(
-                command.max_quantity, base, "maxQuantity", lot * self._defaults.max_lots
+                command.max_quantity, base, "maxQuantity", self._defaults.max_quantity(lot)
             )
             pair = make_pair(
                 base_symbol=base.symbol,
@@ -477,6 +477,8 @@ class TradingService:
                 "quantity",
                 f"must be at most {pair.size_text(pair.max_quantity)}",
             )
+        if quantity // pair.lot >= MAX_VALUE:  # a pair stored before maxQuantity was bounded
+            raise OrderRefused("invalid_quantity", "quantity", "is too large")
         return quantity
 
     async def cancel(self, actor: Actor, order_id: str) -> OrderResult:
