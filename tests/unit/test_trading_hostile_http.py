@@ -499,3 +499,13 @@ async def test_pair_limits_stay_within_what_the_engine_and_the_ledger_hold(
         assert field in (await refused(response, 422))["details"]["fields"]
     no_500(caplog)
     await no_trace(client, runtime, pair)
+
+
+async def test_an_oversized_body_is_413(
+    client: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    padded = json.dumps({**LIMIT, "clientOrderId": "x" * 3_000_000})
+    error = await refused(await post_raw(client, runtime, padded), 413)
+    assert error["code"] == "payload_too_large"
+    no_500(caplog)
+    await no_trace(client, runtime, pair)

@@ -363,3 +363,42 @@ async def test_cancel_by_client_order_id_reads_it_as_submit_does(
         assert cancelled["order"]["status"] == "CANCELLED"
     no_errors_logged(caplog)
     await no_trace(app, runtime, pair)
+
+
+CHANNELS = {  # a good subscription of each channel
+    "book": {"pair": "WETH-USDC", "depth": 25},
+    "trades": {"pair": "WETH-USDC"},
+    "ticker": {"pair": "WETH-USDC"},
+    "candles": {"pair": "WETH-USDC", "interval": "1m"},
+    "markets": {},
+    "orders": {},
+    "fills": {},
+    "balances": {},
+}
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+async def test_every_channel_refuses_nasty_parameters(
+    app: Any, runtime: Runtime, pair: dict[str, Any], channel: str, caplog: Any
+) -> None:
+    good = {"op": "subscribe", "channel": channel, **CHANNELS[channel]}
+    async with app.test_client().websocket(WS) as ws:
+        await authed(ws, runtime)
+        for field in ("pair", "depth", "interval"):
+            for value in [*NASTY, "NOPE-USDC", "WETH-USDT", 5, 10, 25, 100, "1m", "1d", "2m"]:
+                frame = {**good, field: value}
+                answer = await ask(ws, frame)
+                if answer["type"] == "error":
+                    is_error(answer)
+                    assert answer["code"] not in ("already_subscribed",), (frame, answer)
+                else:  # the value is one the channel takes
+                    assert answer["type"] == "subscribed", (frame, answer)
+                    await settle(ws, frame, answer)
+                unsubscribed = await ask(ws, {**frame, "op": "unsubscribe"})
+                if unsubscribed["type"] == "error":
+                    is_error(unsubscribed)
+        answer = await ask(ws, good)
+        assert answer["type"] == "subscribed", answer
+        await settle(ws, good, answer)
+        await still_alive(ws)
+    no_errors_logged(caplog)
