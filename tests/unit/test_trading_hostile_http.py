@@ -509,3 +509,37 @@ async def test_an_oversized_body_is_413(
     assert error["code"] == "payload_too_large"
     no_500(caplog)
     await no_trace(client, runtime, pair)
+
+
+UNCLEAN = ["\x00", "WETH-USDC\n", "\u202eCDSU-HTEW", " ", "\u200b", "a\x1b[31m", "\ud800"]
+
+
+async def test_references_in_bodies_follow_the_text_rules(
+    client: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    """A pair or token named in a body with control characters, bidi overrides or nothing
+    visible is a 422 naming the field (DESIGN 5.1), as in a path, not a 404 echoing it."""
+    for value in UNCLEAN:
+        response = await client.post(
+            f"{TRADING}/orders",
+            json={**LIMIT, "tradingPairId": value},
+            headers=trader(runtime, "alice"),
+        )
+        assert "tradingPairId" in (await refused(response, 422))["details"]["fields"]
+        for field in ("baseToken", "quoteToken"):
+            body = {"baseToken": "WETH", "quoteToken": "USDC", "tickSize": "1", "lotSize": "1"}
+            response = await client.post(
+                f"{TRADING}/pairs", json={**body, field: value}, headers=admin(runtime)
+            )
+            assert field in (await refused(response, 422))["details"]["fields"]
+    by_id = await client.post(
+        f"{TRADING}/orders",
+        json={**LIMIT, "tradingPairId": pair["id"]},
+        headers=trader(runtime, "alice"),
+    )
+    assert by_id.status_code == 201
+    await client.delete(
+        f"{TRADING}/orders/{(await data(by_id))['id']}", headers=trader(runtime, "alice")
+    )
+    no_500(caplog)
+    await no_trace(client, runtime, pair)

@@ -402,3 +402,18 @@ async def test_every_channel_refuses_nasty_parameters(
         await settle(ws, good, answer)
         await still_alive(ws)
     no_errors_logged(caplog)
+
+
+async def test_order_ids_and_pairs_of_order_ops_follow_the_text_rules(
+    app: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    async with app.test_client().websocket(WS) as ws:
+        await authed(ws, runtime)
+        for value in ("\x00", "x\n", "\u202e", " ", "\u200b", "\ud800"):
+            answer = await ask(ws, {"op": "order.cancel", "orderId": value})
+            assert answer["code"] == "invalid_params", answer
+            answer = await ask(ws, {"op": "order.submit", **ORDER, "tradingPairId": value})
+            assert answer["code"] == "validation_failed", answer
+            assert "tradingPairId" in answer["message"]
+    no_errors_logged(caplog)
+    await no_trace(app, runtime, pair)

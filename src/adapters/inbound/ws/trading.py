@@ -339,8 +339,10 @@ def order_ops(
             except TextError as exc:
                 raise ClientError("invalid_params", f"clientOrderId {exc}") from None
             order_id = await _by_client_id(trading, actor, client_id)
-        if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
-            raise ClientError("invalid_params", "orderId is invalid")
+        try:
+            order_id = clean_text(order_id, max_length=64)
+        except TextError as exc:
+            raise ClientError("invalid_params", f"orderId {exc}") from None
         result = await trading.cancel(actor, order_id)
         pair = await trading.get_pair(result.order.pair_id)
         return {"type": "ack", "order": order_view(pair, result.order)}
