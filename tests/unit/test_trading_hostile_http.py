@@ -543,3 +543,29 @@ async def test_references_in_bodies_follow_the_text_rules(
     )
     no_500(caplog)
     await no_trace(client, runtime, pair)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=80),
+        st.text(max_size=80).map(str.encode),
+        st.dictionaries(st.sampled_from(ORDER_FIELDS), order_values).map(
+            lambda d: json.dumps({**LIMIT, **d}).encode()
+        ),
+    )
+)
+async def test_generated_raw_bodies_never_500(
+    client: Any, runtime: Runtime, pair: dict[str, Any], raw: bytes
+) -> None:
+    response = await post_raw(client, runtime, raw)
+    if response.status_code == 201:
+        order = await data(response)
+        if order["status"] in ("OPEN", "PENDING_TRIGGER", "PARTIALLY_FILLED"):
+            cancelled = await client.delete(
+                f"{TRADING}/orders/{order['id']}", headers=trader(runtime, "alice")
+            )
+            assert cancelled.status_code == 200
+    else:
+        await refused(response)
+    await no_trace(client, runtime, pair)

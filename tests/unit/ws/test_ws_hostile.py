@@ -417,3 +417,37 @@ async def test_order_ids_and_pairs_of_order_ops_follow_the_text_rules(
             assert "tradingPairId" in answer["message"]
     no_errors_logged(caplog)
     await no_trace(app, runtime, pair)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    raw=st.one_of(
+        st.text(max_size=60),
+        st.binary(min_size=1, max_size=60),  # b"": Quart's test client cannot send it (above)
+        json_values.map(json.dumps),
+        st.dictionaries(st.sampled_from(["op", "reqId", "channel"]), json_values).map(json.dumps),
+    )
+)
+async def test_generated_raw_frames_never_break_the_connection(
+    app: Any, raw: str | bytes, caplog: Any
+) -> None:
+    async with app.test_client().websocket(WS) as ws:
+        answer = await ask(ws, raw)
+        assert answer["type"] != "error" or answer["code"] != "internal_error", (raw, answer)
+        if answer["type"] == "subscribed":
+            await recv(ws)  # its snapshot
+        await still_alive(ws)
+    no_errors_logged(caplog)
