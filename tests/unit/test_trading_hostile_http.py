@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import bootstrap
 from bootstrap import Runtime, Settings
+from core.shared.text import text_problem
 from tests.unit.conftest import SECRET
 from tests.unit.trading_helpers import (
     ETH,
@@ -138,6 +139,7 @@ async def refused(response: Any, *statuses: int) -> dict[str, Any]:
     error: dict[str, Any] = body["error"]
     assert isinstance(error["code"], str) and error["code"], error
     assert isinstance(error["message"], str) and error["message"], error
+    assert text_problem(error["message"]) is None, error  # client text only escaped
     return error
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import bootstrap
 from bootstrap import Runtime
+from core.shared.text import text_problem
 from settings import Settings
 from tests.unit.conftest import SECRET
 from tests.unit.trading_helpers import ETH, TRADING, USD, balance, data, fund, make_pair, trader
@@ -120,6 +121,7 @@ def is_error(answer: dict[str, Any]) -> None:
     assert answer["type"] == "error", answer
     assert isinstance(answer["code"], str) and answer["code"] != "internal_error", answer
     assert isinstance(answer["message"], str) and answer["message"], answer
+    assert text_problem(answer["message"]) is None, answer  # client text only escaped
 
 
 async def still_alive(ws: Any) -> None:
@@ -451,3 +453,14 @@ async def test_generated_raw_frames_never_break_the_connection(
             await recv(ws)  # its snapshot
         await still_alive(ws)
     no_errors_logged(caplog)
+
+
+async def test_unknown_order_fields_are_named_escaped(app: Any, runtime: Runtime) -> None:
+    async with app.test_client().websocket(WS) as ws:
+        await authed(ws, runtime)
+        answer = await ask(ws, {"op": "order.submit", **ORDER, "\u202eevil\n\x1b[31m": 1})
+        assert answer == {
+            "type": "error",
+            "code": "validation_failed",
+            "message": "invalid order fields: \\u202eevil\\u000a\\u001b[31m",
+        }

@@ -31,7 +31,7 @@ from adapters.inbound.ws.send_queue import Outgoing
 from core.shared.errors import PermissionDenied
 from core.shared.events import Actor, DomainEvent
 from core.shared.roles import roles_allow_any
-from core.shared.text import TextError, clean_text
+from core.shared.text import TextError, clean_text, escape
 from core.trading.orders import CANCEL, MAX_CLIENT_ORDER_ID, SUBMIT
 from core.trading.service import SubmitOrder, TradingService
 from core.trading.writer import order_view
@@ -305,9 +305,12 @@ def order_ops(
         try:
             body = SubmitOrderIn.model_validate(fields)
         except pydantic.ValidationError as exc:
+            # a field's name may be the client's own (an unknown field): escaped, as every
+            # client text in a message
             names = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            listed = ", ".join(escape(name, max_length=32) or '""' for name in names)
             raise ClientError(
-                "validation_failed", "invalid order fields: " + ", ".join(names)[:200]
+                "validation_failed", "invalid order fields: " + listed[:200]
             ) from None
         result = await trading.submit(
             actor,
