@@ -571,3 +571,40 @@ async def test_generated_raw_bodies_never_500(
     else:
         await refused(response)
     await no_trace(client, runtime, pair)
+
+
+async def pair_events(runtime: Runtime, pair_id: str) -> int:
+    async with runtime.container.storage().unit_of_work(read_only=True) as uow:
+        return len(await uow.events.for_aggregate(pair_id))
+
+
+async def test_orders_refused_in_the_writer_leave_no_event_and_no_book_seq(
+    client: Any, runtime: Runtime, pair: dict[str, Any], caplog: Any
+) -> None:
+    url = f"{TRADING}/pairs/{pair['id']}/orderbook"
+    seq = (await data(await client.get(url)))["seq"]
+    events = await pair_events(runtime, pair["id"])
+    alice, bob = trader(runtime, "alice"), trader(runtime, "bob")
+    for body, headers in (
+        ({**LIMIT, "price": "1000000.00"}, alice),  # insufficient funds
+        ({**LIMIT, "side": "SELL", "quantity": "11.000"}, alice),
+        (LIMIT, bob),  # no funds at all
+        ({**LIMIT, "type": "MARKET", "price": None, "quantity": None, "quoteAmount": "1.00"}, bob),
+        ({**LIMIT, "type": "STOP_LIMIT", "stopPrice": "9.00", "price": "1000000.00"}, alice),
+    ):
+        body = {k: v for k, v in body.items() if v is not None}
+        response = await client.post(f"{TRADING}/orders", json=body, headers=headers)
+        assert (await refused(response, 409))["code"] == "insufficient_funds"
+    assert await pair_events(runtime, pair["id"]) == events
+    halted = await client.patch(
+        f"{TRADING}/pairs/{pair['id']}", json={"status": "halted"}, headers=admin(runtime)
+    )
+    assert halted.status_code == 200
+    assert await pair_events(runtime, pair["id"]) > events  # the halt is an event of its own
+    events = await pair_events(runtime, pair["id"])
+    response = await client.post(f"{TRADING}/orders", json=LIMIT, headers=alice)
+    assert (await refused(response, 409))["code"] == "pair_halted"
+    assert (await data(await client.get(url)))["seq"] == seq
+    assert await pair_events(runtime, pair["id"]) == events
+    no_500(caplog)
+    await no_trace(client, runtime, pair)
