@@ -5,6 +5,7 @@ order leaves no order, no lock and nothing in the book."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -608,3 +609,27 @@ async def test_orders_refused_in_the_writer_leave_no_event_and_no_book_seq(
     assert await pair_events(runtime, pair["id"]) == events
     no_500(caplog)
     await no_trace(client, runtime, pair)
+
+
+async def test_a_cursor_with_a_trailing_newline_is_refused(
+    client: Any, runtime: Runtime, pair: dict[str, Any]
+) -> None:
+    alice = trader(runtime, "alice")
+    for _ in range(3):
+        placed = await client.post(f"{TRADING}/orders", json=LIMIT, headers=alice)
+        assert placed.status_code == 201
+    page = await client.get(f"{TRADING}/users/alice/orders?limit=1", headers=alice)
+    cursor = (await page.get_json())["pagination"]["nextCursor"]
+    assert (
+        await client.get(f"{TRADING}/users/alice/orders?cursor={cursor}", headers=alice)
+    ).status_code == 200
+    order_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    for bad in (order_id + "\n", order_id.upper(), " " + order_id):
+        forged = base64.urlsafe_b64encode(bad.encode()).decode().rstrip("=")
+        for what in ("orders", "trades"):
+            response = await client.get(
+                f"{TRADING}/users/alice/{what}?cursor={forged}", headers=alice
+            )
+            assert (await refused(response, 422))["details"]["fields"] == {
+                "cursor": "is not a valid cursor"
+            }
