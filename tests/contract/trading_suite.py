@@ -40,7 +40,7 @@ def pair_of(base: Token, quote: Token, **overrides: object) -> Pair:
         tick=10_000,
         lot=10**15,
         min_quantity=10**15,
-        max_quantity=10**55,
+        max_quantity=(2**62 - 1) * 10**15,  # the most lots a pair may have: a 34-digit number
         maker_fee_bps=10,
         taker_fee_bps=20,
         at=T0,

@@ -425,3 +425,25 @@ async def test_limits_changed_after_validation_are_enforced_by_the_writer(
     finally:
         storage.gate = None
         await trading.stop()
+
+
+async def test_a_pair_stored_before_limits_were_bounded_can_still_be_halted(
+    storage: FlakyStorage,
+) -> None:
+    """A status change never fails on limits it does not touch (a market's pause must halt
+    its pair whatever limits an older version stored)."""
+    pair = await make_market(storage, ["u0"])
+    legacy = attrs.evolve(pair, max_quantity=pair.lot * 2**63, version=pair.version + 1)
+    async with storage.unit_of_work() as uow:
+        await uow.pairs.save(legacy)
+        await uow.commit()
+    trading = service_on(storage)
+    admin = Actor(id="admin", roles=("admin",))
+    try:
+        halted = await trading.update_pair(admin, "WETH-USDC", {"status": "halted"})
+        assert halted.status.value == "halted" and halted.max_quantity == pair.lot * 2**63
+        with pytest.raises(DomainError) as refused:
+            await trading.update_pair(admin, "WETH-USDC", {"max_quantity": str(2**63)})
+        assert "maxQuantity" in str(getattr(refused.value, "fields", {}))
+    finally:
+        await trading.stop()

@@ -42,7 +42,7 @@ def encode_cursor(market_id: str) -> str:
     return base64.urlsafe_b64encode(market_id.encode()).decode().rstrip("=")
 
 
-_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def decode_cursor(cursor: str) -> str:
@@ -52,7 +52,7 @@ def decode_cursor(cursor: str) -> str:
         market_id = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a valid cursor"}) from exc
-    if not _ID_RE.match(market_id):
+    if not _ID_RE.fullmatch(market_id):
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a valid cursor"})
     return market_id
 

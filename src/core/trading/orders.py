@@ -24,6 +24,7 @@ import attrs
 
 from core.shared.errors import Conflict, NotFound, ValidationFailed
 from core.shared.ids import new_id
+from core.trading.commands import MAX_VALUE
 from core.trading.pairs import Pair
 
 SUBMIT = "order.submit"
@@ -217,3 +218,5 @@ def check_size_limits(pair: Pair, quantity: int) -> None:
     if quantity > pair.max_quantity:
         most = pair.size_text(pair.max_quantity)
         raise OrderRefused("quantity_above_max", "quantity", f"must be at most {most}")
+    if quantity // pair.lot >= MAX_VALUE:  # a pair stored before maxQuantity was bounded
+        raise OrderRefused("invalid_quantity", "quantity", "is too large")

@@ -27,7 +27,9 @@ import attrs
 
 from core.shared.errors import Conflict, NotFound, ValidationFailed
 from core.shared.ids import new_id
+from core.shared.money import MAX_UINT256
 from core.tokens.model import format_units
+from core.trading.commands import MAX_VALUE
 
 PAIR_SYMBOL_RE = re.compile(r"[A-Z0-9]{2,12}-[A-Z0-9]{2,12}")
 MAX_BPS = 10_000
@@ -213,6 +215,16 @@ class PairDefaults:
     min_lots: int = 1  # minQuantity = min_lots x lot
     max_lots: int = 10**12  # maxQuantity = max_lots x lot
 
+    def max_quantity(self, lot: int) -> int:
+        """``max_lots`` x ``lot``, kept within what a pair may hold (``max_quantity_bound``)."""
+        return lot * max(1, min(self.max_lots, max_quantity_bound(lot) // lot))
+
+
+def max_quantity_bound(lot: int) -> int:
+    """The largest maxQuantity a pair of ``lot`` may have: fewer than 2**62 lots (the matching
+    engine's bound) and at most 2**256 - 1 base units (the ledger's)."""
+    return min((MAX_VALUE - 1) * lot, MAX_UINT256)
+
 
 def check_fee(value: object, field: str) -> int:
     if type(value) is not int or not 0 <= value <= MAX_BPS:
@@ -243,8 +255,12 @@ def make_pair(
         fields["quoteTokenId"] = "must differ from the base token"
     if type(tick) is not int or tick <= 0:
         fields["tickSize"] = "must be positive"
+    elif tick > MAX_UINT256:
+        fields["tickSize"] = "is too large (at most 2**256 - 1 of the quote's smallest units)"
     if type(lot) is not int or lot <= 0:
         fields["lotSize"] = "must be positive"
+    elif lot > MAX_UINT256:
+        fields["lotSize"] = "is too large (at most 2**256 - 1 of the base's smallest units)"
     if not fields and (tick * lot) % 10**base_decimals:
         fields["tickSize"] = (
             "tickSize x lotSize must be a whole number of the quote token's smallest units"
@@ -285,6 +301,8 @@ def _check_limits(minimum: int, maximum: int, lot: int, fields: dict[str, str]) 
         fields["minQuantity"] = "must be a positive multiple of lotSize"
     if type(maximum) is not int or maximum <= 0 or maximum % lot:
         fields["maxQuantity"] = "must be a positive multiple of lotSize"
+    elif maximum > max_quantity_bound(lot):
+        fields["maxQuantity"] = "is too large (fewer than 2**62 lots, at most 2**256 - 1 units)"
     if not fields and minimum > maximum:
         fields["maxQuantity"] = "must be at least minQuantity"
 
@@ -300,11 +318,12 @@ def change_pair(pair: Pair, changes: Mapping[str, object], at: datetime) -> Pair
                 values[name] = check_fee(changes[name], camel)
             except ValidationFailed as exc:
                 fields.update(exc.fields)
-    minimum = changes.get("min_quantity", pair.min_quantity)
-    maximum = changes.get("max_quantity", pair.max_quantity)
-    assert isinstance(minimum, int) and isinstance(maximum, int)
-    _check_limits(minimum, maximum, pair.lot, fields)
-    values["min_quantity"], values["max_quantity"] = minimum, maximum
+    if "min_quantity" in changes or "max_quantity" in changes:  # a status change never fails
+        minimum = changes.get("min_quantity", pair.min_quantity)  # on limits stored before a
+        maximum = changes.get("max_quantity", pair.max_quantity)  # bound on them existed
+        assert isinstance(minimum, int) and isinstance(maximum, int)
+        _check_limits(minimum, maximum, pair.lot, fields)
+        values["min_quantity"], values["max_quantity"] = minimum, maximum
     if "status" in changes:
         status = changes["status"]
         if not isinstance(status, str) or status not in {s.value for s in PairStatus}:

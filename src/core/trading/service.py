@@ -164,7 +164,7 @@ async def create_pair_for_market(
         tick=tick,
         lot=lot,
         min_quantity=lot * defaults.min_lots,
-        max_quantity=lot * defaults.max_lots,
+        max_quantity=defaults.max_quantity(lot),
         maker_fee_bps=(
             market.maker_fee_bps if market.maker_fee_bps is not None else defaults.maker_fee_bps
         ),
@@ -272,7 +272,7 @@ class TradingService:
             lot = parse_units(command.lot_size, base.decimals, "lotSize", places=base.decimals)
             minimum = self._size(command.min_quantity, base, "minQuantity", lot)
             maximum = self._size(
-                command.max_quantity, base, "maxQuantity", lot * self._defaults.max_lots
+                command.max_quantity, base, "maxQuantity", self._defaults.max_quantity(lot)
             )
             pair = make_pair(
                 base_symbol=base.symbol,

@@ -22,6 +22,7 @@ from adapters.inbound.http.dependencies import HttpDependencies
 from adapters.inbound.http.guard import current_actor, guarded, public, query_text, read_body
 from adapters.inbound.http.openapi import DateTime, WireModel, documented, envelope
 from adapters.inbound.http.order_rate_limit import refuse_if_over
+from adapters.inbound.http.schemas import ShortText
 from core.ports.marketdata import MAX_CANDLES
 from core.shared.errors import ValidationFailed
 from core.trading.orders import CANCEL, READ_ANY, SUBMIT, OrderStatus, OrderType, Trade
@@ -237,7 +238,7 @@ class SubmitOrderIn(_Body):
         },
     )
 
-    trading_pair_id: StrictStr = Field(max_length=100, description="Pair id or symbol")
+    trading_pair_id: ShortText = Field(description="Pair id or symbol")
     side: Literal["BUY", "SELL"]
     type: Literal["LIMIT", "MARKET", "STOP_LIMIT"]
     time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
@@ -268,8 +269,8 @@ class CreatePairIn(_Body):
         },
     )
 
-    base_token: StrictStr = Field(max_length=100, description="Token id or symbol")
-    quote_token: StrictStr = Field(max_length=100, description="Token id or symbol")
+    base_token: ShortText = Field(description="Token id or symbol")
+    quote_token: ShortText = Field(description="Token id or symbol")
     tick_size: StrictStr = Field(max_length=80, pattern=DECIMAL)
     lot_size: StrictStr = Field(max_length=80, pattern=DECIMAL)
     min_quantity: StrictStr | None = Field(default=None, max_length=80, pattern=DECIMAL)

@@ -30,8 +30,10 @@ def install_ws(app: Quart, gateway: Gateway) -> None:
 
 async def _read(conn: Connection) -> None:
     while True:
-        data = await websocket.receive()
-        await conn.receive(data)
+        data: str | bytes | None = await websocket.receive()
+        # Quart hands an empty binary frame over as None (hypercorn's event carries
+        # ``"bytes": b""`` and ``"text": None``): still a binary frame, refused as one
+        await conn.receive(b"" if data is None else data)
         if conn.close_request is not None:
             return
 

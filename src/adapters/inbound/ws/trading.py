@@ -31,7 +31,8 @@ from adapters.inbound.ws.send_queue import Outgoing
 from core.shared.errors import PermissionDenied
 from core.shared.events import Actor, DomainEvent
 from core.shared.roles import roles_allow_any
-from core.trading.orders import CANCEL, SUBMIT
+from core.shared.text import TextError, clean_text, escape
+from core.trading.orders import CANCEL, MAX_CLIENT_ORDER_ID, SUBMIT
 from core.trading.service import SubmitOrder, TradingService
 from core.trading.writer import order_view
 
@@ -304,9 +305,12 @@ def order_ops(
         try:
             body = SubmitOrderIn.model_validate(fields)
         except pydantic.ValidationError as exc:
+            # a field's name may be the client's own (an unknown field): escaped, as every
+            # client text in a message
             names = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            listed = ", ".join(escape(name, max_length=32) or '""' for name in names)
             raise ClientError(
-                "validation_failed", "invalid order fields: " + ", ".join(names)[:200]
+                "validation_failed", "invalid order fields: " + listed[:200]
             ) from None
         result = await trading.submit(
             actor,
@@ -333,11 +337,15 @@ def order_ops(
         if (order_id is None) == (client_id is None):
             raise ClientError("invalid_params", "give exactly one of orderId, clientOrderId")
         if order_id is None:
-            if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
-                raise ClientError("invalid_params", "clientOrderId is invalid")
+            try:  # as the submit stored it: NFC, by the text rules
+                client_id = clean_text(client_id, max_length=MAX_CLIENT_ORDER_ID)
+            except TextError as exc:
+                raise ClientError("invalid_params", f"clientOrderId {exc}") from None
             order_id = await _by_client_id(trading, actor, client_id)
-        if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
-            raise ClientError("invalid_params", "orderId is invalid")
+        try:
+            order_id = clean_text(order_id, max_length=64)
+        except TextError as exc:
+            raise ClientError("invalid_params", f"orderId {exc}") from None
         result = await trading.cancel(actor, order_id)
         pair = await trading.get_pair(result.order.pair_id)
         return {"type": "ack", "order": order_view(pair, result.order)}
