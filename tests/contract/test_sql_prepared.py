@@ -279,3 +279,19 @@ def test_saving_a_pair_does_not_grow_with_its_orders(tmp_path: Path) -> None:
     raw.execute("COMMIT")
     assert steps() <= alone + 2
     raw.close()
+
+
+async def test_a_timestamp_repeated_across_rows_is_stored_exactly_each_time(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    """The timestamp processor remembers its last answer: the same object again, another
+    equal one, another instant and None are each stored as SQLAlchemy stores them."""
+    loop_conn, _, path = conns
+    now = datetime(2026, 11, 23, 23, 40, 0, 1, tzinfo=UTC)
+    other = datetime(2026, 11, 23, 18, 40, 0, 1, tzinfo=timezone(timedelta(hours=-5)))
+    stamps = [now, now, other, None, now, datetime(2000, 1, 1, tzinfo=UTC), now]
+    rows = [{"id": f"r{i}", "at": at} for i, at in enumerate(stamps)]
+    await Prepared.insert(fast).run(loop_conn, rows)
+    await loop_conn.execute(sa.insert(slow), rows)
+    loop_conn.sync_connection.commit()
+    assert _stored(path, "fast") == _stored(path, "slow")

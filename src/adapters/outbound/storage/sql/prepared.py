@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from adapters.outbound.storage.sql.loop_thread import LoopThreadConnection
+from adapters.outbound.storage.sql.types import UtcDateTime
 
 Processor = Callable[[Any], Any] | None
 Params = Mapping[str, Any]
@@ -67,10 +68,7 @@ class Prepared:
         names = tuple(compiled.positiontup)
         if len(set(names)) != len(names):
             raise TypeError("a parameter used twice in one statement")
-        binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names
-        )
+        binds = tuple((name, _processor(compiled.binds[name].type, dialect)) for name in names)
         fixed = {
             name: compiled.binds[name].effective_value
             for name in names
@@ -177,6 +175,26 @@ class Prepared:
             }
             for row in fetched
         ]
+
+
+def _processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor:
+    """The type's bind processor; for a timestamp, one that remembers its last answer (a
+    batch writes the same ``now`` in most of its rows, and the same object)."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or not isinstance(type_, sa.DateTime | UtcDateTime):
+        return process
+    last: tuple[Any, Any] = (None, None)
+
+    def remembered(value: Any) -> Any:
+        nonlocal last
+        seen, answer = last
+        if value is seen and value is not None:
+            return answer
+        answer = process(value)
+        last = (value, answer)
+        return answer
+
+    return remembered
 
 
 def settable(table: sa.Table) -> dict[str, Any]:
