@@ -20,6 +20,7 @@ from tests.unit.trading_helpers import (
     TRADING,
     USD,
     admin,
+    assert_no_trace,
     balance,
     data,
     error,
@@ -41,15 +42,6 @@ async def setup(client: Any, runtime: Runtime) -> dict[str, Any]:
     await fund(runtime, "alice", pair["baseTokenId"], 10 * ETH)
     await fund(runtime, "alice", pair["quoteTokenId"], 1_000 * USD)
     return pair
-
-
-async def assert_no_trace(client: Any, runtime: Runtime, pair: dict[str, Any]) -> None:
-    for token in (pair["baseTokenId"], pair["quoteTokenId"]):
-        assert (await balance(runtime, "alice", token)).locked == 0
-    book = await data(await client.get(f"{TRADING}/pairs/{pair['id']}/orderbook"))
-    assert book["bids"] == [] and book["asks"] == []
-    mine = await client.get(f"{TRADING}/users/alice/orders", headers=trader(runtime, "alice"))
-    assert all(o["status"] not in ("OPEN", "PARTIALLY_FILLED") for o in await data(mine))
 
 
 LIMIT = {"side": "BUY", "type": "LIMIT", "price": "10.05", "quantity": "1.00"}

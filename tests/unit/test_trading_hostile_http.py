@@ -23,7 +23,7 @@ from tests.unit.trading_helpers import (
     TRADING,
     USD,
     admin,
-    balance,
+    assert_no_trace,
     data,
     fund,
     make_pair,
@@ -144,17 +144,6 @@ async def refused(response: Any, *statuses: int) -> dict[str, Any]:
     return error
 
 
-async def no_trace(client: Any, runtime: Runtime, pair: dict[str, Any]) -> None:
-    for token in (pair["baseTokenId"], pair["quoteTokenId"]):
-        assert (await balance(runtime, "alice", token)).locked == 0
-    book = await data(await client.get(f"{TRADING}/pairs/{pair['id']}/orderbook"))
-    assert book["bids"] == [] and book["asks"] == []
-    mine = await data(
-        await client.get(f"{TRADING}/users/alice/orders", headers=trader(runtime, "alice"))
-    )
-    assert all(o["status"] in ("REJECTED", "CANCELLED", "EXPIRED") for o in mine), mine
-
-
 async def post_raw(client: Any, runtime: Runtime, body: str | bytes, **headers: str) -> Any:
     return await client.post(
         f"{TRADING}/orders",
@@ -194,7 +183,7 @@ async def test_each_order_field_refuses_every_nasty_value(
                 continue
             await refused(response)
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 RAW_BODIES = [
@@ -228,7 +217,7 @@ async def test_raw_bodies_are_refused(
 ) -> None:
     await refused(await post_raw(client, runtime, raw))
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 async def test_bodies_that_are_not_utf8_or_not_json_typed(
@@ -242,7 +231,7 @@ async def test_bodies_that_are_not_utf8_or_not_json_typed(
         await post_raw(client, runtime, good.decode("ascii").encode("utf-16")), 400, 415, 422
     )
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 order_values = st.one_of(
@@ -257,14 +246,11 @@ order_values = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(changes=st.dictionaries(st.sampled_from([*ORDER_FIELDS, "x", ""]), order_values))
-async def test_generated_orders_never_500_and_refusals_leave_no_trace(
-    client: Any, runtime: Runtime, pair: dict[str, Any], changes: dict[str, Any]
+async def accepted_cancelled_or_refused(
+    client: Any, runtime: Runtime, pair: dict[str, Any], response: Any
 ) -> None:
-    body = {**LIMIT, **changes}
-    response = await client.post(f"{TRADING}/orders", json=body, headers=trader(runtime, "alice"))
-    assert response.status_code != 500, (body, await response.get_json())
+    """A generated order is either refused cleanly, or accepted and then cancelled: either
+    way nothing is left behind."""
     if response.status_code == 201:
         order = await data(response)
         if order["status"] in ("OPEN", "PENDING_TRIGGER", "PARTIALLY_FILLED"):
@@ -274,7 +260,18 @@ async def test_generated_orders_never_500_and_refusals_leave_no_trace(
             assert cancelled.status_code == 200
     else:
         await refused(response)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(changes=st.dictionaries(st.sampled_from([*ORDER_FIELDS, "x", ""]), order_values))
+async def test_generated_orders_never_500_and_refusals_leave_no_trace(
+    client: Any, runtime: Runtime, pair: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    body = {**LIMIT, **changes}
+    response = await client.post(f"{TRADING}/orders", json=body, headers=trader(runtime, "alice"))
+    assert response.status_code != 500, (body, await response.get_json())
+    await accepted_cancelled_or_refused(client, runtime, pair, response)
 
 
 # -- path and query parameters -----------------------------------------------------------------
@@ -501,7 +498,7 @@ async def test_pair_limits_stay_within_what_the_engine_and_the_ledger_hold(
         )
         assert field in (await refused(response, 422))["details"]["fields"]
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 async def test_an_oversized_body_is_413(
@@ -511,7 +508,7 @@ async def test_an_oversized_body_is_413(
     error = await refused(await post_raw(client, runtime, padded), 413)
     assert error["code"] == "payload_too_large"
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 UNCLEAN = ["\x00", "WETH-USDC\n", "\u202eCDSU-HTEW", " ", "\u200b", "a\x1b[31m", "\ud800"]
@@ -545,7 +542,7 @@ async def test_references_in_bodies_follow_the_text_rules(
         f"{TRADING}/orders/{(await data(by_id))['id']}", headers=trader(runtime, "alice")
     )
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
@@ -562,16 +559,7 @@ async def test_generated_raw_bodies_never_500(
     client: Any, runtime: Runtime, pair: dict[str, Any], raw: bytes
 ) -> None:
     response = await post_raw(client, runtime, raw)
-    if response.status_code == 201:
-        order = await data(response)
-        if order["status"] in ("OPEN", "PENDING_TRIGGER", "PARTIALLY_FILLED"):
-            cancelled = await client.delete(
-                f"{TRADING}/orders/{order['id']}", headers=trader(runtime, "alice")
-            )
-            assert cancelled.status_code == 200
-    else:
-        await refused(response)
-    await no_trace(client, runtime, pair)
+    await accepted_cancelled_or_refused(client, runtime, pair, response)
 
 
 async def pair_events(runtime: Runtime, pair_id: str) -> int:
@@ -608,7 +596,7 @@ async def test_orders_refused_in_the_writer_leave_no_event_and_no_book_seq(
     assert (await data(await client.get(url)))["seq"] == seq
     assert await pair_events(runtime, pair["id"]) == events
     no_500(caplog)
-    await no_trace(client, runtime, pair)
+    await assert_no_trace(client, runtime, pair)
 
 
 async def test_a_cursor_with_a_trailing_newline_is_refused(

@@ -87,3 +87,18 @@ async def place(client: Any, runtime: Runtime, user: str, **order: Any) -> Any:
 
 ETH = 10**18
 USD = 10**6
+
+
+async def assert_no_trace(
+    client: Any, runtime: Runtime, pair: dict[str, Any], user: str = "alice"
+) -> None:
+    """What refused input must leave: nothing of ``user``'s locked, an empty book, no live
+    order."""
+    for token in (pair["baseTokenId"], pair["quoteTokenId"]):
+        assert (await balance(runtime, user, token)).locked == 0
+    book = await data(await client.get(f"{TRADING}/pairs/{pair['id']}/orderbook"))
+    assert book["bids"] == [] and book["asks"] == []
+    mine = await data(
+        await client.get(f"{TRADING}/users/{user}/orders", headers=trader(runtime, user))
+    )
+    assert all(o["status"] in ("REJECTED", "CANCELLED", "EXPIRED") for o in mine), mine

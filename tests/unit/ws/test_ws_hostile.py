@@ -21,7 +21,13 @@ from bootstrap import Runtime
 from core.shared.text import text_problem
 from settings import Settings
 from tests.unit.conftest import SECRET
-from tests.unit.trading_helpers import ETH, TRADING, USD, balance, data, fund, make_pair, trader
+from tests.unit.trading_helpers import (
+    ETH,
+    USD,
+    assert_no_trace,
+    fund,
+    make_pair,
+)
 
 WS = "/api/v1/ws"
 OPS = ["auth", "subscribe", "unsubscribe", "order.submit", "order.cancel", "ping"]
@@ -138,18 +144,6 @@ async def authed(ws: Any, runtime: Runtime, user: str = "alice") -> None:
     assert (await ask(ws, {"op": "auth", "token": tok}))["type"] == "authenticated"
 
 
-async def no_trace(app: Any, runtime: Runtime, pair: dict[str, Any]) -> None:
-    client = app.test_client()
-    for token in (pair["baseTokenId"], pair["quoteTokenId"]):
-        assert (await balance(runtime, "alice", token)).locked == 0
-    book = await data(await client.get(f"{TRADING}/pairs/{pair['id']}/orderbook"))
-    assert book["bids"] == [] and book["asks"] == []
-    mine = await data(
-        await client.get(f"{TRADING}/users/alice/orders", headers=trader(runtime, "alice"))
-    )
-    assert all(o["status"] in ("REJECTED", "CANCELLED", "EXPIRED") for o in mine), mine
-
-
 RAW_FRAMES: list[str | bytes] = [
     "",
     " ",
@@ -232,7 +226,7 @@ async def test_every_field_of_every_op_refuses_nasty_values(
                     is_error(answer)
             await still_alive(ws)
     no_errors_logged(caplog)
-    await no_trace(app, runtime, pair)
+    await assert_no_trace(app.test_client(), runtime, pair)
 
 
 ACCEPTING = {
@@ -332,7 +326,7 @@ async def test_generated_frames_get_an_answer_and_leave_no_trace(
             assert answer["type"] == "error" and answer["code"] == "bad_frame"
         await settle(ws, frame, answer)
         await still_alive(ws)
-    await no_trace(app, runtime, pair)
+    await assert_no_trace(app.test_client(), runtime, pair)
 
 
 async def test_an_empty_binary_frame_is_refused_like_any_binary_frame(
@@ -364,7 +358,7 @@ async def test_cancel_by_client_order_id_reads_it_as_submit_does(
         assert cancelled["type"] == "ack", cancelled
         assert cancelled["order"]["status"] == "CANCELLED"
     no_errors_logged(caplog)
-    await no_trace(app, runtime, pair)
+    await assert_no_trace(app.test_client(), runtime, pair)
 
 
 CHANNELS = {  # a good subscription of each channel
@@ -418,7 +412,7 @@ async def test_order_ids_and_pairs_of_order_ops_follow_the_text_rules(
             assert answer["code"] == "validation_failed", answer
             assert "tradingPairId" in answer["message"]
     no_errors_logged(caplog)
-    await no_trace(app, runtime, pair)
+    await assert_no_trace(app.test_client(), runtime, pair)
 
 
 json_values = st.recursive(

@@ -55,6 +55,17 @@ class Prepared:
         """An INSERT into ``table`` of the columns the first parameter set names."""
         return cls(sa.insert(table))
 
+    @classmethod
+    def replace(cls, table: sa.Table) -> Prepared:
+        """``UPDATE table SET <every column but the key> WHERE id = :k_id AND version =
+        :k_version``: a versioned row replaced (its parameters: the columns, ``k_id``,
+        ``k_version``)."""
+        return cls(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("k_id"), table.c.version == sa.bindparam("k_version"))
+            .values(settable(table))
+        )
+
     def _compile(self, dialect: Dialect, sample: Params) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is not None:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.outbound.storage.sql.prepared import Prepared, settable
+from adapters.outbound.storage.sql.prepared import Prepared
 from adapters.outbound.storage.sql.tables import LIVE_ORDER, trading_pairs
 from adapters.outbound.storage.sql.tables import orders as order_rows
 from adapters.outbound.storage.sql.tables import trades as trade_rows
@@ -93,14 +93,7 @@ _PAIR_BY = {
     column: Prepared(sa.select(trading_pairs).where(trading_pairs.c[column] == sa.bindparam("key")))
     for column in ("id", "symbol", "market_id")
 }
-_SAVE_PAIR = Prepared(
-    sa.update(trading_pairs)
-    .where(
-        trading_pairs.c.id == sa.bindparam("k_id"),
-        trading_pairs.c.version == sa.bindparam("k_version"),
-    )
-    .values(settable(trading_pairs))
-)
+_SAVE_PAIR = Prepared.replace(trading_pairs)
 
 
 class SqlPairRepository(PairRepository):
@@ -176,14 +169,7 @@ def _by_seq(entry: BookEntry) -> int:
 
 # Built once: a pair's writer saves every order a batch touched (building and caching the
 # statement per order cost more than running it).
-_SAVE_ORDER = Prepared(
-    sa.update(order_rows)
-    .where(
-        order_rows.c.id == sa.bindparam("k_id"),
-        order_rows.c.version == sa.bindparam("k_version"),
-    )
-    .values(settable(order_rows))
-)
+_SAVE_ORDER = Prepared.replace(order_rows)
 _INSERT_ORDER = Prepared.insert(order_rows)
 _ORDER_BY_ID = Prepared(sa.select(order_rows).where(order_rows.c.id == sa.bindparam("key")))
 _INSERT_TRADE = Prepared.insert(trade_rows)
