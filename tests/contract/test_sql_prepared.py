@@ -295,3 +295,20 @@ async def test_a_timestamp_repeated_across_rows_is_stored_exactly_each_time(
     await loop_conn.execute(sa.insert(slow), rows)
     loop_conn.sync_connection.commit()
     assert _stored(path, "fast") == _stored(path, "slow")
+
+
+async def test_a_savepoint_sqlite_already_dropped_fails_with_sqlalchemys_error(
+    conns: tuple[AsyncConnection, AsyncConnection, Path],
+) -> None:
+    """(SQLite ends the whole transaction on some errors, a full disk among them.)"""
+    from sqlalchemy.exc import OperationalError
+
+    loop_conn, _, _ = conns
+    savepoint = await loop_conn.begin_nested()
+    raw = loop_conn.sync_connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("ROLLBACK")  # what SQLite does by itself after such an error
+    with pytest.raises(OperationalError, match="no such savepoint"):
+        await savepoint.rollback()
+    assert not savepoint.is_active
+    raw.execute("BEGIN")  # for the fixture's own rollback

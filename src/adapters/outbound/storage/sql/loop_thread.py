@@ -121,6 +121,12 @@ def loop_thread_writer(engine: AsyncEngine) -> Engine | None:
     return writer
 
 
+def translated(sql: str, params: Any, exc: sqlite3.Error) -> sa_exc.StatementError:
+    """The SQLAlchemy error ``execute`` would raise for a driver error (``IntegrityError``
+    for a constraint, ``OperationalError``...)."""
+    return sa_exc.DBAPIError.instance(sql, params, exc, sqlite3.Error)
+
+
 def _dbapi(connection: Connection) -> sqlite3.Connection:
     raw = connection.connection.dbapi_connection
     assert isinstance(raw, sqlite3.Connection)
@@ -215,8 +221,14 @@ class _Savepoint:
     with it)."""
 
     def __init__(self, raw: sqlite3.Connection, name: str) -> None:
-        raw.execute(f"SAVEPOINT {name}")
         self._raw, self._name, self._active = raw, name, True
+        self._send(f"SAVEPOINT {name}")
+
+    def _send(self, sql: str) -> None:
+        try:
+            self._raw.execute(sql)
+        except sqlite3.Error as exc:
+            raise translated(sql, (), exc) from exc
 
     def __await__(self) -> Generator[Any, None, _Savepoint]:
         return self._itself().__await__()
@@ -246,12 +258,12 @@ class _Savepoint:
 
     async def commit(self) -> None:
         self._active = False
-        self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+        self._send(f"RELEASE SAVEPOINT {self._name}")
 
     async def rollback(self) -> None:
         self._active = False
-        self._raw.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
-        self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+        self._send(f"ROLLBACK TO SAVEPOINT {self._name}")
+        self._send(f"RELEASE SAVEPOINT {self._name}")
 
 
 class LoopThreadConnection:

@@ -19,12 +19,11 @@ from typing import Any, cast
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from adapters.outbound.storage.sql.loop_thread import LoopThreadConnection
+from adapters.outbound.storage.sql.loop_thread import LoopThreadConnection, translated
 from adapters.outbound.storage.sql.types import UtcDateTime
 
 Processor = Callable[[Any], Any] | None
@@ -146,7 +145,7 @@ class Prepared:
         try:
             return int(call(compiled.sql, bound).rowcount)
         except sqlite3.Error as exc:
-            raise _translated(compiled.sql, bound, exc) from exc
+            raise translated(compiled.sql, bound, exc) from exc
 
     async def insert_id(self, conn: AsyncConnection, params: Params) -> int:
         """An INSERT of one row; the integer primary key it was given."""
@@ -161,7 +160,7 @@ class Prepared:
         try:
             row_id = raw.execute(compiled.sql, bound).lastrowid
         except sqlite3.Error as exc:
-            raise _translated(compiled.sql, bound, exc) from exc
+            raise translated(compiled.sql, bound, exc) from exc
         assert row_id is not None
         return int(row_id)
 
@@ -177,7 +176,7 @@ class Prepared:
         try:
             fetched = raw.execute(compiled.sql, bound).fetchall()
         except sqlite3.Error as exc:
-            raise _translated(compiled.sql, bound, exc) from exc
+            raise translated(compiled.sql, bound, exc) from exc
         columns, results = compiled.columns, compiled.results
         return [
             {
@@ -218,8 +217,3 @@ def settable(table: sa.Table) -> dict[str, Any]:
         for column in table.c
         if not column.primary_key
     }
-
-
-def _translated(sql: str, params: Any, exc: sqlite3.Error) -> sa_exc.StatementError:
-    """The SQLAlchemy error ``execute`` would raise (``IntegrityError`` for a constraint)."""
-    return sa_exc.DBAPIError.instance(sql, params, exc, sqlite3.Error)
