@@ -36,6 +36,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import base64  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -46,6 +47,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime  # noqa: E402
 from typing import Any  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 
@@ -68,6 +70,145 @@ class Stats:
         self.closed = 0
         self.lags: list[float] = []
         self.subscribed = 0
+        self.counting = False  # set at the go: messages before it are not counted
+
+
+class FrameSubscriber(asyncio.Protocol):
+    """A cheap subscriber: a plain socket, a hand-made handshake (no extension offered), and
+    frame headers scanned in ``data_received``. It reads everything the server sends (never a
+    slow consumer). Until the go, and always when ``sample``, every frame is parsed as JSON
+    (book ``seq`` gaps, trade lags); the others only count frames after the go and look at
+    the first bytes of each for a ``gap`` notice or an ``error`` (``slow_consumer``)."""
+
+    def __init__(self, stats: Stats, sample: bool, host: str, path: str) -> None:
+        self.stats = stats
+        self.sample = sample
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n"
+        ).encode()
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.snapshots = 0
+        self.book_seq: int | None = None
+        self.transport: asyncio.Transport | None = None
+        self.handshake_done = asyncio.get_running_loop().create_future()
+        self.finished = False  # the bench stopped reading: a close is not a gap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def send_text(self, text: str) -> None:
+        """One masked client text frame (payloads under 126 bytes here)."""
+        payload = text.encode()
+        assert self.transport is not None and len(payload) < 126
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.handshake_done.set_exception(RuntimeError(bytes(buffer[:40]).decode()))
+                return
+            del buffer[: end + 4]
+            self.upgraded = True
+            self.handshake_done.set_result(None)
+        stats, at, size = self.stats, 0, len(buffer)
+        parse = self.sample or not stats.counting
+        while size - at >= 2:
+            opcode, length, head = buffer[at] & 0x0F, buffer[at + 1] & 0x7F, 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, head = int.from_bytes(buffer[at + 2 : at + 4]), 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, head = int.from_bytes(buffer[at + 2 : at + 10]), 10
+            if size - at < head + length:
+                break
+            start = at + head
+            at = start + length
+            if opcode == 8:  # the server closed it (slow_consumer: 1008)
+                self.closed()
+                continue
+            if stats.counting:
+                stats.messages += 1
+            if parse:
+                self.on_message(json.loads(buffer[start:at]))
+            elif buffer[start + 8 : start + 12] in (b'"gap', b'"err') and (  # {"type":"gap"...
+                buffer[start + 9] == 0x67 or buffer.find(b"slow_consumer", start, at) >= 0
+            ):  # a gap notice, or the slow_consumer error (no other error: no op is sent)
+                stats.gaps += 1
+        del buffer[:at]
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        stats = self.stats
+        kind, channel = msg.get("type"), msg.get("channel")
+        if kind == "gap" or (kind == "error" and msg.get("code") == "slow_consumer"):
+            stats.gaps += 1
+        elif kind == "snapshot":
+            if not stats.counting:
+                self.snapshots += 1
+            if channel == "book":
+                self.book_seq = msg["seq"]
+        elif channel == "book" and kind == "update":
+            if self.book_seq is not None and msg.get("fromSeq", msg["seq"]) != self.book_seq + 1:
+                stats.gaps += 1
+            self.book_seq = msg["seq"]
+        elif channel == "trades" and kind == "update" and self.sample and stats.counting:
+            at = datetime.fromisoformat(msg["trade"]["executedAt"]).timestamp()
+            stats.lags.append(time.time() - at)
+
+    def closed(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.stats.closed += 1
+            self.stats.gaps += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake_done.done():
+            self.handshake_done.set_exception(ConnectionError("closed in the handshake"))
+        self.closed()
+
+
+async def frame_subscriber(
+    url: str, stats: Stats, stop: asyncio.Event, sample: bool, channels: list[str]
+) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    loop = asyncio.get_running_loop()
+    try:
+        _, sub = await loop.create_connection(
+            lambda: FrameSubscriber(stats, sample, f"{host}:{port}", parts.path), host, port
+        )
+        await asyncio.wait_for(sub.handshake_done, 60)
+        wanted = [frame for frame in CHANNELS if frame["channel"] in channels]
+        for frame in wanted:
+            sub.send_text(json.dumps({"op": "subscribe", **frame}))
+        async with asyncio.timeout(120):
+            while sub.snapshots < len(wanted) and not sub.finished:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    except Exception:
+        stats.closed += 1
+        stats.gaps += 1
+        return
+    if sub.finished:
+        return
+    stats.subscribed += 1
+    await stop.wait()
+    sub.finished = True
+    assert sub.transport is not None
+    sub.transport.abort()
 
 
 async def subscriber(
@@ -118,23 +259,42 @@ async def subscriber(
         stats.gaps += 1
 
 
-def client_process(url: str, count: int, index: int, conn: Any, channels: list[str]) -> None:
+def client_process(
+    url: str,
+    count: int,
+    index: int,
+    conn: Any,
+    channels: list[str],
+    client: str = "frames",
+    sample_every: int = 20,
+) -> None:
     """Runs ``count`` subscribers; tells the parent when all subscribed, waits for 'go' and
     'stop', then sends back its figures."""
 
     async def run() -> dict[str, Any]:
         stats = Stats()
         ready, stop = asyncio.Event(), asyncio.Event()
-        tasks = [
-            asyncio.create_task(subscriber(url, stats, ready, stop, (i % 5 == 0), channels))
-            for i in range(count)
-        ]
+        if client == "frames":
+            tasks = [
+                asyncio.create_task(
+                    frame_subscriber(url, stats, stop, (i % sample_every == 0), channels)
+                )
+                for i in range(count)
+            ]
+        else:
+            tasks = [
+                asyncio.create_task(
+                    subscriber(url, stats, ready, stop, (i % sample_every == 0), channels)
+                )
+                for i in range(count)
+            ]
         while stats.subscribed + stats.closed < count:  # noqa: ASYNC110 - counters, no event
             await asyncio.sleep(0.1)
         conn.send(("subscribed", stats.subscribed))
         loop = asyncio.get_running_loop()
         assert await loop.run_in_executor(None, conn.recv) == "go"
         stats.messages = 0
+        stats.counting = True
         ready.set()
         assert await loop.run_in_executor(None, conn.recv) == "stop"
         stop.set()
@@ -223,7 +383,16 @@ def one_round(
         for index, share in enumerate(shares):
             parent, child = ctx.Pipe()
             process = ctx.Process(
-                target=client_process, args=(server.ws_url, share, index, child, channels)
+                target=client_process,
+                args=(
+                    server.ws_url,
+                    share,
+                    index,
+                    child,
+                    channels,
+                    options.client,
+                    options.sample_every,
+                ),
             )
             process.start()
             children.append((process, parent))
@@ -283,6 +452,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--channels", default="book,trades,ticker", help="comma-separated")
+    parser.add_argument(
+        "--client",
+        choices=("frames", "websockets"),
+        default="frames",
+        help="frames: plain sockets scanning frame headers (a sample parses JSON); "
+        "websockets: every subscriber a websockets client parsing every message (the old way)",
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=int,
+        default=20,
+        help="one subscriber in N parses every message (lags, seq gaps)",
+    )
     parser.add_argument("--compare", metavar="REF", help="also measure this git revision")
     parser.add_argument("--runs", type=int, default=1, help="rounds (alternating with --compare)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy raw stacks of each round here")
@@ -306,6 +488,8 @@ def main() -> None:
         "rate": options.rate,
         "duration_s": options.duration,
         "channels": options.channels.split(","),
+        "client": options.client,
+        "sample_every": options.sample_every,
         "runs": options.runs,
     }
     after = rounds["after"]

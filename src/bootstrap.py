@@ -212,6 +212,7 @@ def ws_limits(settings: Settings) -> WsLimits:
         rate_per_second=settings.ws_rate_per_second,
         rate_burst=settings.ws_rate_burst,
         heartbeat_seconds=settings.ws_heartbeat_seconds,
+        raw_writes=settings.ws_raw_writes,
     )
 
 

@@ -193,6 +193,7 @@ class Settings(BaseSettings):
     ws_rate_burst: int = Field(default=50, ge=1)
     ws_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ws_compression: bool = False  # permessage-deflate when a client offers it (costly fan-out)
+    ws_raw_writes: bool = True  # queued frames in one socket write below ASGI (ws/raw_write.py)
     log_level: str = "INFO"
     # text, json, or auto (None): json in production or when stderr is not a terminal
     log_format: Literal["text", "json", "auto"] | None = None

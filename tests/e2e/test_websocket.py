@@ -1,7 +1,9 @@
 """``/api/v1/ws`` on a real ``rwa-market serve`` (hypercorn, embedded profile) with real
 WebSocket clients (the ``websockets`` package): ops and answers, market lifecycle events from
 real HTTP registrations, private channels per user, the frame size limit, and a client that
-stops reading while the others keep their latency."""
+stops reading while the others keep their latency. Every test runs twice: with frames written
+below ASGI (the default, ``ws/raw_write.py``) and with ``RWA_WS_RAW_WRITES=false`` (one ASGI
+``websocket.send`` per frame)."""
 
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ from tests.e2e.server import API, RwaServer, start_server
 SEND_QUEUE = 32
 
 
-@pytest.fixture(scope="module")
-def ws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RwaServer]:
+@pytest.fixture(scope="module", params=["raw writes", "ASGI sends"])
+def ws_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RwaServer]:
     server = start_server(
         Path(tmp_path_factory.mktemp("rwa-ws")),
         env={
+            "RWA_WS_RAW_WRITES": "true" if request.param == "raw writes" else "false",
             "RWA_WS_SEND_QUEUE": str(SEND_QUEUE),
             "RWA_WS_MAX_MESSAGE_BYTES": "4096",
             "RWA_WS_RATE_PER_SECOND": "1000",
@@ -75,9 +80,20 @@ async def register(http: httpx.AsyncClient, server: RwaServer) -> str:
     return market_id
 
 
-async def test_ops_answers_and_bad_input_over_a_real_connection(ws_server: RwaServer) -> None:
+def sending_path(server: RwaServer) -> str:
+    """How the server says it sends to its connections: ``raw writes`` or ``ASGI sends``."""
+    paths = {"raw writes", "ASGI sends"}
+    found = {path for path in paths if f"open, {path})" in server.log_text()}
+    assert len(found) == 1, server.log_tail()
+    return found.pop()
+
+
+async def test_ops_answers_and_bad_input_over_a_real_connection(
+    ws_server: RwaServer, request: pytest.FixtureRequest
+) -> None:
     async with connect(ws_url(ws_server)) as ws:
         assert await ask(ws, {"op": "ping", "reqId": "a"}) == {"type": "pong", "reqId": "a"}
+        assert sending_path(ws_server) == request.node.callspec.params["ws_server"]
         for frame, code in (
             ("{oops", "bad_json"),
             ("[]", "bad_frame"),

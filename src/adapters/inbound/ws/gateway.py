@@ -46,6 +46,9 @@ CLOSE_POLICY = 1008  # slow consumer, rate limit
 CLOSE_TOO_BIG = 1009
 CLOSE_GOING_AWAY = 1001
 HEARTBEAT = Outgoing({"type": "heartbeat"})  # not counted in the ``ws_messages`` metric
+# a raw write carries whole frames up to about this many bytes (asyncio's default high-water
+# mark: the transport's drain waits above it, as it does for one frame through ASGI)
+RAW_WRITE_BYTES = 64 * 1024
 
 
 @attrs.frozen
@@ -59,6 +62,7 @@ class WsLimits:
     heartbeat_seconds: float = 5.0
     max_subscriptions: int = 50
     close_timeout_seconds: float = 1.0  # for the last error frame and the close
+    raw_writes: bool = True  # a drained batch in one write below ASGI when allowed (raw_write.py)
 
 
 @attrs.define
@@ -69,6 +73,8 @@ class GatewayCounters:
     connections_total: int = 0
     messages_in: int = 0  # client frames received
     messages_out: int = 0  # frames sent, heartbeats included
+    raw_writes: int = 0  # socket writes of whole frames below ASGI (``FrameWrite``)
+    raw_connections: int = 0  # connections opened with a ``FrameWrite``
     slow_consumer_closes: int = 0
     rate_limited_closes: int = 0
     oversized_closes: int = 0
@@ -135,6 +141,9 @@ class ChannelSubscription:
 
 
 SendText = Callable[[str], Awaitable[None]]
+# Writes whole server text frames (``Outgoing.frame``) at once, below ASGI; False when it can
+# no longer (nothing written: the caller sends them with ``SendText``). See ``raw_write.py``.
+FrameWrite = Callable[[bytes], Awaitable[bool]]
 GroupKey = tuple[Channel, SubscribeRequest]
 # An op past ``auth`` (``order.submit``): the actor and the frame; its answer (``reqId`` added)
 OpHandler = Callable[[Actor, dict[str, Any]], Awaitable[Mapping[str, Any]]]
@@ -143,11 +152,14 @@ OpHandler = Callable[[Actor, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 class Connection:
     """The protocol state of one WebSocket connection (no Quart in here: ``send`` is given)."""
 
-    def __init__(self, gateway: Gateway, number: int, send: SendText) -> None:
+    def __init__(
+        self, gateway: Gateway, number: int, send: SendText, write: FrameWrite | None = None
+    ) -> None:
         self.gateway = gateway
         self.number = number
         self.limits = gateway.limits
         self._send = send
+        self._write = write
         self.queue = SendQueue(self.limits.send_queue)
         self._wake = asyncio.Event()
         self.bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
@@ -196,11 +208,18 @@ class Connection:
             self.queue.clear()
             self.close_requested.set()
 
+    @property
+    def writes_raw(self) -> bool:
+        """Whether the sender writes frames below ASGI (``FrameWrite``)."""
+        return self._write is not None
+
     async def run_sender(self) -> None:
         """Send queued frames in order, all that wait at each wake-up (an enqueue wakes the
         sender at most once a loop turn, however many messages come); a heartbeat after
         ``heartbeat_seconds`` of silence (a timer of its own, see ``_heartbeat_due``, not a
-        timeout around every wait)."""
+        timeout around every wait). With a ``FrameWrite``, the waiting frames go out in
+        writes of up to ``RAW_WRITE_BYTES``, each awaited like one ASGI send (the transport
+        drains), else one ``send`` per frame."""
         loop = asyncio.get_running_loop()
         counters, metrics = self.gateway.counters, self.gateway.metrics
         try:
@@ -209,6 +228,12 @@ class Connection:
                 message = self.queue.pop()
                 while message is not None:
                     self._idle_since = None
+                    if self._write is not None:
+                        sent += await self._write_batch(message)
+                        if self.queue:  # more than a batch, or more came: others first
+                            await asyncio.sleep(0)
+                        message = self.queue.pop()
+                        continue
                     counters.messages_out += 1
                     await self._send(message.text)
                     if message is not HEARTBEAT:
@@ -227,6 +252,29 @@ class Connection:
             if self._heartbeat is not None:
                 self._heartbeat.cancel()
                 self._heartbeat = None
+
+    async def _write_batch(self, first: Outgoing) -> int:
+        """``first`` and the frames waiting after it, up to ``RAW_WRITE_BYTES``, in one
+        ``FrameWrite``; through ``SendText`` one by one if it can no longer write. The number
+        of messages sent, heartbeats not counted."""
+        assert self._write is not None
+        batch = [first]
+        size = len(first.frame)
+        while size < RAW_WRITE_BYTES:
+            message = self.queue.pop()
+            if message is None:
+                break
+            batch.append(message)
+            size += len(message.frame)
+        counters = self.gateway.counters
+        counters.messages_out += len(batch)
+        if await self._write(b"".join([message.frame for message in batch])):
+            counters.raw_writes += 1
+        else:  # the stream is closing: ASGI from now on (hypercorn drops what it must)
+            self._write = None
+            for message in batch:
+                await self._send(message.text)
+        return len(batch) - batch.count(HEARTBEAT)
 
     def _heartbeat_due(self) -> None:
         """The heartbeat timer: a heartbeat once the sender has been idle for
@@ -545,9 +593,15 @@ class Gateway:
 
     # -- connections and subscriptions --------------------------------------------------------
 
-    def open(self, send: SendText) -> Connection:
-        conn = Connection(self, next(self._numbers), send)
+    def open(self, send: SendText, write: FrameWrite | None = None) -> Connection:
+        """A new connection sending with ``send`` (one frame at a time), or with ``write``
+        (whole frames at once) when given and ``limits.raw_writes`` allows it."""
+        if not self.limits.raw_writes:
+            write = None
+        conn = Connection(self, next(self._numbers), send, write)
         self._connections.add(conn)
+        if write is not None:
+            self.counters.raw_connections += 1
         self.counters.connections_open += 1
         self.counters.connections_total += 1
         self.metrics.ws_connection(opened=True)

@@ -9,6 +9,7 @@ import logging
 from quart import Blueprint, Quart, current_app, websocket
 
 from adapters.inbound.ws.gateway import Connection, Gateway
+from adapters.inbound.ws.raw_write import expose_asgi_send, raw_writer
 from adapters.inbound.ws.send_queue import Outgoing
 from logs import bind_connection, new_id
 
@@ -24,6 +25,8 @@ def install_ws(app: Quart, gateway: Gateway) -> None:
     """Serve ``/api/v1/ws`` with ``gateway``; its bus subscription lives with the app."""
     app.config[CONFIG_KEY] = gateway
     app.register_blueprint(ws)
+    # the server's ASGI send in the WebSocket scope, for writes below ASGI (raw_write.py)
+    app.asgi_app = expose_asgi_send(app.asgi_app)  # type: ignore[method-assign]
     app.before_serving(gateway.start)
     app.after_serving(gateway.stop)
 
@@ -43,8 +46,14 @@ async def gateway_endpoint() -> None:
     gateway: Gateway = current_app.config[CONFIG_KEY]
     await websocket.accept()
     bind_connection(new_id())  # every line of this connection (and its tasks) carries it
-    conn = gateway.open(websocket.send)
-    log.info("ws connection %d opened (%d open)", conn.number, gateway.connections)
+    writer = raw_writer(websocket.scope) if gateway.limits.raw_writes else None
+    conn = gateway.open(websocket.send, None if writer is None else writer.write)
+    log.info(
+        "ws connection %d opened (%d open, %s)",
+        conn.number,
+        gateway.connections,
+        "raw writes" if conn.writes_raw else "ASGI sends",
+    )
     tasks = [
         asyncio.create_task(conn.run_sender()),
         asyncio.create_task(_read(conn)),

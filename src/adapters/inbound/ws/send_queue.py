@@ -10,6 +10,7 @@ message does not fit and the connection is a slow consumer. Nothing here blocks.
 from __future__ import annotations
 
 import json
+import struct
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -22,10 +23,26 @@ def replace_with_newer(_older: Mapping[str, Any], newer: Mapping[str, Any]) -> M
     return newer
 
 
-class Outgoing:
-    """One frame to send: its JSON payload, encoded once however many connections get it."""
+def text_frame(text: str) -> bytes:
+    """``text`` as one whole, unmasked WebSocket text frame (RFC 6455 §5.2: FIN, opcode 1, no
+    RSV bit): the bytes a server sends when no extension was negotiated, the same for every
+    connection (a server's frames are never masked)."""
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 0x10000:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
 
-    __slots__ = ("_text", "key", "merge", "payload")
+
+class Outgoing:
+    """One frame to send: its JSON payload, encoded (and framed, for connections written below
+    ASGI) once however many connections get it."""
+
+    __slots__ = ("_frame", "_text", "key", "merge", "payload")
 
     def __init__(
         self,
@@ -38,6 +55,7 @@ class Outgoing:
         self.key = key
         self.merge = merge
         self._text: str | None = None
+        self._frame: bytes | None = None
 
     @property
     def text(self) -> str:
@@ -45,6 +63,13 @@ class Outgoing:
             # ASCII only: no client-visible byte can be a control or bidi character
             self._text = json.dumps(self.payload, separators=(",", ":"), default=str)
         return self._text
+
+    @property
+    def frame(self) -> bytes:
+        """``text`` as a whole uncompressed server text frame (``text_frame``), built once."""
+        if self._frame is None:
+            self._frame = text_frame(self.text)
+        return self._frame
 
     def merged_with(self, newer: Outgoing) -> Outgoing:
         return Outgoing(self.merge(self.payload, newer.payload), key=self.key, merge=self.merge)
