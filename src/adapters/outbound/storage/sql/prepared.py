@@ -42,8 +42,9 @@ class _Compiled:
 
 class Prepared:
     """One Core statement (UPDATE or SELECT with named bind parameters, or an INSERT of the
-    columns its parameter sets name). Every parameter set gives exactly the statement's
-    parameters: one more or one less is an error, never a column silently left out."""
+    columns its first parameter set names). On the driver path every parameter set must give
+    exactly the statement's parameters: one more or one less is an error, never a column
+    silently left out (the contract suites run every caller on that path)."""
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
