@@ -210,11 +210,8 @@ def check_size_limits(pair: Pair, quantity: int) -> None:
     """The pair's minimum and maximum order size (checked at submission, and again by the
     pair's writer against the committed pair: a change of the limits may commit between)."""
     if quantity < pair.min_quantity:
-        raise OrderRefused(
-            "quantity_below_min",
-            "quantity",
-            f"must be at least {pair.size_text(pair.min_quantity)}",
-        )
+        least = pair.size_text(pair.min_quantity)
+        raise OrderRefused("quantity_below_min", "quantity", f"must be at least {least}")
     if quantity > pair.max_quantity:
         most = pair.size_text(pair.max_quantity)
         raise OrderRefused("quantity_above_max", "quantity", f"must be at most {most}")

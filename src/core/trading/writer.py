@@ -371,7 +371,6 @@ class _Batch:
         self.events: list[DomainEvent] = []
         self.tokens: dict[str, Token | None] = {}
         self.audits: list[AuditEntry] = []  # appended together at the end
-        self.views: dict[str, tuple[Order, dict[str, Any]]] = {}  # the last event's view
         self.compliance: dict[str, list[ComplianceRecord]] = {}  # per user, read once
         self.rules: ComplianceRules | None = None  # the base token's market rules
 
@@ -385,14 +384,6 @@ class _Batch:
                 self.orders[order_id] = found
                 self.originals[order_id] = found
         return found
-
-    def view(self, order: Order) -> dict[str, Any]:
-        """``order_view``: a copy of the one its ``order.updated`` event carries when the
-        order has not changed since (the audit entry's ``after``)."""
-        found = self.views.get(order.id)
-        if found is not None and found[0] is order:
-            return dict(found[1])
-        return order_view(self.pair, order)
 
     def set(self, order: Order) -> None:
         self.orders[order.id] = order
@@ -512,7 +503,7 @@ class _Batch:
                 SUBMIT,
                 f"order:{order.id}",
                 before=None,
-                after=self.view(final),
+                after=order_view(pair, final),
                 at=self.now,
             )
         )
@@ -602,7 +593,7 @@ class _Batch:
                 CANCEL,
                 f"order:{order.id}",
                 before=order_view(self.pair, order),
-                after=self.view(final),
+                after=order_view(self.pair, final),
                 at=self.now,
             )
         )
@@ -847,9 +838,7 @@ class _Batch:
         )
         self.set(final)
         if final != order or order_id not in self.originals:
-            view = order_view(self.pair, final)
-            self.views[order_id] = (final, view)
-            self.event("order.updated", actor, view)
+            self.event("order.updated", actor, order_view(self.pair, final))
 
     # -- the end -----------------------------------------------------------------------------
 
