@@ -73,6 +73,7 @@ FINGERPRINTS = {
     "hypercorn.protocol.h11:H11Protocol._create_stream": "a2338a57ab343908",
     "hypercorn.asyncio.tcp_server:TCPServer.protocol_send": "06144915fc094c1b",
     "hypercorn.asyncio.tcp_server:TCPServer.run": "9437d01a916d887b",
+    "hypercorn.asyncio.tcp_server:TCPServer.__init__": "95a6f196b96bfa92",
     "hypercorn.asyncio.task_group:TaskGroup.spawn_app": "6606faaadfc368e3",
     "wsproto.connection:Connection.__init__": "2aa4c1439d32bd59",
     "wsproto.connection:Connection.send": "f24770b66cf8fcb5",
@@ -264,6 +265,165 @@ async def test_a_blocked_raw_write_fills_the_queue_and_ends_as_a_slow_consumer()
     del bus
 
 
+# -- the gateway's flush (``FrameWriteNow``), without a server -------------------------------
+
+
+class NowWriter(Writer):
+    """A ``Writer`` that also writes at once: ``full`` stands for a transport buffer above its
+    high-water mark, ``refuse`` for a transport whose end was written."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.now: list[bytes] = []  # the synchronous writes
+        self.full = False
+        self.refuse = False
+
+    def writable_now(self) -> bool:
+        return not self.full and not self.closing
+
+    def write_now(self, frames: bytes) -> bool:
+        if self.refuse:
+            return False
+        self.now.append(frames)
+        return True
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for data in self.now + self.writes for t in parse_frames(data)] + self.sent
+
+
+async def flushed(gateway: Gateway, writer: NowWriter) -> tuple[Connection, asyncio.Task[None]]:
+    conn = gateway.open(writer.send, writer.write, writer)
+    sender = asyncio.create_task(conn.run_sender())
+    await conn.receive(json.dumps({"op": "subscribe", "channel": "sized"}))
+    return conn, sender
+
+
+async def test_the_gateway_flushes_a_connection_at_once_without_its_sender() -> None:
+    bus, gateway = await gateway_with(WsLimits(send_queue=4096, heartbeat_seconds=30))
+    writer = NowWriter()
+    conn, sender = await flushed(gateway, writer)
+    await until(lambda: len(writer.texts) == 2)  # subscribed, snapshot
+    sender.cancel()  # from here on nothing but the gateway's flush can write
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+    before = len(writer.now), len(writer.writes), gateway.counters.flushed_writes
+    for seq in range(1, 1001):  # a thousand events in one loop turn: one flush, few writes
+        gateway.dispatch(padded(seq, 300))
+    assert len(writer.now) == before[0]  # nothing before the turn ends
+    await asyncio.sleep(0)
+    flushed_now = writer.now[before[0] :]
+    texts = [t for data in flushed_now for t in parse_frames(data)]
+    assert [json.loads(t)["seq"] for t in texts] == list(range(1, 1001))
+    assert len(writer.writes) == before[1] and writer.sent == []
+    total = sum(len(data) for data in flushed_now)  # in writes of up to RAW_WRITE_BYTES
+    assert total // RAW_WRITE_BYTES <= len(flushed_now) <= total // RAW_WRITE_BYTES + 1
+    assert max(len(data) for data in flushed_now) < RAW_WRITE_BYTES + 400
+    assert gateway.counters.flushed_writes - before[2] == len(flushed_now)
+    assert gateway.counters.messages_out == 1002 and len(conn.queue) == 0
+    await gateway.close(conn)
+    await gateway.stop()
+    del bus
+
+
+async def test_a_full_transport_hands_the_connection_to_its_sender_and_may_end_it() -> None:
+    """Above the high-water mark the sender waits for the drain, the queue fills and conflates
+    as before, and a client that never drains is closed as a slow consumer; another
+    connection keeps getting everything from the flush meanwhile."""
+    bus, gateway = await gateway_with(WsLimits(send_queue=64, heartbeat_seconds=30))
+    slow, fast = NowWriter(), NowWriter()
+    slow_conn, slow_sender = await flushed(gateway, slow)
+    fast_conn, fast_sender = await flushed(gateway, fast)
+    await until(lambda: len(slow.texts) == 2 and len(fast.texts) == 2)
+    slow.full = True
+    slow.unblock.clear()  # its awaited writes never drain either
+    writes_before = len(slow.writes)
+    for seq in range(1, 501):
+        gateway.dispatch(padded(seq, 1000))
+        if seq % 10 == 0:
+            await asyncio.sleep(0)
+    await until(lambda: len(fast.texts) == 502)
+    assert slow_conn.close_request is not None
+    assert slow_conn.close_request[:2] == (1008, "slow_consumer")
+    assert len(slow.writes) == writes_before + 1  # the sender's one write, stuck in its drain
+    assert fast_conn.close_request is None
+    assert [json.loads(t).get("seq") for t in fast.texts[2:]] == list(range(1, 501))
+    for sender in (slow_sender, fast_sender):
+        sender.cancel()
+    for conn in (slow_conn, fast_conn):
+        await gateway.close(conn)
+    await gateway.stop()
+    del bus
+
+
+async def test_a_transport_that_drains_again_is_flushed_again() -> None:
+    bus, gateway = await gateway_with(WsLimits(send_queue=4096, heartbeat_seconds=30))
+    writer = NowWriter()
+    conn, sender = await flushed(gateway, writer)
+    await until(lambda: len(writer.texts) == 2)
+    writer.full = True  # the sender takes these, its writes awaited
+    writes_before = len(writer.writes)
+    for seq in range(1, 11):
+        gateway.dispatch(padded(seq, 10))
+    await until(lambda: len(writer.texts) == 12)
+    assert len(writer.writes) == writes_before + 1
+    writer.full = False  # drained: the flush again
+    await asyncio.sleep(0)
+    for seq in range(11, 21):
+        gateway.dispatch(padded(seq, 10))
+    await until(lambda: len(writer.texts) == 22)
+    assert len(writer.writes) == writes_before + 1
+    updates = [
+        json.loads(t)
+        for data in writer.writes[writes_before:] + writer.now[-1:]
+        for t in parse_frames(data)
+    ]
+    assert [u["seq"] for u in updates] == list(range(1, 21))
+    sender.cancel()
+    await gateway.close(conn)
+    await gateway.stop()
+    del bus
+
+
+async def test_a_refused_flush_leaves_the_connection_to_its_sender_and_asgi() -> None:
+    bus, gateway = await gateway_with(WsLimits(send_queue=4096, heartbeat_seconds=30))
+    writer = NowWriter()
+    conn, sender = await flushed(gateway, writer)
+    await until(lambda: len(writer.texts) == 2)
+    writer.refuse = True  # the transport's end was written: that batch goes with it
+    gateway.dispatch(padded(1, 10))
+    await asyncio.sleep(0)
+    writer.closing = True  # and the stream is closing: ASGI from now on
+    for seq in range(2, 6):
+        gateway.dispatch(padded(seq, 10))
+    await until(lambda: len(writer.sent) == 4)
+    assert [json.loads(t).get("seq") for t in writer.sent] == [2, 3, 4, 5]
+    assert not conn.writes_raw
+    sender.cancel()
+    await gateway.close(conn)
+    await gateway.stop()
+    del bus
+
+
+async def test_a_flushed_connection_still_gets_heartbeats() -> None:
+    bus, gateway = await gateway_with(WsLimits(send_queue=64, heartbeat_seconds=0.05))
+    writer = NowWriter()
+    conn, sender = await flushed(gateway, writer)
+    await until(lambda: len(writer.texts) == 2)
+    before = len(writer.now)
+    gateway.dispatch(padded(1, 10))
+
+    def flushed_types() -> list[str]:
+        return [json.loads(t)["type"] for d in writer.now[before:] for t in parse_frames(d)]
+
+    await until(lambda: "heartbeat" in flushed_types())  # written by the flush, idle 50 ms
+    assert flushed_types()[0] == "update"
+    sender.cancel()
+    await gateway.close(conn)
+    await gateway.stop()
+    del bus
+
+
 # -- against hypercorn on loopback -----------------------------------------------------------
 
 
@@ -357,6 +517,7 @@ async def test_both_paths_deliver_every_frame_over_hypercorn(
                 assert [len(f["pad"]) for f in got] == SIZES * 20
             if expect_raw:
                 assert 0 < gateway.counters.raw_writes < gateway.counters.messages_out
+                assert 0 < gateway.counters.flushed_writes <= gateway.counters.raw_writes
             else:
                 assert gateway.counters.raw_writes == 0
             # ops still answer, and the close is hypercorn's own

@@ -4,6 +4,13 @@ subscriptions, and each connection's state (auth, subscriptions, send queue, rat
 Nothing a connection does can hold up another: the bus pump only routes events into bounded
 send queues (``SendQueue.offer`` never waits); each connection has its own sender task. A
 connection whose queue is full (and cannot conflate) is closed as a slow consumer.
+
+Connections written below ASGI with a ``FrameWriteNow`` skip their sender task while their
+socket keeps up: the gateway flushes every connection with queued frames once per loop turn,
+one synchronous transport write each (no task wake-up per connection and message). A
+connection whose transport buffer is above its high-water mark (or whose stream is closing)
+is handed to its sender task, which waits for the drain as before: conflation, the slow
+consumer's close and the ASGI fallback are the sender's, unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import jwt
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 CLOSE_POLICY = 1008  # slow consumer, rate limit
 CLOSE_TOO_BIG = 1009
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 HEARTBEAT = Outgoing({"type": "heartbeat"})  # not counted in the ``ws_messages`` metric
 # a raw write carries whole frames up to about this many bytes (asyncio's default high-water
 # mark: the transport's drain waits above it, as it does for one frame through ASGI)
@@ -74,6 +82,7 @@ class GatewayCounters:
     messages_in: int = 0  # client frames received
     messages_out: int = 0  # frames sent, heartbeats included
     raw_writes: int = 0  # socket writes of whole frames below ASGI (``FrameWrite``)
+    flushed_writes: int = 0  # of them, written by the gateway's flush (``FrameWriteNow``)
     raw_connections: int = 0  # connections opened with a ``FrameWrite``
     slow_consumer_closes: int = 0
     rate_limited_closes: int = 0
@@ -144,6 +153,18 @@ SendText = Callable[[str], Awaitable[None]]
 # Writes whole server text frames (``Outgoing.frame``) at once, below ASGI; False when it can
 # no longer (nothing written: the caller sends them with ``SendText``). See ``raw_write.py``.
 FrameWrite = Callable[[bytes], Awaitable[bool]]
+
+
+class FrameWriteNow(Protocol):
+    """Writes whole server frames synchronously, below ASGI (``raw_write.RawFrameWriter``)."""
+
+    def writable_now(self) -> bool:
+        """Whether a write now would neither wait for a drain nor hit a closing stream."""
+
+    def write_now(self, frames: bytes) -> bool:
+        """Write ``frames`` (whole frames) at once; False if the transport refused them."""
+
+
 GroupKey = tuple[Channel, SubscribeRequest]
 # An op past ``auth`` (``order.submit``): the actor and the frame; its answer (``reqId`` added)
 OpHandler = Callable[[Actor, dict[str, Any]], Awaitable[Mapping[str, Any]]]
@@ -153,13 +174,20 @@ class Connection:
     """The protocol state of one WebSocket connection (no Quart in here: ``send`` is given)."""
 
     def __init__(
-        self, gateway: Gateway, number: int, send: SendText, write: FrameWrite | None = None
+        self,
+        gateway: Gateway,
+        number: int,
+        send: SendText,
+        write: FrameWrite | None = None,
+        write_now: FrameWriteNow | None = None,
     ) -> None:
         self.gateway = gateway
         self.number = number
         self.limits = gateway.limits
         self._send = send
         self._write = write
+        self._write_now = write_now if write is not None else None
+        self._sender_busy = False  # the sender task is writing: it owns the queue until idle
         self.queue = SendQueue(self.limits.send_queue)
         self._wake = asyncio.Event()
         self.bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
@@ -183,7 +211,10 @@ class Connection:
         if not isinstance(message, Outgoing):
             message = Outgoing(message)
         if self.queue.offer(message):
-            self._wake.set()
+            if self._write_now is not None and not self._sender_busy:
+                self.gateway.flush_soon(self)
+            else:
+                self._wake.set()
             return
         self.gateway.counters.slow_consumer_closes += 1
         self.gateway.metrics.ws_slow_consumer_closes()
@@ -213,6 +244,47 @@ class Connection:
         """Whether the sender writes frames below ASGI (``FrameWrite``)."""
         return self._write is not None
 
+    def flush_now(self) -> None:
+        """Write the queued frames at once (the gateway's flush, once a loop turn), in writes
+        of up to ``RAW_WRITE_BYTES``, while the transport takes them without waiting; what it
+        cannot take now is left to the sender task."""
+        writer = self._write_now
+        if writer is None or self._sender_busy or self.close_request is not None:
+            if self.queue and self.close_request is None:
+                self._wake.set()
+            return
+        counters = self.gateway.counters
+        sent = 0
+        while self.queue and writer.writable_now():
+            batch: list[Outgoing] = []
+            size = 0
+            while size < RAW_WRITE_BYTES:
+                message = self.queue.pop()
+                if message is None:
+                    break
+                batch.append(message)
+                size += len(message.frame)
+            counters.messages_out += len(batch)
+            if not writer.write_now(b"".join([message.frame for message in batch])):
+                # the transport is going away: what was popped is lost with the connection,
+                # as hypercorn drops what a closing stream is sent
+                self._write_now = None
+                break
+            counters.raw_writes += 1
+            counters.flushed_writes += 1
+            sent += len(batch) - batch.count(HEARTBEAT)
+        if sent:
+            self.gateway.metrics.ws_messages("out", sent)
+        if self.queue:  # a full transport buffer or a closing stream: the sender waits on it
+            self._wake.set()
+            return
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        if self._heartbeat is None:
+            self._heartbeat = loop.call_at(
+                self._idle_since + self.limits.heartbeat_seconds, self._heartbeat_due
+            )
+
     async def run_sender(self) -> None:
         """Send queued frames in order, all that wait at each wake-up (an enqueue wakes the
         sender at most once a loop turn, however many messages come); a heartbeat after
@@ -225,6 +297,7 @@ class Connection:
         try:
             while True:
                 sent = 0
+                self._sender_busy = True
                 message = self.queue.pop()
                 while message is not None:
                     self._idle_since = None
@@ -241,6 +314,7 @@ class Connection:
                     message = self.queue.pop()
                 if sent:
                     metrics.ws_messages("out", sent)
+                self._sender_busy = False
                 self._idle_since = loop.time()
                 if self._heartbeat is None:
                     self._heartbeat = loop.call_at(
@@ -536,6 +610,8 @@ class Gateway:
         self._bus_subscription: Subscription | None = None
         self._retry_seconds = retry_seconds
         self.ready = asyncio.Event()  # set once the bus subscription is live
+        self._dirty: dict[Connection, None] = {}  # connections to flush at the turn's end
+        self._flush_handle: asyncio.Handle | None = None
         for channel in registry.channels():
             channel.bind(self.publish)
         self._observers = [c for c in registry.channels() if c.observes_all]
@@ -593,12 +669,18 @@ class Gateway:
 
     # -- connections and subscriptions --------------------------------------------------------
 
-    def open(self, send: SendText, write: FrameWrite | None = None) -> Connection:
+    def open(
+        self,
+        send: SendText,
+        write: FrameWrite | None = None,
+        write_now: FrameWriteNow | None = None,
+    ) -> Connection:
         """A new connection sending with ``send`` (one frame at a time), or with ``write``
-        (whole frames at once) when given and ``limits.raw_writes`` allows it."""
+        (whole frames at once) when given and ``limits.raw_writes`` allows it, flushed by the
+        gateway with ``write_now`` while its transport keeps up."""
         if not self.limits.raw_writes:
-            write = None
-        conn = Connection(self, next(self._numbers), send, write)
+            write = write_now = None
+        conn = Connection(self, next(self._numbers), send, write, write_now)
         self._connections.add(conn)
         if write is not None:
             self.counters.raw_connections += 1
@@ -613,6 +695,23 @@ class Gateway:
             self.counters.connections_open -= 1
             self.metrics.ws_connection(opened=False)
         await conn.close()
+
+    def flush_soon(self, conn: Connection) -> None:
+        """Flush ``conn`` once the current loop turn's callbacks have run (with every other
+        connection that got frames in the meantime)."""
+        self._dirty[conn] = None
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        for conn in dirty:
+            try:
+                conn.flush_now()
+            except Exception:  # one connection's failure must not keep the others waiting
+                log.exception("ws connection %d: flush failed", conn.number)
+                conn.request_close(CLOSE_INTERNAL_ERROR, "internal error", None)
 
     def attach(self, sub: ChannelSubscription) -> None:
         groups = self._topics.setdefault(sub.topic, {})

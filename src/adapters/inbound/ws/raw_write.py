@@ -26,6 +26,13 @@ How, and what it relies on (hypercorn 0.18.0, wsproto 1.3.2, the asyncio worker,
   ``TCPServer.protocol_send`` writes it under the connection's send lock and awaits the
   writer's ``drain()``: hypercorn's flow control and backpressure, unchanged. Frames of
   hypercorn's own (pongs, the close) go through the same lock, so they never split one of ours.
+- ``RawFrameWriter.write_now`` (the gateway's flush, once a loop turn over the connections with
+  queued frames) writes to the connection's transport (``TCPServer.writer.transport``, set in
+  ``TCPServer.__init__``) at once, only while ``writable_now``: the stream open for data as
+  above, the transport not closing and its buffer below its high-water mark, that is while
+  ``protocol_send``'s ``drain`` would not wait. A transport write is whole, so it never splits
+  a frame that ``protocol_send`` writes under its lock. Above the mark the connection's sender
+  task takes over with ``write`` and waits for the drain.
 - wsproto keeps no state for whole (FIN) unmasked data frames of a server without
   extensions, so bytes it did not frame leave it consistent. Before each write the stream must
   still be open for data (``closed`` False, ASGI state ``CONNECTED``, wsproto state ``OPEN``);
@@ -41,6 +48,7 @@ the slow path or, worse, a changed one; and runs both paths against hypercorn on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from importlib import metadata
 from typing import Any, TypeVar, cast
@@ -82,12 +90,15 @@ def expose_asgi_send(app: AsgiApp) -> AsgiApp:
 
 
 class RawFrameWriter:
-    """Writes whole, pre-framed server frames to one hypercorn WebSocket stream."""
+    """Writes whole, pre-framed server frames to one hypercorn WebSocket stream: awaited like
+    hypercorn's own sends (``write``), or at once while the transport takes them without
+    waiting (``writable_now``, ``write_now``: the gateway's flush)."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_stream", "_transport")
 
-    def __init__(self, stream: WSStream) -> None:
+    def __init__(self, stream: WSStream, transport: asyncio.WriteTransport) -> None:
         self._stream = stream
+        self._transport = transport
 
     def open(self) -> bool:
         """Whether hypercorn would still send a data frame on this stream."""
@@ -97,6 +108,26 @@ class RawFrameWriter:
             and stream.state is ASGIWebsocketState.CONNECTED
             and stream.connection.state is ConnectionState.OPEN
         )
+
+    def writable_now(self) -> bool:
+        """Whether the stream is open for data and the transport's buffer is below its
+        high-water mark, so that ``TCPServer.protocol_send``'s ``drain`` would not wait."""
+        transport = self._transport
+        return (
+            self.open()
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+        )
+
+    def write_now(self, frames: bytes) -> bool:
+        """``frames`` to the transport in one write, as ``protocol_send`` writes them (a
+        transport write is whole: it never splits a frame of hypercorn's own); False when the
+        transport refuses (its end was written: the connection is closing)."""
+        try:
+            self._transport.write(frames)
+        except RuntimeError:
+            return False
+        return True
 
     async def write(self, frames: bytes) -> bool:
         """Send ``frames`` (whole frames) in one transport write and wait for the transport
@@ -135,4 +166,7 @@ def raw_writer(scope: Mapping[str, object]) -> RawFrameWriter | None:
     extensions = getattr(getattr(stream.connection, "_proto", None), "extensions", None)
     if extensions != []:  # an extension was negotiated (or wsproto changed): ASGI frames it
         return None
-    return RawFrameWriter(stream)
+    transport = getattr(getattr(server, "writer", None), "transport", None)
+    if not isinstance(transport, asyncio.WriteTransport):
+        return None
+    return RawFrameWriter(stream, transport)

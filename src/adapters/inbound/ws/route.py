@@ -47,7 +47,11 @@ async def gateway_endpoint() -> None:
     await websocket.accept()
     bind_connection(new_id())  # every line of this connection (and its tasks) carries it
     writer = raw_writer(websocket.scope) if gateway.limits.raw_writes else None
-    conn = gateway.open(websocket.send, None if writer is None else writer.write)
+    conn = gateway.open(
+        websocket.send,
+        None if writer is None else writer.write,
+        writer,
+    )
     log.info(
         "ws connection %d opened (%d open, %s)",
         conn.number,
