@@ -54,6 +54,21 @@ def test_a_send_queue_conflates_only_when_full_and_only_by_key() -> None:
     assert not queue.offer(book(4, d="4"))
 
 
+def test_a_send_queue_hands_out_frames_by_the_write() -> None:
+    queue = SendQueue(4)
+    messages = [book(1, a="1"), Outgoing({"n": "x" * 100}), Outgoing({"n": 2}), book(2, b="2")]
+    for message in messages:
+        assert queue.offer(message)
+    first = queue.take(len(messages[0].frame) + 1)  # the first reaches the size with the second
+    assert first == messages[:2]
+    assert queue.take(1) == [messages[2]]  # at least one, however small the size
+    assert queue.take(10_000) == [messages[3]] and queue.take(10_000) == []
+    # what was taken no longer conflates: the queue, full again, refuses a book
+    for n in range(4):
+        assert queue.offer(Outgoing({"n": n}))
+    assert not queue.offer(book(3, c="3"))
+
+
 def test_a_token_bucket_refills_at_its_rate() -> None:
     now = [0.0]
     bucket = TokenBucket(2.0, 3, now=lambda: now[0])

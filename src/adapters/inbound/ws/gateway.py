@@ -210,11 +210,12 @@ class Connection:
             return
         if not isinstance(message, Outgoing):
             message = Outgoing(message)
-        if self.queue.offer(message):
-            if self._write_now is not None and not self._sender_busy:
-                self.gateway.flush_soon(self)
-            else:
+        queue = self.queue
+        if queue.offer(message):
+            if self._write_now is None or self._sender_busy:
                 self._wake.set()
+            elif len(queue) == 1:  # the first since the last flush: this turn's flush takes it
+                self.gateway.flush_soon(self)
             return
         self.gateway.counters.slow_consumer_closes += 1
         self.gateway.metrics.ws_slow_consumer_closes()
@@ -244,26 +245,21 @@ class Connection:
         """Whether the sender writes frames below ASGI (``FrameWrite``)."""
         return self._write is not None
 
-    def flush_now(self) -> None:
-        """Write the queued frames at once (the gateway's flush, once a loop turn), in writes
-        of up to ``RAW_WRITE_BYTES``, while the transport takes them without waiting; what it
-        cannot take now is left to the sender task."""
+    def flush_now(self, now: float) -> int:
+        """Write the queued frames at once (the gateway's flush, once a loop turn; ``now`` is
+        the loop's time), in writes of up to ``RAW_WRITE_BYTES``, while the transport takes
+        them without waiting; what it cannot take now is left to the sender task. The number
+        of messages written, heartbeats not counted."""
         writer = self._write_now
+        queue = self.queue
         if writer is None or self._sender_busy or self.close_request is not None:
-            if self.queue and self.close_request is None:
+            if queue and self.close_request is None:
                 self._wake.set()
-            return
+            return 0
         counters = self.gateway.counters
         sent = 0
-        while self.queue and writer.writable_now():
-            batch: list[Outgoing] = []
-            size = 0
-            while size < RAW_WRITE_BYTES:
-                message = self.queue.pop()
-                if message is None:
-                    break
-                batch.append(message)
-                size += len(message.frame)
+        while queue and writer.writable_now():
+            batch = queue.take(RAW_WRITE_BYTES)
             counters.messages_out += len(batch)
             if not writer.write_now(b"".join([message.frame for message in batch])):
                 # the transport is going away: what was popped is lost with the connection,
@@ -273,17 +269,15 @@ class Connection:
             counters.raw_writes += 1
             counters.flushed_writes += 1
             sent += len(batch) - batch.count(HEARTBEAT)
-        if sent:
-            self.gateway.metrics.ws_messages("out", sent)
-        if self.queue:  # a full transport buffer or a closing stream: the sender waits on it
+        if queue:  # a full transport buffer or a closing stream: the sender waits on it
             self._wake.set()
-            return
-        loop = asyncio.get_running_loop()
-        self._idle_since = loop.time()
+            return sent
+        self._idle_since = now
         if self._heartbeat is None:
-            self._heartbeat = loop.call_at(
-                self._idle_since + self.limits.heartbeat_seconds, self._heartbeat_due
+            self._heartbeat = asyncio.get_running_loop().call_at(
+                now + self.limits.heartbeat_seconds, self._heartbeat_due
             )
+        return sent
 
     async def run_sender(self) -> None:
         """Send queued frames in order, all that wait at each wake-up (an enqueue wakes the
@@ -706,12 +700,16 @@ class Gateway:
     def _flush(self) -> None:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, {}
+        now = asyncio.get_running_loop().time()
+        sent = 0
         for conn in dirty:
             try:
-                conn.flush_now()
+                sent += conn.flush_now(now)
             except Exception:  # one connection's failure must not keep the others waiting
                 log.exception("ws connection %d: flush failed", conn.number)
                 conn.request_close(CLOSE_INTERNAL_ERROR, "internal error", None)
+        if sent:
+            self.metrics.ws_messages("out", sent)
 
     def attach(self, sub: ChannelSubscription) -> None:
         groups = self._topics.setdefault(sub.topic, {})

@@ -94,11 +94,12 @@ class RawFrameWriter:
     hypercorn's own sends (``write``), or at once while the transport takes them without
     waiting (``writable_now``, ``write_now``: the gateway's flush)."""
 
-    __slots__ = ("_stream", "_transport")
+    __slots__ = ("_high_water", "_stream", "_transport")
 
     def __init__(self, stream: WSStream, transport: asyncio.WriteTransport) -> None:
         self._stream = stream
         self._transport = transport
+        self._high_water = transport.get_write_buffer_limits()[1]  # fixed for a connection
 
     def open(self) -> bool:
         """Whether hypercorn would still send a data frame on this stream."""
@@ -112,11 +113,13 @@ class RawFrameWriter:
     def writable_now(self) -> bool:
         """Whether the stream is open for data and the transport's buffer is below its
         high-water mark, so that ``TCPServer.protocol_send``'s ``drain`` would not wait."""
-        transport = self._transport
+        transport, stream = self._transport, self._stream
         return (
-            self.open()
+            transport.get_write_buffer_size() < self._high_water
             and not transport.is_closing()
-            and transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+            and not stream.closed
+            and stream.state is ASGIWebsocketState.CONNECTED
+            and stream.connection.state is ConnectionState.OPEN
         )
 
     def write_now(self, frames: bytes) -> bool:

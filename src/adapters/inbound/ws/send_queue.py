@@ -115,6 +115,21 @@ class SendQueue:
             del self._keyed[message.key]
         return message
 
+    def take(self, max_bytes: int) -> list[Outgoing]:
+        """The waiting messages from the front, at least one (if any) and no more once their
+        frames (``Outgoing.frame``) reach ``max_bytes``."""
+        items, keyed = self._items, self._keyed
+        taken: list[Outgoing] = []
+        size = 0
+        while items and size < max_bytes:
+            cell = items.popleft()
+            message = cell[0]
+            if message.key is not None and keyed.get(message.key) is cell:
+                del keyed[message.key]
+            taken.append(message)
+            size += len(message.frame)
+        return taken
+
     def clear(self) -> None:
         self._items.clear()
         self._keyed.clear()
