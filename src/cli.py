@@ -21,6 +21,7 @@ from adapters.inbound.http.auth import KNOWN_ROLES, TokenIssuer
 from adapters.inbound.reconcile_cli import run_reconcile
 from adapters.inbound.ws.compression import decline_permessage_deflate
 from core.shared.errors import ChainError, ServiceUnavailable
+from gc_tuning import tune_gc
 from logs import configure_logging
 from settings import ConfigurationError, Settings
 
@@ -34,6 +35,7 @@ def _migrate(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     runtime = bootstrap.build(settings)
     app = runtime.http_app()
+    tune_gc(freeze=settings.gc_freeze, thresholds=settings.gc_thresholds)
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     # hypercorn's loggers propagate to the root handler of logs.configure_logging: client
@@ -182,6 +184,7 @@ async def _poll(settings: Settings) -> None:
 
 async def _engine(settings: Settings) -> None:
     runtime = bootstrap.build(settings)
+    tune_gc(freeze=settings.gc_freeze, thresholds=settings.gc_thresholds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ws_compression: bool = False  # permessage-deflate when a client offers it (costly fan-out)
     ws_raw_writes: bool = True  # queued frames in one socket write below ASGI (ws/raw_write.py)
+    # the garbage collector of a serving process (gc_tuning.py): freeze what start-up built,
+    # then collect the youngest generation every gc_thresholds[0] allocations
+    gc_freeze: bool = True
+    gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = (10_000, 50, 100)
     log_level: str = "INFO"
     # text, json, or auto (None): json in production or when stderr is not a terminal
     log_format: Literal["text", "json", "auto"] | None = None
@@ -258,6 +262,7 @@ class Settings(BaseSettings):
         "sns_topic_arns",
         "price_feed_symbols",
         "price_feed_chainlink",
+        "gc_thresholds",
         mode="before",
     )
     @classmethod
@@ -280,6 +285,17 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
         return tuple(networks)
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _gc_thresholds(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        young, middle, old = value
+        # 0 would turn automatic collection off: cyclic garbage would grow without bound
+        if not (1 <= young <= 10_000_000 and 1 <= middle <= 10_000 and 1 <= old <= 10_000):
+            raise ValueError(
+                "three collection thresholds: 1 to 10,000,000, then two of 1 to 10,000"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

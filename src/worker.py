@@ -23,6 +23,7 @@ import logging
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
 import bootstrap
+from gc_tuning import tune_gc
 from logs import configure_logging
 from settings import Settings
 
@@ -40,6 +41,7 @@ queue = runtime.container.jobs()
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def _startup(state: TaskiqState) -> None:
     await runtime.start_worker()
+    tune_gc(freeze=settings.gc_freeze, thresholds=settings.gc_thresholds)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -98,6 +98,11 @@ def test_the_environment_is_not_read_by_the_constructor(monkeypatch: pytest.Monk
         ({"RWA_LOG_LEVEL": "loud"}, "RWA_LOG_LEVEL:"),
         ({"RWA_LOG_FORMAT": "xml"}, "RWA_LOG_FORMAT:"),
         ({"RWA_SNS_MAX_AGE_SECONDS": "x"}, "RWA_SNS_MAX_AGE_SECONDS:"),
+        ({"RWA_GC_THRESHOLDS": "0,10,10"}, "RWA_GC_THRESHOLDS: three collection thresholds"),
+        ({"RWA_GC_THRESHOLDS": "700,10"}, "RWA_GC_THRESHOLDS:"),
+        ({"RWA_GC_THRESHOLDS": "700,10,10,10"}, "RWA_GC_THRESHOLDS:"),
+        ({"RWA_GC_THRESHOLDS": "700,10,1e9"}, "RWA_GC_THRESHOLDS:"),
+        ({"RWA_GC_FREEZE": "maybe"}, "RWA_GC_FREEZE:"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(env: dict[str, str], expected: str) -> None:
