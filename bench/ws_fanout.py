@@ -500,8 +500,11 @@ def main() -> None:
         result["before"] = before[0] if options.runs == 1 else before
     p99 = max(r["lag_p99_ms"] for r in after)
     gaps = sum(r["gaps"] for r in after)
-    result["target"] = {"lag_p99_ms": 100, "gaps": 0}
-    result["meets_target"] = p99 <= 100 and gaps == 0
+    reached = min(r["orders_per_s"] for r in after)
+    # the lag counts only at the asked flow: drivers wait for their acks, so a server that
+    # cannot keep up slows the flow down instead of lagging
+    result["target"] = {"lag_p99_ms": 100, "gaps": 0, "orders_per_s": 0.95 * options.rate}
+    result["meets_target"] = p99 <= 100 and gaps == 0 and reached >= 0.95 * options.rate
     print(json.dumps(result))
 
 
