@@ -55,16 +55,19 @@ def test_a_send_queue_conflates_only_when_full_and_only_by_key() -> None:
 
 
 def test_a_send_queue_hands_out_frames_by_the_write() -> None:
-    queue = SendQueue(4)
-    messages = [book(1, a="1"), Outgoing({"n": "x" * 100}), Outgoing({"n": 2}), book(2, b="2")]
+    queue = SendQueue(5)
+    heartbeat = Outgoing({"type": "heartbeat"})
+    messages = [book(1, a="1"), Outgoing({"n": "x" * 100}), heartbeat, book(2, b="2")]
     for message in messages:
         assert queue.offer(message)
-    first = queue.take(len(messages[0].frame) + 1)  # the first reaches the size with the second
-    assert first == messages[:2]
-    assert queue.take(1) == [messages[2]]  # at least one, however small the size
-    assert queue.take(10_000) == [messages[3]] and queue.take(10_000) == []
+    # the first reaches the size with the second
+    data, count, skipped = queue.take_frames(len(messages[0].frame) + 1, heartbeat)
+    assert (data, count, skipped) == (messages[0].frame + messages[1].frame, 2, 0)
+    assert queue.take_frames(1, heartbeat) == (heartbeat.frame, 1, 1)  # at least one
+    assert queue.take_frames(10_000, heartbeat) == (messages[3].frame, 1, 0)
+    assert queue.take_frames(10_000, heartbeat) == (b"", 0, 0)
     # what was taken no longer conflates: the queue, full again, refuses a book
-    for n in range(4):
+    for n in range(5):
         assert queue.offer(Outgoing({"n": n}))
     assert not queue.offer(book(3, c="3"))
 

@@ -259,16 +259,16 @@ class Connection:
         counters = self.gateway.counters
         sent = 0
         while queue and writer.writable_now():
-            batch = queue.take(RAW_WRITE_BYTES)
-            counters.messages_out += len(batch)
-            if not writer.write_now(b"".join([message.frame for message in batch])):
+            frames, count, heartbeats = queue.take_frames(RAW_WRITE_BYTES, HEARTBEAT)
+            counters.messages_out += count
+            if not writer.write_now(frames):
                 # the transport is going away: what was popped is lost with the connection,
                 # as hypercorn drops what a closing stream is sent
                 self._write_now = None
                 break
             counters.raw_writes += 1
             counters.flushed_writes += 1
-            sent += len(batch) - batch.count(HEARTBEAT)
+            sent += count - heartbeats
         if queue:  # a full transport buffer or a closing stream: the sender waits on it
             self._wake.set()
             return sent

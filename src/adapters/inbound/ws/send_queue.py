@@ -115,20 +115,24 @@ class SendQueue:
             del self._keyed[message.key]
         return message
 
-    def take(self, max_bytes: int) -> list[Outgoing]:
+    def take_frames(self, max_bytes: int, uncounted: Outgoing) -> tuple[bytes, int, int]:
         """The waiting messages from the front, at least one (if any) and no more once their
-        frames (``Outgoing.frame``) reach ``max_bytes``."""
+        frames reach ``max_bytes``: their frames (``Outgoing.frame``) joined in one ``bytes``,
+        how many messages that is and how many of them are ``uncounted`` (heartbeats)."""
         items, keyed = self._items, self._keyed
-        taken: list[Outgoing] = []
-        size = 0
+        frames: list[bytes] = []
+        size = skipped = 0
         while items and size < max_bytes:
             cell = items.popleft()
             message = cell[0]
             if message.key is not None and keyed.get(message.key) is cell:
                 del keyed[message.key]
-            taken.append(message)
-            size += len(message.frame)
-        return taken
+            if message is uncounted:
+                skipped += 1
+            frame = message._frame or message.frame
+            frames.append(frame)
+            size += len(frame)
+        return b"".join(frames), len(frames), skipped
 
     def clear(self) -> None:
         self._items.clear()
