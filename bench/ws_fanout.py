@@ -1,15 +1,20 @@
 """Benchmark: WebSocket fan-out of one pair to many subscribers while orders flow.
 
 Run: .venv/bin/python bench/ws_fanout.py [--subscribers 1000] [--rate 200] [--duration 10]
-                                         [--processes 2] [--compare REF] [--runs N]
-                                         [--profile DIR]
+                                         [--processes 2] [--drivers 8] [--compare REF]
+                                         [--runs N] [--profile DIR]
 
 Starts ``rwa-market serve --migrate`` (embedded profile, durable SQLite) as a subprocess,
 creates WETH-USDC and funds a maker and a taker. ``--subscribers`` connections (spread over
 ``--processes`` client processes) each subscribe to the pair's ``book`` (depth 10),
 ``trades`` and ``ticker``. Then orders flow at ``--rate`` a second for ``--duration``
-seconds over four WebSocket connections: a maker's SELL limit at 100.00 and a taker's BUY
-limit that crosses it, in turn (one trade every two orders; every order changes the book).
+seconds over ``--drivers`` WebSocket connections: a maker's SELL limit at 100.00 and a
+taker's BUY limit that crosses it, in turn (one trade every two orders; every order changes
+the book). Each driver waits for its ``ack`` before its next order, so a driver's own rate is
+at most one order per ack latency: with four drivers (the first version of this bench) 200
+orders/s needed acks in under 20 ms; eight leave room for 40 ms. A server that cannot keep
+up still slows the flow down, and the target then counts as missed (``orders_per_s`` below
+95% of ``--rate``).
 
 Measured by every subscriber: messages received (all types), the lag from a trade's match
 (its ``executedAt``, the writer's time when the batch matched) to its receipt, gaps (a book
@@ -309,9 +314,10 @@ def client_process(
     conn.send(("done", asyncio.run(run())))
 
 
-async def flow(url: str, rate: float, duration: float) -> int:
-    """Orders at ``rate`` a second over four connections (two makers, two takers)."""
-    per_connection = rate / 4
+async def flow(url: str, rate: float, duration: float, drivers: int) -> int:
+    """Orders at ``rate`` a second over ``drivers`` connections, makers and takers in turn,
+    their schedules evenly spread over one order's period."""
+    per_connection = rate / drivers
     sent = 0
 
     async def driver(user: str, side: str, offset: float) -> None:
@@ -341,12 +347,15 @@ async def flow(url: str, rate: float, duration: float) -> int:
                     pass
                 sent += 1
 
-    half = 0.5 / per_connection
     await asyncio.gather(
-        driver("bench-maker", "SELL", 0.0),
-        driver("bench-taker", "BUY", half),
-        driver("bench-maker", "SELL", half / 2),
-        driver("bench-taker", "BUY", half * 1.5),
+        *(
+            driver(
+                "bench-maker" if i % 2 == 0 else "bench-taker",
+                "SELL" if i % 2 == 0 else "BUY",
+                i / drivers / per_connection,
+            )
+            for i in range(drivers)
+        )
     )
     return sent
 
@@ -405,7 +414,7 @@ def one_round(
         if options.profile:
             profiler = start_profile(server.pid, options, name)
         started = time.monotonic()
-        orders = asyncio.run(flow(server.ws_url, options.rate, options.duration))
+        orders = asyncio.run(flow(server.ws_url, options.rate, options.duration, options.drivers))
         elapsed = time.monotonic() - started
         time.sleep(1.0)  # what is still in flight
         cpu = cpu_seconds(server.pid) - cpu_before
@@ -451,6 +460,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--drivers", type=int, default=8, help="order connections (even: makers and takers)"
+    )
     parser.add_argument("--channels", default="book,trades,ticker", help="comma-separated")
     parser.add_argument(
         "--client",
@@ -471,6 +483,8 @@ def main() -> None:
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     options = parser.parse_args()
+    if options.drivers < 2 or options.drivers % 2:
+        parser.error("--drivers must be even (makers and takers in turn)")
     work = Path(tempfile.mkdtemp(prefix="rwa-bench-ws-fanout-"))
     try:
         rounds: dict[str, list[dict[str, Any]]] = common.interleaved_rounds(
@@ -486,6 +500,7 @@ def main() -> None:
         "profile": "embedded (SQLite WAL, durable)",
         "subscribers": options.subscribers,
         "rate": options.rate,
+        "drivers": options.drivers,
         "duration_s": options.duration,
         "channels": options.channels.split(","),
         "client": options.client,
