@@ -118,6 +118,7 @@ class ChannelSubscription:
         self.held_dropped = 0
         self.active = True
         self.seq: int | None = None  # the last seq sent, for a sequenced channel
+        self.sequenced = channel.sequenced
         self.actor: Actor | None = None  # the connection's user when it was attached
 
     def deliver(self, message: Outgoing) -> None:
@@ -129,19 +130,19 @@ class ChannelSubscription:
             else:
                 self.held_dropped += 1
             return
-        if self.channel.sequenced and not self.in_sequence(message):
+        if self.sequenced and not self.in_sequence(message):
             return
         self.conn.enqueue(message)
 
     def in_sequence(self, message: Outgoing) -> bool:
         """Whether ``message`` follows the last seq sent; an older one is dropped (the
         snapshot holds it) and a jump asks for a fresh snapshot."""
-        seq = message.payload.get("seq")
-        if not isinstance(seq, int) or self.seq is None:
+        sequence = message.sequence
+        if sequence is None or self.seq is None:
             return True
+        first, seq = sequence
         if seq <= self.seq:
             return False
-        first = message.payload.get("fromSeq", seq)
         if first > self.seq + 1:
             self.conn.resnapshot(self)
             return False

@@ -42,7 +42,7 @@ class Outgoing:
     """One frame to send: its JSON payload, encoded (and framed, for connections written below
     ASGI) once however many connections get it."""
 
-    __slots__ = ("_frame", "_text", "key", "merge", "payload")
+    __slots__ = ("_frame", "_sequence", "_text", "key", "merge", "payload")
 
     def __init__(
         self,
@@ -56,6 +56,20 @@ class Outgoing:
         self.merge = merge
         self._text: str | None = None
         self._frame: bytes | None = None
+        self._sequence: tuple[int, int] | bool | None = False  # not read yet
+
+    @property
+    def sequence(self) -> tuple[int, int] | None:
+        """``(fromSeq, seq)`` of a sequenced message (``fromSeq`` is ``seq`` unless merged),
+        None without an integer ``seq``; read once however many connections check it."""
+        if self._sequence is False:
+            seq = self.payload.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                first = self.payload.get("fromSeq", seq)
+                self._sequence = (first if isinstance(first, int) else seq, seq)
+            else:
+                self._sequence = None
+        return self._sequence  # type: ignore[return-value]
 
     @property
     def text(self) -> str:
