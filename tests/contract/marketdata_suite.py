@@ -21,6 +21,7 @@ from core.marketdata.aggregate import (
 from core.marketdata.candles import apply_trade, build_candles
 from core.marketdata.model import AssetValuation, Interval, MarketTrade, ReferencePrice
 from core.marketdata.queries import candles, pair_stats
+from core.marketdata.stats import rolling_stats, window_parts
 from core.ports.marketdata import DuplicateMarketData
 from core.ports.storage import Storage
 from core.shared.errors import ConcurrentModification
@@ -286,6 +287,47 @@ class MarketDataContract:
         stats = await pair_stats(storage, "pair-1", now=T0 + timedelta(hours=2))
         assert stats.trade_count == 79
         assert stats.volume == sum((t.quantity for t in trades), Decimal(0))
+
+    async def test_stats_read_with_the_current_minutes_candle_equal_the_scan(
+        self, storage: Storage
+    ) -> None:
+        """``pair_stats`` reads the current minute as its candle, unless a trade of that
+        minute is later than ``now`` (then as trades): the scan of every trade either way."""
+        rng = random.Random(5)
+        trades = sorted(
+            (
+                trade(seq, rng.randrange(0, 300), f"{rng.randrange(100, 10_000) / 100:.2f}")
+                for seq in range(1, 120)
+            ),
+            key=lambda t: t.time,
+        )
+        trades = [attrs.evolve(t, seq=seq) for seq, t in enumerate(trades, start=1)]
+        events = [
+            DomainEvent(
+                type=TRADE_EXECUTED,
+                aggregate_id="pair-1",
+                actor_id="matching",
+                actor_type="system",
+                occurred_at=t.time,
+                metadata=TradeExecuted(t.trade_id, t.price, t.quantity, t.taker_side).to_metadata(),
+                stream="pair:pair-1",
+                seq=t.seq,
+            )
+            for t in trades
+        ]
+        await aggregate_candles(storage, events)
+        stored = [market_trade(e) for e in events]
+        nows = [T0 + timedelta(seconds=s, microseconds=7) for s in (59, 61, 150, 299, 301, 400)]
+        nows += [t.time for t in rng.sample(stored, 6)]  # exactly at a trade: it counts
+        for now in nows:
+            # a day later too: the trades then fall in the window's first, partial minute
+            for at in (now, now + timedelta(days=1) - timedelta(seconds=30)):
+                start = window_parts(at).start
+                before = max(
+                    (t for t in stored if t.time <= start), key=lambda t: t.key, default=None
+                )
+                expected = rolling_stats("pair-1", stored, now=at, last_before=before)
+                assert await pair_stats(storage, "pair-1", now=at) == expected, at
 
     async def test_nothing_is_kept_without_commit(self, storage: Storage) -> None:
         async with storage.unit_of_work() as uow:

@@ -126,12 +126,28 @@ async def stats_in(uow: UnitOfWork, pair_id: str, *, now: datetime) -> PairStats
         end=parts.tail_start - timedelta(minutes=1),
         limit=MAX_MINUTES,
     )
-    tail = await md.trades(pair_id, after=parts.tail_start - tick, until=now)
+    # the current minute's trades as their candle (one row, not a minute of trades: a ticker
+    # reads this ten times a second), unless a trade of that minute is later than ``now``
+    found = await md.candles(
+        pair_id, Interval.M1, start=parts.tail_start, end=parts.tail_start, limit=1
+    )
+    current = found[0] if found and found[0].last_time <= now else None
+    tail = (
+        []
+        if current is not None
+        else await md.trades(pair_id, after=parts.tail_start - tick, until=now)
+    )
     before = None
-    if not (head or minutes or tail):
+    if not (head or minutes or tail or current):
         before = await md.last_trade(pair_id, at_or_before=parts.start)
     return stats_from_parts(
-        pair_id, now=now, head=head, minutes=minutes, tail=tail, last_before=before
+        pair_id,
+        now=now,
+        head=head,
+        minutes=minutes,
+        tail=tail,
+        current=current,
+        last_before=before,
     )
 
 

@@ -140,12 +140,14 @@ def stats_from_parts(
     now: datetime,
     head: Sequence[MarketTrade],
     minutes: Sequence[Candle],
-    tail: Sequence[MarketTrade],
+    tail: Sequence[MarketTrade] = (),
+    current: Candle | None = None,
     last_before: MarketTrade | None = None,
 ) -> PairStats:
     """The same ``PairStats`` as ``rolling_stats`` over the window's trades, from the parts of
     ``window_parts(now)``: ``head`` and ``tail`` trades (any order), ``minutes`` the 1m candles
-    between them."""
+    between them. ``current``, the 1m candle of the tail's minute when its last trade is not
+    later than ``now``, may stand for the ``tail`` trades (it aggregates exactly them)."""
     parts = window_parts(now)
     if not parts.split:
         raise ValueError("the window is too short to split; use rolling_stats")
@@ -171,6 +173,25 @@ def stats_from_parts(
         (t.price, t.price, t.price, t.price, t.quantity, t.quote_amount, 1)
         for t in sorted(tail, key=lambda t: t.key)
     ]
+    if current is not None:
+        if (
+            tail
+            or current.interval is not Interval.M1
+            or current.open_time != parts.tail_start
+            or current.last_time > now
+        ):
+            raise ValueError("the current minute's candle does not stand for the window's tail")
+        segments.append(
+            (
+                current.open,
+                current.high,
+                current.low,
+                current.close,
+                current.volume,
+                current.quote_volume,
+                current.trade_count,
+            )
+        )
     if not segments:
         return rolling_stats(pair_id, (), now=now, last_before=last_before)
     volume = quote_volume = ZERO

@@ -117,3 +117,18 @@ def test_stats_from_minutes_and_edges_equal_the_scan_of_all_trades(
         stats_from_parts("p1", now=now, head=head, minutes=minutes, tail=tail, last_before=before)
         == scanned
     )
+    # the tail's minute as its candle, when none of that minute's trades is later than now
+    (current,) = build_candles(tail, Interval.M1) or (None,)
+    assert (
+        stats_from_parts(
+            "p1", now=now, head=head, minutes=minutes, current=current, last_before=before
+        )
+        == scanned
+    )
+    later = [
+        t for t in trades if t.time > now and Interval.M1.open_time(t.time) == parts.tail_start
+    ]
+    if later:  # such a candle would hold trades the window does not: refused
+        (beyond,) = build_candles(tail + later, Interval.M1)
+        with pytest.raises(ValueError):
+            stats_from_parts("p1", now=now, head=head, minutes=minutes, current=beyond)
